@@ -1,0 +1,44 @@
+# Two commands: `make run` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## run: create the embedded vault, open the Platform 6 example channel, post events, list them
+run: $(VENV)/.installed
+	$(BIN)/trailvault init
+	$(BIN)/trailvault channels open myindex --schema examples/platform6/myindex.json
+	$(BIN)/trailvault post myindex '{"company": "Amalto", "amount": 101.12}'
+	$(BIN)/trailvault post myindex @examples/platform6/invoice.json
+	$(BIN)/trailvault post myindex - < examples/platform6/events.ndjson
+	$(BIN)/trailvault events list --channel myindex --sort-order desc --limit 10 --output table
+
+## test: lint, type-check and run the whole suite
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+## bench: the performance tables of docs/benchmarks.md
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) trailvault-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,325 @@
+"""Ingest and listing benchmarks for the embedded vault, with their baselines in the same run.
+
+    .venv/bin/python bench/ingest.py             # the figures of docs/benchmarks.md
+    .venv/bin/python bench/ingest.py --quick     # a smaller run, to check the script
+
+Prints a Markdown table: each figure, its baseline measured in this run, the ratio
+and the target from the issue. Durable means synchronous=FULL: every commit is
+on disk when the call returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uuid_utils
+
+import trailvault
+from trailvault.store.sqlite.migrations import MIGRATIONS
+
+SCHEMA = {
+    "fields": [
+        {"name": "type", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "message", "type": "STRING"},
+        {
+            "name": "http_request",
+            "type": "RECORD",
+            "fields": [
+                {"name": "method", "type": "STRING"},
+                {"name": "url", "type": "STRING"},
+                {"name": "user_agent", "type": "STRING"},
+            ],
+        },
+        {
+            "name": "http_response",
+            "type": "RECORD",
+            "fields": [{"name": "status_code", "type": "INTEGER"}, {"name": "reason", "type": "STRING"}],
+        },
+        {
+            "name": "user",
+            "type": "RECORD",
+            "fields": [
+                {"name": "authenticated", "type": "BOOLEAN"},
+                {"name": "email", "type": "STRING", "index": True},
+                {"name": "roles", "type": "STRING", "mode": "REPEATED"},
+                {"name": "ip", "type": "STRING"},
+                {"name": "provider", "type": "RECORD", "fields": [
+                    {"name": "name", "type": "STRING"}, {"name": "realm", "type": "STRING"}]},
+            ],
+        },
+        {
+            "name": "filter",
+            "type": "RECORD",
+            "fields": [
+                {"name": "object", "type": "STRING"},
+                {"name": "kwargs", "type": "RECORD", "fields": [
+                    {"name": "id", "type": "STRING"}, {"name": "status", "type": "STRING"}]},
+            ],
+        },
+        {"name": "results", "type": "STRING", "mode": "REPEATED"},
+    ]
+}  # fmt: skip
+
+
+def body(i: int) -> dict[str, Any]:
+    """A realistic access-audit event of about 600 bytes (datapunt AuditLogger's shape)."""
+    return {
+        "type": "INFO",
+        "message": f"Retrieve Order {i} for customer {i * 7 % 100_000} in region eu-west-1",
+        "http_request": {
+            "method": "GET",
+            "url": f"https://api.example.com/v1/orders/{i}?include=items,customer",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0",
+        },
+        "http_response": {"status_code": 200, "reason": "OK"},
+        "user": {
+            "authenticated": True,
+            "email": f"user{i % 5000}@example.com",
+            "roles": ["auditor", "orders-read"],
+            "ip": f"10.{i % 256}.{i // 256 % 256}.7",
+            "provider": {"name": "keycloak", "realm": "corp"},
+        },
+        "filter": {"object": "Order", "kwargs": {"id": str(i), "status": "open"}},
+        "results": [f"order:{i}", f"customer:{i * 7 % 100_000}"],
+    }
+
+
+# -- baselines -----------------------------------------------------------------------
+
+
+def raw_sqlite(path: Path, bodies: list[dict[str, Any]], batch: int) -> float:
+    """Rows pre-serialized, then executemany into a table with trailvault's own DDL and indexes."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    for statement in MIGRATIONS[0].statements:
+        if "TRIGGER" not in statement:
+            conn.execute(statement)
+    conn.execute(
+        "CREATE INDEX body_email ON events (channel_key, json_extract(body, '$.\"user\".\"email\"'), time) "
+        "WHERE json_extract(body, '$.\"user\".\"email\"') IS NOT NULL"
+    )
+    now = time.time_ns() // 1000
+    rows = []
+    for seq, item in enumerate(bodies, 1):
+        text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+        rows.append((seq, str(uuid_utils.uuid7()), 1, 1, now + seq, now + seq, text.decode(),
+                     hashlib.sha256(text).digest(), None))  # fmt: skip
+    started = time.perf_counter()
+    for start in range(0, len(rows), batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[start : start + batch])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(rows) / elapsed
+
+
+def datapunt(path: Path, count: int) -> float:
+    """datapunt-audit-log's AuditLogger builder, its handler writing JSON lines to a file."""
+    from audit_log.logger import AuditLogger
+
+    class FileAuditLogger(AuditLogger):  # type: ignore[misc]
+        def get_logger_name(self) -> str:
+            return "audit_log_bench"
+
+        def get_log_handler(self) -> logging.Handler:
+            return logging.FileHandler(path)
+
+    started = time.perf_counter()
+    for i in range(count):
+        item = body(i)
+        (
+            FileAuditLogger()
+            .set_http_request(method="GET", url=item["http_request"]["url"], user_agent=item["http_request"]["user_agent"])
+            .set_http_response(status_code=200, reason="OK")
+            .set_user(authenticated=True, provider="keycloak", email=item["user"]["email"],
+                      roles=item["user"]["roles"], ip=item["user"]["ip"], realm="corp")
+            .set_filter(object_name="Order", kwargs=item["filter"]["kwargs"])
+            .set_results(item["results"])
+            .info(item["message"])
+            .send_log()
+        )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    for handler in logging.getLogger("audit_log_bench").handlers:
+        handler.close()
+    return count / elapsed
+
+
+def fsync_rate(folder: Path, count: int = 1000) -> float:
+    """How many 4 KiB write + fdatasync pairs this disk does per second (the floor of durable commits)."""
+    path = folder / "fsync.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    os.write(fd, b"\0" * (1 << 20))
+    os.fsync(fd)
+    started = time.perf_counter()
+    for i in range(count):
+        os.pwrite(fd, b"x" * 4096, (i % 256) * 4096)
+        os.fdatasync(fd)
+    elapsed = time.perf_counter() - started
+    os.close(fd)
+    path.unlink()
+    return count / elapsed
+
+
+# -- trailvault ------------------------------------------------------------------------
+
+
+def fresh_vault(folder: Path, name: str, **options: Any) -> trailvault.Vault:
+    vault = trailvault.open_vault(folder / name, **options)
+    vault.open("access", SCHEMA)
+    return vault
+
+
+def batched(folder: Path, bodies: list[dict[str, Any]], batch: int) -> float:
+    with fresh_vault(folder, "batched") as vault:
+        started = time.perf_counter()
+        for start in range(0, len(bodies), batch):
+            vault.post_many("access", bodies[start : start + batch])
+        return len(bodies) / (time.perf_counter() - started)
+
+
+def single(folder: Path, name: str, count: int, threads: int, **options: Any) -> tuple[float, float]:
+    """Events/s and p99 latency (ms) of one-event posts from ``threads`` threads."""
+    with fresh_vault(folder, name, **options) as vault:
+        bodies = [body(i) for i in range(count)]
+        latencies: list[float] = []
+        share = count // threads
+
+        def work(part: int) -> None:
+            mine = []
+            for item in bodies[part * share : (part + 1) * share]:
+                started = time.perf_counter()
+                vault.post("access", item)
+                mine.append(time.perf_counter() - started)
+            latencies.extend(mine)
+
+        workers = [threading.Thread(target=work, args=(part,)) for part in range(threads)]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+        p99 = statistics.quantiles(latencies, n=100)[98] * 1000
+        return share * threads / elapsed, p99
+
+
+def listing(folder: Path, total: int, channels: int = 5) -> tuple[float, float, float]:
+    """Build a ``total``-event vault over ``channels`` channels; return (build rate, median ms, p95 ms)."""
+    vault = trailvault.open_vault(folder / "listing")
+    names = [f"channel{n}" for n in range(channels)]
+    for name in names:
+        vault.open(name, SCHEMA)
+    start_us = 1_700_000_000_000_000
+    step_us = 1_000_000 // 2  # two events a second across the vault
+    batch = 1000
+    template = [body(i) for i in range(batch)]
+    started = time.perf_counter()
+    for offset in range(0, total, batch):
+        items = [
+            trailvault.NewEvent(template[i], time=datetime.fromtimestamp((start_us + (offset + i) * step_us) / 1e6, UTC))
+            for i in range(batch)
+        ]
+        vault.post_many(names[(offset // batch) % channels], items)
+    build_rate = total / (time.perf_counter() - started)
+    span_us = total * step_us
+    timings = []
+    for n in range(200):
+        window_start = start_us + (n * 7919 % 1000) * (span_us - 3_600_000_000) // 1000
+        began = time.perf_counter()
+        page = vault.events(
+            names[n % channels],
+            time_from=datetime.fromtimestamp(window_start / 1e6, UTC),
+            time_to=datetime.fromtimestamp((window_start + 3_600_000_000) / 1e6, UTC),
+            limit=100,
+        )
+        timings.append((time.perf_counter() - began) * 1000)
+        assert len(page) == 100, len(page)
+    vault.close()
+    return build_rate, statistics.median(timings), statistics.quantiles(timings, n=20)[18]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
+    parser.add_argument("--events", type=int, default=200_000, help="events for the batched ingest runs")
+    parser.add_argument("--listing-events", type=int, default=5_000_000, help="size of the listing vault")
+    parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args()
+    if args.quick:
+        args.events, args.listing_events = 20_000, 100_000
+    single_count = 4_000 if args.quick else 20_000
+
+    scratch = tempfile.TemporaryDirectory(dir=args.dir)
+    folder = Path(scratch.name)
+    bodies = [body(i) for i in range(args.events)]
+    size = sum(len(orjson.dumps(item)) for item in bodies[:1000]) / 1000
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(name: str, value: str, baseline: str, ratio: str, target: str) -> None:
+        rows.append((name, value, baseline, ratio, target))
+        print(f"  {name}: {value}  [{baseline}] {ratio}", file=sys.stderr, flush=True)
+
+    print(f"machine: {machine()}; events of {size:.0f} bytes", file=sys.stderr)
+    raw = raw_sqlite(folder / "raw.sqlite3", bodies, 1000)
+    dp = datapunt(folder / "datapunt.log", min(args.events, 100_000))
+    ours = batched(folder, bodies, 1000)
+    row("post_many, 1,000 events a call, durable", f"{ours:,.0f} events/s", f"raw executemany {raw:,.0f} rows/s",
+        f"{ours / raw:.2f}x", ">= 0.7x")  # fmt: skip
+    row("post_many vs datapunt AuditLogger to a file", f"{ours:,.0f} events/s", f"datapunt {dp:,.0f} events/s",
+        f"{ours / dp:.2f}x", ">= 2.5x")  # fmt: skip
+    floor = fsync_rate(folder)
+    one, one_p99 = single(folder, "single1", single_count, 1)
+    row("post, 1 thread, durable", f"{one:,.0f} events/s (p99 {one_p99:.2f} ms)",
+        f"disk: {floor:,.0f} fdatasync/s", f"{one / floor:.2f}x of the disk's sync rate", ">= 4,000 events/s")  # fmt: skip
+    eight, eight_p99 = single(folder, "single8", single_count, 8)
+    row("post, 8 threads, durable (group commit)", f"{eight:,.0f} events/s (p99 {eight_p99:.2f} ms)",
+        f"1 thread: {one:,.0f} events/s", f"{eight / one:.2f}x", ">= 15,000 events/s")  # fmt: skip
+    relaxed, relaxed_p99 = single(folder, "normal1", single_count, 1, durability="normal")
+    row("post, 1 thread, durability=normal", f"{relaxed:,.0f} events/s (p99 {relaxed_p99:.2f} ms)",
+        f"durable: {one:,.0f} events/s", f"{relaxed / one:.2f}x", "(for information)")  # fmt: skip
+    build, median, p95 = listing(folder, args.listing_events)
+    row(f"events list, first 100 of one channel in a 1-hour window, {args.listing_events:,}-event vault",
+        f"median {median:.2f} ms, p95 {p95:.2f} ms", f"vault built at {build:,.0f} events/s", "", "median <= 20 ms")  # fmt: skip
+
+    print(f"\nMachine: {machine()}. Date: {datetime.now(UTC):%Y-%m-%d}. Events of about {size:.0f} bytes (JSON).\n")
+    print("| measure | trailvault | baseline (same run) | ratio | target |")
+    print("|---|---|---|---|---|")
+    for name, value, baseline, ratio, target in rows:
+        print(f"| {name} | {value} | {baseline} | {ratio} | {target} |")
+    scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""A channel as the vault shows it: a named, schema-checked stream of one app's events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trailvault.schema import Schema
+from trailvault.timestamps import format_timestamp
+
+__all__ = ["Channel"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel at its latest schema version."""
+
+    app: str
+    name: str
+    version: int
+    created_us: int
+    schema: Schema
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form shown by ``channels show`` and the API."""
+        return {
+            "app": self.app,
+            "name": self.name,
+            "version": self.version,
+            "created": format_timestamp(self.created_us),
+            "schema": self.schema.to_document(),
+        }

@@ -1,0 +1,87 @@
+"""The ``trailvault`` command: a thin shell over the Vault API with the same names.
+
+Exit codes: 0 success, 2 usage error (from click), 1 any other error, with a
+message on stderr that names the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from trailvault.config import load_settings, open_configured_vault
+from trailvault.errors import TrailvaultError
+from trailvault.vault import Vault
+
+__all__ = ["Session", "main"]
+
+
+@dataclass
+class Session:
+    """What every command shares: the resolved settings and, once opened, the vault."""
+
+    overrides: dict[str, Any]
+    config: str | None
+    _vault: Vault | None = field(default=None, repr=False)
+
+    def settings(self) -> dict[str, Any]:
+        return load_settings(config=self.config, overrides=self.overrides)
+
+    def vault(self, *, create: bool = False) -> Vault:
+        if self._vault is None:
+            self._vault = open_configured_vault(self.settings(), create=create)
+        return self._vault
+
+    def close(self) -> None:
+        if self._vault is not None:
+            self._vault.close()
+
+
+class _Shell(click.Group):
+    """Turn library errors into a message on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TrailvaultError as exc:
+            click.echo(f"trailvault: error: {exc.message}", err=True)
+            ctx.exit(1)
+        except BrokenPipeError:
+            ctx.exit(1)
+
+
+@click.group(cls=_Shell, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="trailvault")
+@click.option("--vault", envvar="TRAILVAULT_VAULT", help="Vault folder, .sqlite3 file or sqlite:/// URL.")
+@click.option("--app", envvar="TRAILVAULT_APP", help="App (tenant) to write and read as.")
+@click.option(
+    "--config", "config", type=click.Path(dir_okay=False), envvar="TRAILVAULT_CONFIG", help="TOML config file."
+)
+@click.pass_context
+def main(ctx: click.Context, vault: str | None, app: str | None, config: str | None) -> None:
+    """trailvault: record, keep, find, take out and prove audit events.
+
+    \b
+    Example:
+      trailvault init
+      trailvault channels open myindex --schema myindex.json
+      trailvault post myindex '{"company": "Amalto", "amount": 101.12}'
+      trailvault events list --channel myindex
+    """
+    session = Session({"vault": vault, "app": app}, config)
+    ctx.obj = session
+    ctx.call_on_close(session.close)
+
+
+def _register() -> None:
+    from trailvault.cli import channels, events, init, post
+
+    main.add_command(init.init)
+    main.add_command(channels.channels)
+    main.add_command(post.post)
+    main.add_command(events.events)
+
+
+_register()

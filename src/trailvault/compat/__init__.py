@@ -1,0 +1,1 @@
+"""Drop-in bindings for the tools trailvault replaces."""

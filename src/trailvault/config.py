@@ -1,0 +1,133 @@
+"""Settings: one table, read from defaults, the config file, ``TRAILVAULT_*`` and flags.
+
+Later sources win: default < config file < environment variable < command-line
+flag. The config file is TOML: ``--config FILE``, else ``$TRAILVAULT_CONFIG``,
+else ``./trailvault.toml`` when it exists, else ``~/.config/trailvault/config.toml``
+when it exists. Example::
+
+    vault = "/var/lib/trailvault"
+    app = "billing"
+    max_future_skew = 600
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trailvault.errors import InvalidInput
+from trailvault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_SKEW, Vault, open_vault
+
+__all__ = ["SETTINGS", "Setting", "config_file", "load_settings", "open_configured_vault"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (``TRAILVAULT_<NAME>`` in the environment), default and help."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env_var(self) -> str:
+        return "TRAILVAULT_" + self.name.upper()
+
+
+def _durability(text: str) -> str:
+    if text not in ("full", "normal"):
+        raise ValueError("use full or normal")
+    return text
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("vault", "trailvault-data", "the vault: a folder, a .sqlite3 file, or a sqlite:/// URL"),
+    Setting("app", "default", "the app (tenant) to write and read as; Platform 6's application_id"),
+    Setting("max_event_bytes", DEFAULT_MAX_EVENT_BYTES, "largest event accepted, in bytes of canonical JSON", int),
+    Setting("max_future_skew", DEFAULT_MAX_FUTURE_SKEW, "seconds an event's time may be ahead of the clock", float),
+    Setting(
+        "durability",
+        "full",
+        "full: every post survives power loss; normal: survives a crash of the process only",
+        _durability,
+    ),
+)
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def config_file(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """Return the config file to read, or None when there is none."""
+    env = os.environ if env is None else env
+    if explicit is not None:
+        return Path(explicit)
+    if env.get("TRAILVAULT_CONFIG"):
+        return Path(env["TRAILVAULT_CONFIG"])
+    for candidate in (Path("trailvault.toml"), Path.home() / ".config" / "trailvault" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(
+    *,
+    config: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return every setting's value; raise InvalidInput naming a bad one and where it came from."""
+    env = os.environ if env is None else env
+    values = {setting.name: setting.default for setting in SETTINGS}
+    path = config_file(config, env)
+    if path is not None:
+        for name, value in _read_config(path).items():
+            values[name] = _check(name, value, f"{path}")
+    for setting in SETTINGS:
+        if env.get(setting.env_var):
+            values[setting.name] = _check(setting.name, env[setting.env_var], setting.env_var)
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = _check(name, value, "the command line")
+    return values
+
+
+def open_configured_vault(settings: Mapping[str, Any], *, create: bool) -> Vault:
+    """Open the vault that ``settings`` (from :func:`load_settings`) name."""
+    return open_vault(
+        settings["vault"],
+        app=settings["app"],
+        create=create,
+        durability=settings["durability"],
+        max_event_bytes=settings["max_event_bytes"],
+        max_future_skew=settings["max_future_skew"],
+    )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise InvalidInput(f"config: cannot read {path} ({exc.strerror}); check --config", field="config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"config: {path} is not valid TOML ({exc})", field="config") from None
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0]}: unknown setting in {path}; known settings are {', '.join(_BY_NAME)}", field=unknown[0]
+        )
+    return data
+
+
+def _check(name: str, value: Any, source: str) -> Any:
+    setting = _BY_NAME[name]
+    if isinstance(value, str) or not isinstance(value, type(setting.default)):
+        try:
+            return setting.parse(str(value))
+        except ValueError as exc:
+            raise InvalidInput(f"{name}: {value!r} from {source} is not valid ({exc})", field=name) from None
+    return value

@@ -1,0 +1,173 @@
+"""Every error trailvault raises, as one small tree.
+
+::
+
+    TrailvaultError                  base; carries ``code``, ``status`` and ``field``
+    ├── InvalidInput                 400  the caller sent something unusable
+    │   ├── MalformedJSON            400  a JSON text does not parse (message gives the position)
+    │   ├── InvalidSchema            400  a channel schema is not valid
+    │   ├── InvalidQuery             400  a listing's parameters or page token are not valid
+    │   ├── EventTooLarge            413  an event is over ``max_event_bytes``
+    │   └── ValidationFailed         422  an event does not match its channel's schema
+    │       └── TimeSkew             422  ``time`` is further in the future than allowed
+    ├── BatchRejected                4xx  some events of an all-or-nothing batch were refused
+    ├── NotFound                     404
+    │   ├── VaultNotFound                 no vault at the given path or URL
+    │   ├── ChannelNotFound               the channel was never opened
+    │   └── EventNotFound
+    ├── Conflict                     409
+    │   ├── IdConflict                    an event id exists with different content
+    │   └── SchemaChangeRefused           a schema change other than adding NULLABLE fields
+    ├── AppendOnlyViolation          409  something tried to change or remove a kept event
+    └── StoreUnavailable             503  the store cannot be reached or is busy; retrying may help
+
+Messages name the field (``taxes[1].taxrate``) and, where there is one, the fix.
+Errors that reach HTTP carry their status; ``to_dict`` is the wire form
+``{"code", "message", "field"}``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AppendOnlyViolation",
+    "BatchRejected",
+    "ChannelNotFound",
+    "Conflict",
+    "EventNotFound",
+    "EventTooLarge",
+    "IdConflict",
+    "InvalidInput",
+    "InvalidQuery",
+    "InvalidSchema",
+    "MalformedJSON",
+    "NotFound",
+    "SchemaChangeRefused",
+    "StoreUnavailable",
+    "TimeSkew",
+    "TrailvaultError",
+    "ValidationFailed",
+    "VaultNotFound",
+]
+
+
+class TrailvaultError(Exception):
+    """Base of every trailvault error.
+
+    ``field`` names the offending input (a dotted body path such as
+    ``taxes[1].taxrate``, an envelope field, or an option name) when there is one.
+    """
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str | None]:
+        """Return the wire form used by the CLI's JSON output and the HTTP API."""
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class InvalidInput(TrailvaultError):
+    code = "invalid_input"
+    status = 400
+
+
+class MalformedJSON(InvalidInput):
+    code = "malformed_json"
+
+
+class InvalidSchema(InvalidInput):
+    code = "invalid_schema"
+
+
+class InvalidQuery(InvalidInput):
+    code = "invalid_query"
+
+
+class EventTooLarge(InvalidInput):
+    code = "event_too_large"
+    status = 413
+
+
+class ValidationFailed(InvalidInput):
+    """An event does not match its channel's schema.
+
+    ``problems`` lists every ``(field path, message)`` found, first one in ``field``.
+    """
+
+    code = "validation_failed"
+    status = 422
+
+    def __init__(
+        self, message: str, *, field: str | None = None, problems: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.problems = problems if problems is not None else [(field or "", message)]
+
+
+class TimeSkew(ValidationFailed):
+    code = "time_skew"
+
+
+class BatchRejected(InvalidInput):
+    """Some events of an all-or-nothing batch were refused, so none was stored.
+
+    ``failures`` lists ``(index in the batch, error)`` for every refused event
+    (up to a limit); the status is that of the first failure.
+    """
+
+    code = "batch_rejected"
+
+    def __init__(self, failures: list[tuple[int, TrailvaultError]], total: int) -> None:
+        shown = "; ".join(f"event {index}: {error.message}" for index, error in failures[:10])
+        more = f"; and {len(failures) - 10} more" if len(failures) > 10 else ""
+        super().__init__(
+            f"{len(failures)} of {total} events refused, nothing was stored: {shown}{more}",
+            field=failures[0][1].field,
+        )
+        self.failures = failures
+        self.total = total
+        self.status = failures[0][1].status
+
+
+class NotFound(TrailvaultError):
+    code = "not_found"
+    status = 404
+
+
+class VaultNotFound(NotFound):
+    code = "vault_not_found"
+
+
+class ChannelNotFound(NotFound):
+    code = "channel_not_found"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+
+class Conflict(TrailvaultError):
+    code = "conflict"
+    status = 409
+
+
+class IdConflict(Conflict):
+    code = "id_conflict"
+
+
+class SchemaChangeRefused(Conflict):
+    code = "schema_change_refused"
+
+
+class AppendOnlyViolation(TrailvaultError):
+    code = "append_only"
+    status = 409
+
+
+class StoreUnavailable(TrailvaultError):
+    code = "store_unavailable"
+    status = 503

@@ -1,0 +1,185 @@
+"""What a listing asks for: the query model, its filter tree, and page tokens.
+
+A filter is a small tree of :class:`Compare`, :class:`Present`, :class:`And`,
+:class:`Or` and :class:`Not` nodes over *attributes*: an envelope field (``id``,
+``time``, ``received``, ``channel``, ``seq``) or a dotted body path
+(``user.email``). Each store backend compiles the same tree into parameterized
+SQL of its own dialect; the SCIM filter parser builds the same tree.
+
+Page tokens are opaque to callers: keyset cursors ``(sort value, seq)`` bound to
+the query they came from, so a page never skips or repeats an event while new
+events keep arriving.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from trailvault.errors import InvalidQuery
+
+__all__ = [
+    "ENVELOPE_FIELDS",
+    "SORT_FIELDS",
+    "And",
+    "Compare",
+    "EventQuery",
+    "Filter",
+    "Not",
+    "Op",
+    "Or",
+    "Present",
+    "body_path",
+    "decode_page_token",
+    "encode_page_token",
+]
+
+ENVELOPE_FIELDS = frozenset({"id", "time", "received", "app", "channel", "seq"})
+SORT_FIELDS = ("time", "received", "seq")
+MAX_LIMIT = 1000
+_SEGMENT = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]{0,127}")
+
+
+class Op(StrEnum):
+    """Comparison operators (the OCI Data Safe set of SCIM operators)."""
+
+    EQ = "eq"  # equal; case-insensitive for strings
+    EQ_CS = "eq_cs"  # equal, case-sensitive
+    NE = "ne"
+    CO = "co"  # contains
+    SW = "sw"  # starts with
+    EW = "ew"  # ends with
+    GT = "gt"
+    GE = "ge"
+    LT = "lt"
+    LE = "le"
+    IN = "in"
+    NOT_IN = "not_in"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``attribute op value``; for ``in``/``not_in`` the value is a tuple."""
+
+    attribute: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """``attribute pr``: the attribute exists and is not null."""
+
+    attribute: str
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Filter
+
+
+Filter = Compare | Present | And | Or | Not
+
+
+def body_path(attribute: str) -> tuple[str, ...]:
+    """Split a dotted body path into its segments, or raise InvalidQuery naming it.
+
+    Segments follow the schema's field-name rule, which is what makes it safe for
+    a store to render a path into an index expression.
+    """
+    segments = tuple(attribute.split("."))
+    if not all(_SEGMENT.fullmatch(segment) for segment in segments):
+        raise InvalidQuery(
+            f"{attribute[:80]!r} is not a field: use an envelope field "
+            f"({', '.join(sorted(ENVELOPE_FIELDS))}) or a dotted body path such as user.email",
+            field=attribute[:80],
+        )
+    return segments
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """One listing of one app's events.
+
+    ``time_from``/``time_to`` bound ``time`` as ``[from, to)`` in microseconds.
+    Results are ordered by ``(sort_by, seq)``, ascending unless ``descending``.
+    ``after`` is the keyset cursor of the last event already returned.
+    """
+
+    app: str
+    channel: str | None = None
+    time_from: int | None = None
+    time_to: int | None = None
+    filter: Filter | None = None
+    sort_by: str = "time"
+    descending: bool = False
+    limit: int = 100
+    after: tuple[int, int] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.sort_by not in SORT_FIELDS:
+            raise InvalidQuery(
+                f"sort_by: {self.sort_by!r} is not sortable; use one of {', '.join(SORT_FIELDS)}",
+                field="sort_by",
+            )
+        # Callers bound the page size (MAX_LIMIT); the vault asks for one more row
+        # than it shows to learn whether a next page exists.
+        if self.limit < 1:
+            raise InvalidQuery(f"limit: {self.limit} is out of range; use at least 1", field="limit")
+        if self.time_from is not None and self.time_to is not None and self.time_to < self.time_from:
+            raise InvalidQuery("to: the end of the time range is before its start", field="to")
+
+    def digest(self) -> str:
+        """Identify the query apart from its page size and position."""
+        material = orjson.dumps(
+            [self.app, self.channel, self.time_from, self.time_to, repr(self.filter), self.sort_by, self.descending]
+        )
+        return hashlib.sha256(material).hexdigest()[:16]
+
+    def starting_after(self, cursor: tuple[int, int] | None) -> EventQuery:
+        """Return the same query continuing after ``cursor``."""
+        return replace(self, after=cursor)
+
+
+def encode_page_token(query: EventQuery, cursor: tuple[int, int]) -> str:
+    """Return an opaque token that continues ``query`` after ``cursor``."""
+    raw = orjson.dumps({"v": 1, "q": query.digest(), "k": list(cursor)})
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_page_token(token: str, query: EventQuery) -> tuple[int, int]:
+    """Return the cursor in ``token``, or raise InvalidQuery naming ``page``.
+
+    A token only continues the query that produced it.
+    """
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        version, digest, (sort_value, seq) = data["v"], data["q"], data["k"]
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise InvalidQuery("page: not a page token from trailvault; pass next_page as given", field="page") from None
+    if version != 1 or not isinstance(sort_value, int) or not isinstance(seq, int):
+        raise InvalidQuery("page: not a page token from trailvault; pass next_page as given", field="page")
+    if digest != query.digest():
+        raise InvalidQuery(
+            "page: this token belongs to a different query; repeat the query's filters exactly or start over",
+            field="page",
+        )
+    return (sort_value, seq)

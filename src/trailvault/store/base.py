@@ -1,0 +1,91 @@
+"""The store contract: what every backend (SQLite, PostgreSQL) provides to the vault.
+
+A store keeps channels with their schema versions, and the single append-only
+log of events. It knows nothing about schemas beyond storing their documents and
+building the expression indexes it is asked for; validation happens before an
+event reaches it. Each backend translates its own driver errors into
+``trailvault.errors`` (``raise ... from exc``) so no driver exception escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from trailvault.errors import IdConflict
+from trailvault.event import Event, PendingEvent, Posted
+from trailvault.query import EventQuery
+
+__all__ = ["AppendOutcome", "ChannelRecord", "Store"]
+
+#: For each batch given to :meth:`Store.append`: its events' outcomes, or the
+#: conflict that kept the whole batch out.
+AppendOutcome = list[Posted] | IdConflict
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    """A channel as stored: its latest schema version and that version's document."""
+
+    app: str
+    name: str
+    created_us: int
+    version: int
+    schema_document: dict[str, Any]
+
+
+class Store(Protocol):
+    """One vault's storage. Methods are safe to call from several threads."""
+
+    #: Where the store lives, fit to show to people (never holds a password).
+    location: str
+
+    def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+
+    def vault_id(self) -> str:
+        """Return the vault's permanent random id (set when the vault was created)."""
+
+    def get_channel(self, app: str, name: str) -> ChannelRecord | None:
+        """Return the channel's latest version, or None when it was never opened."""
+
+    def list_channels(self, app: str) -> list[ChannelRecord]:
+        """Return the app's channels, each at its latest version, ordered by name."""
+
+    def save_channel_version(
+        self,
+        app: str,
+        name: str,
+        version: int,
+        schema_document: dict[str, Any],
+        index_paths: Sequence[tuple[str, ...]],
+        created_us: int,
+    ) -> ChannelRecord:
+        """Record ``version`` of a channel's schema (version 1 creates the channel).
+
+        Builds an expression index for every path in ``index_paths`` that has none.
+        Raises Conflict when that version already exists, which happens when
+        another writer changed the schema first; the caller reloads and retries.
+        """
+
+    def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
+        """Append several batches in one durable transaction and return an outcome per batch.
+
+        Each batch is all or nothing: an event id that exists (or repeats within the
+        transaction) with different content keeps its whole batch out with an
+        IdConflict, while the other batches still commit. An id that exists with the
+        same content is not appended again; its outcome is the kept seq with
+        ``duplicate=True``. Seqs are consecutive, gap-free and follow batch order.
+        When this returns, the appended events survive a crash or power loss
+        (unless the store was opened with relaxed durability).
+        """
+
+    def get_event(self, app: str, event_id: str) -> Event | None:
+        """Return the app's event with this id, or None."""
+
+    def find_events(self, query: EventQuery) -> list[Event]:
+        """Return at most ``query.limit`` events matching ``query``, in its order."""
+
+    def log_size(self) -> int:
+        """Return the number of entries in the log (the highest seq)."""

@@ -1,0 +1,99 @@
+"""Versioned migrations of the SQLite store, applied in order, each in its own transaction.
+
+Never edit a released migration: add the next one. The ``schema_migrations``
+table records what has been applied; a vault written by a newer trailvault is
+refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_APPEND_ONLY_MESSAGE = "trailvault: events are append-only; a body is removed only through redact or purge"
+
+_INITIAL = (
+    """CREATE TABLE vault_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE apps (
+        app_key INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created INTEGER NOT NULL
+    )""",
+    """CREATE TABLE channels (
+        channel_key INTEGER PRIMARY KEY,
+        app_key INTEGER NOT NULL REFERENCES apps (app_key),
+        name TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        UNIQUE (app_key, name)
+    )""",
+    """CREATE TABLE schema_versions (
+        channel_key INTEGER NOT NULL REFERENCES channels (channel_key),
+        version INTEGER NOT NULL,
+        schema TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY (channel_key, version)
+    ) WITHOUT ROWID""",
+    # seq is the rowid: appends go to the right edge of the table's B-tree. Ids and
+    # names live in side indexes; app and channel are small integer keys.
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        app_key INTEGER NOT NULL,
+        channel_key INTEGER NOT NULL,
+        time INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        body TEXT,
+        body_sha256 BLOB NOT NULL,
+        fingerprint BLOB
+    )""",
+    "CREATE UNIQUE INDEX events_by_id ON events (app_key, id)",
+    # Every index also ends in the rowid (seq), so these serve ORDER BY time, seq.
+    "CREATE INDEX events_by_channel_time ON events (channel_key, time)",
+    "CREATE INDEX events_by_app_time ON events (app_key, time)",
+    """CREATE TABLE body_indexes (
+        path TEXT PRIMARY KEY,
+        index_name TEXT NOT NULL,
+        created INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # The only way a kept event may change: redact or purge writes a grant for a seq
+    # range in the same transaction as its UPDATE/DELETE and removes it again.
+    """CREATE TABLE erasure_grants (
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    )""",
+    f"""CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    WHEN NOT (
+        NEW.body IS NULL AND NEW.seq IS OLD.seq AND NEW.id IS OLD.id
+        AND NEW.app_key IS OLD.app_key AND NEW.channel_key IS OLD.channel_key
+        AND NEW.time IS OLD.time AND NEW.received IS OLD.received
+        AND NEW.body_sha256 IS OLD.body_sha256 AND NEW.fingerprint IS OLD.fingerprint
+        AND EXISTS (SELECT 1 FROM erasure_grants WHERE NEW.seq BETWEEN first_seq AND last_seq)
+    )
+    BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END""",
+    f"""CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM erasure_grants WHERE OLD.seq BETWEEN first_seq AND last_seq)
+    BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END""",
+    """CREATE TRIGGER channels_refuse_update BEFORE UPDATE ON channels
+    BEGIN SELECT RAISE(ABORT, 'trailvault: channels are append-only'); END""",
+    """CREATE TRIGGER channels_refuse_delete BEFORE DELETE ON channels
+    BEGIN SELECT RAISE(ABORT, 'trailvault: channels are append-only'); END""",
+    """CREATE TRIGGER schema_versions_refuse_update BEFORE UPDATE ON schema_versions
+    BEGIN SELECT RAISE(ABORT, 'trailvault: schema versions are append-only'); END""",
+    """CREATE TRIGGER schema_versions_refuse_delete BEFORE DELETE ON schema_versions
+    BEGIN SELECT RAISE(ABORT, 'trailvault: schema versions are append-only'); END""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),)

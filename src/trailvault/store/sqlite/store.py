@@ -1,0 +1,413 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+One write connection, used by whichever thread holds the write lock (the group
+committer makes that one leader at a time); one read connection per reading
+thread, so listings never wait for a commit. Several processes may share a file:
+``BEGIN IMMEDIATE`` serializes their writers and each transaction reads the next
+seq inside its own lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from trailvault.errors import (
+    AppendOnlyViolation,
+    ChannelNotFound,
+    Conflict,
+    IdConflict,
+    InvalidInput,
+    StoreUnavailable,
+    TrailvaultError,
+    VaultNotFound,
+)
+from trailvault.event import Event, PendingEvent, Posted
+from trailvault.query import EventQuery
+from trailvault.store.base import AppendOutcome, ChannelRecord
+from trailvault.store.sqlite.migrations import MIGRATIONS
+from trailvault.store.sqlite.sql import body_expression, compile_listing
+
+__all__ = ["SQLiteStore"]
+
+_BUSY_TIMEOUT_MS = 30_000
+_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+_INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SELECT_EVENT = "SELECT seq, id, channel_key, time, received, body FROM events"
+_LATEST_VERSIONS = """
+    SELECT a.name, c.name, c.created, v.version, v.schema
+    FROM channels AS c
+    JOIN apps AS a ON a.app_key = c.app_key
+    JOIN schema_versions AS v ON v.channel_key = c.channel_key
+    WHERE a.name = ? {channel_clause}
+      AND v.version = (SELECT max(version) FROM schema_versions WHERE channel_key = c.channel_key)
+    ORDER BY c.name
+"""
+
+
+class _Kept(NamedTuple):
+    """What an idempotency check needs to know about an event already in the log."""
+
+    seq: int
+    channel_key: int
+    body_sha256: bytes
+    fingerprint: bytes | None
+
+
+class SQLiteStore:
+    """A vault's store in one SQLite file (see :class:`trailvault.store.base.Store`)."""
+
+    def __init__(self, path: Path, *, create: bool, durability: str = "full") -> None:
+        if durability not in _SYNCHRONOUS:
+            raise InvalidInput(f"durability: use 'full' or 'normal', not {durability!r}", field="durability")
+        if not path.exists():
+            if not create:
+                raise VaultNotFound(f"no vault at {path}; create one with `trailvault init` or open_vault()")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.location = str(path)
+        self._path = path
+        self._synchronous = _SYNCHRONOUS[durability]
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._app_keys: dict[str, int] = {}
+        self._channel_keys: dict[tuple[str, str], int] = {}
+        self._channel_names: dict[int, tuple[str, str]] = {}
+        self._writer = self._connect()
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+            )
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise InvalidInput(
+                f"vault: {self._path} is not a trailvault vault ({exc}); point --vault at a vault folder",
+                field="vault",
+            ) from exc
+        if mode != "wal":
+            conn.close()
+            raise StoreUnavailable(f"the vault at {self._path} cannot use write-ahead logging (journal mode {mode})")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = ON")
+            with self._readers_lock:
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._write_lock, self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+            self._writer.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock and one IMMEDIATE transaction; translate driver errors."""
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+
+    def _migrate(self) -> None:
+        conn = self._writer
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied INTEGER NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        latest = MIGRATIONS[-1].version
+        for migration in MIGRATIONS:
+            with self._transaction() as tx:
+                applied = tx.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+                if applied > latest:
+                    raise TrailvaultError(
+                        f"the vault at {self._path} was written by a newer trailvault "
+                        f"(migration {applied}, this one knows {latest}); upgrade trailvault"
+                    )
+                if migration.version <= applied:
+                    continue
+                for statement in migration.statements:
+                    tx.execute(statement)
+                if migration.version == 1:
+                    tx.execute("INSERT INTO vault_meta VALUES ('vault_id', ?)", (str(uuid.uuid4()),))
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.description, time.time_ns() // 1000),
+                )
+
+    # -- names and keys ----------------------------------------------------------
+
+    def _app_key(self, conn: sqlite3.Connection, app: str) -> int | None:
+        key = self._app_keys.get(app)
+        if key is None:
+            row = conn.execute("SELECT app_key FROM apps WHERE name = ?", (app,)).fetchone()
+            if row is None:
+                return None
+            key = self._app_keys[app] = row[0]
+        return key
+
+    def _channel_key(self, conn: sqlite3.Connection, app: str, name: str) -> int | None:
+        key = self._channel_keys.get((app, name))
+        if key is None:
+            row = conn.execute(
+                "SELECT c.channel_key FROM channels AS c JOIN apps AS a ON a.app_key = c.app_key "
+                "WHERE a.name = ? AND c.name = ?",
+                (app, name),
+            ).fetchone()
+            if row is None:
+                return None
+            key = self._channel_keys[(app, name)] = row[0]
+            self._channel_names[key] = (app, name)
+        return key
+
+    def _channel_name(self, conn: sqlite3.Connection, key: int) -> tuple[str, str]:
+        names = self._channel_names.get(key)
+        if names is None:
+            row = conn.execute(
+                "SELECT a.name, c.name FROM channels AS c JOIN apps AS a ON a.app_key = c.app_key "
+                "WHERE c.channel_key = ?",
+                (key,),
+            ).fetchone()
+            names = self._channel_names[key] = (row[0], row[1])
+        return names
+
+    def vault_id(self) -> str:
+        row = self._read("SELECT value FROM vault_meta WHERE key = 'vault_id'").fetchone()
+        return str(row[0])
+
+    # -- channels ----------------------------------------------------------------
+
+    def get_channel(self, app: str, name: str) -> ChannelRecord | None:
+        rows = self._read(_LATEST_VERSIONS.format(channel_clause="AND c.name = ?"), (app, name)).fetchall()
+        return _channel_record(rows[0]) if rows else None
+
+    def list_channels(self, app: str) -> list[ChannelRecord]:
+        rows = self._read(_LATEST_VERSIONS.format(channel_clause=""), (app,)).fetchall()
+        return [_channel_record(row) for row in rows]
+
+    def save_channel_version(
+        self,
+        app: str,
+        name: str,
+        version: int,
+        schema_document: dict[str, Any],
+        index_paths: Sequence[tuple[str, ...]],
+        created_us: int,
+    ) -> ChannelRecord:
+        try:
+            with self._transaction() as tx:
+                app_key = self._app_key(tx, app)
+                if app_key is None:
+                    app_key = tx.execute("INSERT INTO apps (name, created) VALUES (?, ?)", (app, created_us)).lastrowid
+                if version == 1:
+                    tx.execute(
+                        "INSERT INTO channels (app_key, name, created) VALUES (?, ?, ?)", (app_key, name, created_us)
+                    )
+                channel_key = self._channel_key(tx, app, name)
+                tx.execute(
+                    "INSERT INTO schema_versions VALUES (?, ?, ?, ?)",
+                    (channel_key, version, orjson.dumps(schema_document).decode(), created_us),
+                )
+                for path in index_paths:
+                    self._ensure_body_index(tx, path, created_us)
+        except Conflict as exc:
+            self._forget(app, name)
+            raise Conflict(f"channel {name!r} changed while its schema was being saved; retry") from exc
+        except BaseException:
+            self._forget(app, name)
+            raise
+        record = self.get_channel(app, name)
+        assert record is not None
+        return record
+
+    def _forget(self, app: str, name: str) -> None:
+        """Drop cached keys that a rolled-back transaction may have filled in."""
+        self._app_keys.pop(app, None)
+        key = self._channel_keys.pop((app, name), None)
+        if key is not None:
+            self._channel_names.pop(key, None)
+
+    def _ensure_body_index(self, tx: sqlite3.Connection, path: tuple[str, ...], created_us: int) -> None:
+        dotted = ".".join(path)
+        if tx.execute("SELECT 1 FROM body_indexes WHERE path = ?", (dotted,)).fetchone():
+            return
+        index_name = "body_" + hashlib.sha256(dotted.encode()).hexdigest()[:16]
+        expression = body_expression(path)
+        # Partial on IS NOT NULL: only events that carry the field pay for the index,
+        # and SQLite knows that `expr = ?` implies it.
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name} ON events (channel_key, {expression}, time) "
+            f"WHERE {expression} IS NOT NULL"
+        )
+        tx.execute("INSERT INTO body_indexes VALUES (?, ?, ?)", (dotted, index_name, created_us))
+
+    # -- events ------------------------------------------------------------------
+
+    def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
+        with self._transaction() as tx:
+            outcomes, rows = self._admit(tx, batches)
+            if rows:
+                tx.executemany(_INSERT, rows)
+        return outcomes
+
+    def _admit(
+        self, tx: sqlite3.Connection, batches: Sequence[Sequence[PendingEvent]]
+    ) -> tuple[list[AppendOutcome], list[tuple[Any, ...]]]:
+        """Give each batch's new events their seqs; keep out the batches that conflict."""
+        next_seq: int = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+        outcomes: list[AppendOutcome] = []
+        rows: list[tuple[Any, ...]] = []
+        accepted: dict[tuple[int, str], _Kept] = {}
+        for batch in batches:
+            staged: list[tuple[Any, ...]] = []
+            staged_ids: dict[tuple[int, str], _Kept] = {}
+            posted: list[Posted] = []
+            kept = self._kept_ids(tx, batch)
+            conflict: IdConflict | None = None
+            last_names: tuple[str, str] | None = None
+            app_key = channel_key = 0
+            for event in batch:
+                if (event.app, event.channel) != last_names:
+                    app_key, channel_key = self._keys_for(tx, event)
+                    last_names = (event.app, event.channel)
+                if event.fingerprint is not None:
+                    key = (app_key, event.id)
+                    prior = staged_ids.get(key) or accepted.get(key) or kept.get(key)
+                    if prior is not None:
+                        if not _same_content(prior, channel_key, event):
+                            conflict = IdConflict(
+                                f"id: event {event.id!r} already exists (seq {prior.seq}) with different content; "
+                                "use a new id, or repeat exactly the same post to retry it",
+                                field="id",
+                            )
+                            break
+                        posted.append(Posted(event.id, prior.seq, True))
+                        continue
+                    staged_ids[key] = _Kept(next_seq + len(staged), channel_key, event.body_sha256, event.fingerprint)
+                seq = next_seq + len(staged)
+                # PendingEvent ends with the remaining columns, in the table's order.
+                staged.append((seq, event.id, app_key, channel_key, *event[3:]))
+                posted.append(Posted(event.id, seq))
+            if conflict is not None:
+                outcomes.append(conflict)
+                continue
+            rows.extend(staged)
+            accepted.update(staged_ids)
+            next_seq += len(staged)
+            outcomes.append(posted)
+        return outcomes, rows
+
+    def _keys_for(self, tx: sqlite3.Connection, event: PendingEvent) -> tuple[int, int]:
+        app_key = self._app_key(tx, event.app)
+        channel_key = self._channel_key(tx, event.app, event.channel)
+        if app_key is None or channel_key is None:
+            raise ChannelNotFound(f"channel: {event.channel!r} was never opened", field="channel")
+        return app_key, channel_key
+
+    def _kept_ids(self, tx: sqlite3.Connection, batch: Sequence[PendingEvent]) -> dict[tuple[int, str], _Kept]:
+        """Look up, in one statement per app, the producer-given ids of a batch."""
+        given: dict[str, list[str]] = {}
+        for event in batch:
+            if event.fingerprint is not None:
+                given.setdefault(event.app, []).append(event.id)
+        kept: dict[tuple[int, str], _Kept] = {}
+        for app, ids in given.items():
+            app_key = self._app_key(tx, app)
+            if app_key is None:
+                continue
+            for row in tx.execute(
+                "SELECT id, seq, channel_key, body_sha256, fingerprint FROM events "
+                "WHERE app_key = ? AND id IN (SELECT value FROM json_each(?))",
+                (app_key, orjson.dumps(ids).decode()),
+            ):
+                kept[(app_key, row[0])] = _Kept(row[1], row[2], row[3], row[4])
+        return kept
+
+    def get_event(self, app: str, event_id: str) -> Event | None:
+        conn = self._reader()
+        app_key = self._app_key(conn, app)
+        if app_key is None:
+            return None
+        row = self._read(_SELECT_EVENT + " WHERE app_key = ? AND id = ?", (app_key, event_id)).fetchone()
+        return None if row is None else self._event(conn, row)
+
+    def find_events(self, query: EventQuery) -> list[Event]:
+        conn = self._reader()
+        app_key = self._app_key(conn, query.app)
+        if app_key is None:
+            return []
+        sql, params = compile_listing(query, app_key, lambda name: self._channel_key(conn, query.app, name))
+        return [self._event(conn, row) for row in self._read(sql, params).fetchall()]
+
+    def log_size(self) -> int:
+        return int(self._read("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._reader().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def _event(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> Event:
+        seq, event_id, channel_key, time_us, received_us, body = row
+        app, channel = self._channel_name(conn, channel_key)
+        return Event(event_id, time_us, received_us, app, channel, seq, None if body is None else orjson.loads(body))
+
+
+def _same_content(prior: _Kept, channel_key: int, event: PendingEvent) -> bool:
+    if prior.fingerprint is not None:
+        return prior.fingerprint == event.fingerprint
+    # The kept event's id was generated here, so only its channel and body can be compared.
+    return prior.channel_key == channel_key and prior.body_sha256 == event.body_sha256
+
+
+def _channel_record(row: tuple[Any, ...]) -> ChannelRecord:
+    app, name, created, version, schema = row
+    return ChannelRecord(app, name, created, version, orjson.loads(schema))
+
+
+def _translate(exc: sqlite3.Error) -> TrailvaultError:
+    """Turn a driver error into the library's, with no SQLite detail a caller must know."""
+    text = str(exc)
+    if "append-only" in text:
+        return AppendOnlyViolation(text.removeprefix("trailvault: "))
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in text:
+        return Conflict("another writer changed the same record first; retry")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return StoreUnavailable("the vault is busy: another writer held it for over 30 s; retry")
+    return StoreUnavailable(f"the vault database failed ({text}); retry, and check the disk if it repeats")

@@ -1,0 +1,505 @@
+"""The public Vault API: open channels, post events, list and get them.
+
+A :class:`Vault` is one app's view of one store. It checks every event against
+its channel's schema, gives it its envelope and canonical bytes, and hands it to
+the group committer; reads go straight to the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time as clock
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uuid_utils
+
+from trailvault.channel import Channel
+from trailvault.commit import GroupCommitter
+from trailvault.errors import (
+    BatchRejected,
+    ChannelNotFound,
+    Conflict,
+    EventNotFound,
+    EventTooLarge,
+    InvalidInput,
+    InvalidQuery,
+    TimeSkew,
+    TrailvaultError,
+    ValidationFailed,
+)
+from trailvault.event import Event, NewEvent, PendingEvent, Posted, check_id, check_name, fingerprint
+from trailvault.jsontext import decode_json
+from trailvault.query import (
+    ENVELOPE_FIELDS,
+    MAX_LIMIT,
+    And,
+    Compare,
+    EventQuery,
+    Filter,
+    Op,
+    Or,
+    body_path,
+    decode_page_token,
+    encode_page_token,
+)
+from trailvault.schema import FieldType, Mode, Schema, evolve, parse_schema
+from trailvault.sources import read_json_document
+from trailvault.store import Store, open_store
+from trailvault.store.base import ChannelRecord
+from trailvault.timestamps import format_timestamp, parse_timestamp
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_FUTURE_SKEW", "EventPage", "Vault", "open_vault"]
+
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+DEFAULT_MAX_FUTURE_SKEW = 300.0
+_MAX_REPORTED_FAILURES = 100
+_SORTED = orjson.OPT_SORT_KEYS
+_SORT_ORDERS = {"asc": False, "desc": True}
+
+SchemaSource = Mapping[str, Any] | Sequence[Any] | str | Path
+
+
+@dataclass(frozen=True)
+class _OpenChannel:
+    record: ChannelRecord
+    schema: Schema
+    timestamp_field: str | None
+
+
+@dataclass(frozen=True)
+class EventPage(Sequence[Event]):
+    """One page of a listing. ``next_page`` continues it, or is None on the last page."""
+
+    events: list[Event]
+    next_page: str | None
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.events[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+
+class Vault:
+    """One app's view of a vault.
+
+    Thread-safe: posts from many threads share transactions (group commit).
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        app: str = "default",
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
+    ) -> None:
+        self.app = check_name(app, field="app")
+        self._store = store
+        self._max_event_bytes = max_event_bytes
+        self._max_future_skew_us = int(max_future_skew * 1_000_000)
+        self._committer = GroupCommitter(store.append)
+        self._channels: dict[str, _OpenChannel] = {}
+        self._open_lock = threading.Lock()
+
+    @property
+    def location(self) -> str:
+        """Where the vault is stored (safe to show)."""
+        return self._store.location
+
+    def close(self) -> None:
+        """Close the store; the vault is unusable afterwards."""
+        self._store.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- channels ----------------------------------------------------------------
+
+    def open(self, channel: str, schema: SchemaSource | None = None) -> bool:
+        """Create the channel, or confirm it exists; return True (Platform 6's ``open``).
+
+        ``schema`` is a ``file:`` URI, a path or URL, or the parsed document (a
+        BigQuery-style list, an Elasticsearch mapping, or ``{"fields": [...]}``).
+        Opening again with the same schema changes nothing; a schema that only adds
+        NULLABLE fields (or turns on ``index``/``sensitive``) becomes a new version;
+        any other change raises SchemaChangeRefused. Without a schema the channel
+        must already exist.
+        """
+        check_name(channel, field="channel")
+        if schema is None:
+            self._channel_state(channel)
+            return True
+        document = schema if not isinstance(schema, (str, Path)) else read_json_document(schema, field="schema")
+        proposed = parse_schema(document)
+        with self._open_lock:
+            for attempt in range(2):
+                try:
+                    self._save_schema(channel, proposed)
+                    break
+                except Conflict:
+                    if attempt:
+                        raise
+            self._channels.pop(channel, None)
+        return True
+
+    def _save_schema(self, channel: str, proposed: Schema) -> None:
+        record = self._store.get_channel(self.app, channel)
+        now = _now_us()
+        if record is None:
+            self._store.save_channel_version(self.app, channel, 1, proposed.to_document(), proposed.index_paths(), now)
+            return
+        evolved = evolve(parse_schema(record.schema_document), proposed)
+        if evolved is not None:
+            self._store.save_channel_version(
+                self.app, channel, record.version + 1, evolved.to_document(), evolved.index_paths(), now
+            )
+
+    def channels(self) -> list[Channel]:
+        """Return this app's channels, ordered by name."""
+        return [_channel(record) for record in self._store.list_channels(self.app)]
+
+    def channel(self, name: str) -> Channel:
+        """Return one channel, or raise ChannelNotFound."""
+        return _channel(self._channel_state(name, refresh=True).record)
+
+    def _channel_state(self, name: str, *, refresh: bool = False) -> _OpenChannel:
+        state = None if refresh else self._channels.get(name)
+        if state is None:
+            record = self._store.get_channel(self.app, name)
+            if record is None:
+                raise ChannelNotFound(
+                    f"channel: {name!r} was never opened; open it first with a schema "
+                    f"(trailvault channels open {name} --schema FILE)",
+                    field="channel",
+                )
+            schema = parse_schema(record.schema_document)
+            state = _OpenChannel(record, schema, schema.timestamp_field())
+            self._channels[name] = state
+        return state
+
+    # -- posting -----------------------------------------------------------------
+
+    def post(
+        self,
+        channel: str,
+        values: Mapping[str, Any] | str | bytes,
+        *,
+        id: str | None = None,  # noqa: A002 - the envelope's own word
+        time: datetime | str | None = None,
+    ) -> Posted:
+        """Record one event (a dict or a JSON object text) and return its id and seq.
+
+        Durable when it returns. Posting an ``id`` that exists with the same content
+        returns the kept seq with ``duplicate=True``; with other content it raises
+        IdConflict. Raises ValidationFailed, MalformedJSON, EventTooLarge, TimeSkew
+        or ChannelNotFound for bad input, naming the field.
+        """
+        return self.post_many(channel, [NewEvent(values, id, time)], _single=True)[0]
+
+    def post_many(
+        self,
+        channel: str,
+        items: Iterable[Mapping[str, Any] | str | bytes | NewEvent],
+        *,
+        _single: bool = False,
+    ) -> list[Posted]:
+        """Record several events all or nothing, in one transaction; return one Posted each.
+
+        Items are bodies (dicts or JSON texts) or :class:`NewEvent` with the producer's
+        own id or time. When any item is refused nothing is stored and BatchRejected
+        lists every refused item by its index (starting at 0).
+        """
+        state = self._channel_state(channel)
+        batch = list(items)
+        received_us = _now_us()
+        try:
+            pending = self._prepare_all(state, batch, received_us, single=_single)
+        except (ValidationFailed, BatchRejected):
+            # Another process may have added fields to the schema since we loaded it.
+            fresh = self._channel_state(channel, refresh=True)
+            if fresh.record.version == state.record.version:
+                raise
+            pending = self._prepare_all(fresh, batch, received_us, single=_single)
+        return self._committer.submit(pending)
+
+    def _prepare_all(
+        self, state: _OpenChannel, batch: list[Any], received_us: int, *, single: bool
+    ) -> list[PendingEvent]:
+        pending: list[PendingEvent] = []
+        failures: list[tuple[int, TrailvaultError]] = []
+        for index, item in enumerate(batch):
+            try:
+                if isinstance(item, NewEvent):
+                    pending.append(self._prepare(state, item.body, item.id, item.time, received_us))
+                else:
+                    pending.append(self._prepare(state, item, None, None, received_us))
+            except TrailvaultError as exc:
+                if single:
+                    raise
+                failures.append((index, exc))
+                if len(failures) >= _MAX_REPORTED_FAILURES:
+                    break
+        if failures:
+            raise BatchRejected(failures, len(batch))
+        return pending
+
+    def _prepare(
+        self,
+        state: _OpenChannel,
+        values: Any,
+        event_id: Any,
+        given_time: datetime | str | None,
+        received_us: int,
+    ) -> PendingEvent:
+        """Check one event against its channel and encode it; the hot path of ingest."""
+        if isinstance(values, (str, bytes)):
+            if len(values) > 4 * self._max_event_bytes:
+                raise self._too_large(len(values))
+            values = decode_json(values, field="body")
+        body = state.schema.validate(values)
+        time_field = state.timestamp_field
+        if given_time is not None:
+            time_us = parse_timestamp(given_time, field="time")
+        elif time_field is not None and body.get(time_field) is not None:
+            time_us = parse_timestamp(body[time_field], field=time_field)
+        else:
+            time_us = received_us
+        if time_us - received_us > self._max_future_skew_us:
+            raise self._skew(time_us, received_us)
+        posted_bytes = None
+        if time_field is not None and body.get(time_field) is None:
+            # Platform 6's client fills in the timestamp field when the producer leaves it out.
+            if event_id is not None:
+                posted_bytes = orjson.dumps(body, option=_SORTED)
+            body = {**body, time_field: format_timestamp(time_us)}
+        try:
+            body_bytes = orjson.dumps(body, option=_SORTED)
+        except TypeError as exc:
+            raise ValidationFailed(f"body: cannot be stored as JSON ({exc})", field="body") from None
+        if len(body_bytes) > self._max_event_bytes:
+            raise self._too_large(len(body_bytes))
+        body_sha256 = hashlib.sha256(body_bytes).digest()
+        if event_id is None:
+            return PendingEvent(
+                str(uuid_utils.uuid7()), self.app, state.record.name, time_us, received_us,
+                body_bytes.decode(), body_sha256, None,
+            )  # fmt: skip
+        posted_sha256 = body_sha256 if posted_bytes is None else hashlib.sha256(posted_bytes).digest()
+        given_time_us = time_us if given_time is not None else None
+        return PendingEvent(
+            check_id(event_id), self.app, state.record.name, time_us, received_us,
+            body_bytes.decode(), body_sha256, fingerprint(state.record.name, given_time_us, posted_sha256),
+        )  # fmt: skip
+
+    def _too_large(self, size: int) -> EventTooLarge:
+        return EventTooLarge(
+            f"body: the event is {size:,} bytes, over max_event_bytes = {self._max_event_bytes:,}; "
+            "split it into smaller events or raise max_event_bytes",
+            field="body",
+        )
+
+    def _skew(self, time_us: int, received_us: int) -> TimeSkew:
+        ahead = (time_us - received_us) / 1_000_000
+        return TimeSkew(
+            f"time: {format_timestamp(time_us)} is {ahead:,.0f} s ahead of this vault's clock, over "
+            f"max_future_skew = {self._max_future_skew_us / 1_000_000:g} s; fix the producer's clock "
+            "or raise max_future_skew",
+            field="time",
+        )
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, event_id: str) -> Event:
+        """Return this app's event with ``event_id``, or raise EventNotFound."""
+        event = self._store.get_event(self.app, str(event_id))
+        if event is None:
+            raise EventNotFound(f"id: no event with id {str(event_id)[:128]!r} in app {self.app!r}", field="id")
+        return event
+
+    def events(
+        self,
+        channel: str | None = None,
+        *,
+        time_from: datetime | str | None = None,
+        time_to: datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+        sort_by: str = "time",
+        sort_order: str = "asc",
+        limit: int = 100,
+        page: str | None = None,
+    ) -> EventPage:
+        """Return one page of this app's events, in ``(sort_by, seq)`` order.
+
+        ``time_from``/``time_to`` bound ``time`` as ``[from, to)``. ``where`` maps
+        envelope fields or dotted body paths to values that must be equal (values
+        are read as the channel schema's types). ``page`` is the ``next_page`` of
+        the previous page of the same query; pages stay exact while events arrive.
+        """
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidQuery(f"limit: {limit} is out of range; use 1 to {MAX_LIMIT}", field="limit")
+        query = self._query(channel, time_from, time_to, where, sort_by, sort_order, limit + 1)
+        if page:
+            query = query.starting_after(decode_page_token(page, query))
+        found = self._store.find_events(query)
+        if len(found) <= limit:
+            return EventPage(found, None)
+        shown = found[:limit]
+        return EventPage(shown, encode_page_token(query, _cursor(shown[-1], query.sort_by)))
+
+    def iter_events(
+        self,
+        channel: str | None = None,
+        *,
+        time_from: datetime | str | None = None,
+        time_to: datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+        sort_by: str = "time",
+        sort_order: str = "asc",
+    ) -> Iterator[Event]:
+        """Yield every matching event, fetching pages as it goes (constant memory)."""
+        query = self._query(channel, time_from, time_to, where, sort_by, sort_order, MAX_LIMIT)
+        while True:
+            found = self._store.find_events(query)
+            yield from found
+            if len(found) < query.limit:
+                return
+            query = query.starting_after(_cursor(found[-1], query.sort_by))
+
+    def _query(
+        self,
+        channel: str | None,
+        time_from: datetime | str | None,
+        time_to: datetime | str | None,
+        where: Mapping[str, Any] | None,
+        sort_by: str,
+        sort_order: str,
+        limit: int,
+    ) -> EventQuery:
+        descending = _SORT_ORDERS.get(str(sort_order).lower())
+        if descending is None:
+            raise InvalidQuery(f"sort_order: use asc or desc, not {sort_order!r}", field="sort_order")
+        schema = self._channel_state(channel).schema if channel is not None else None
+        return EventQuery(
+            app=self.app,
+            channel=channel,
+            time_from=None if time_from is None else _query_time(time_from, "from"),
+            time_to=None if time_to is None else _query_time(time_to, "to"),
+            filter=_equalities(where, schema) if where else None,
+            sort_by=sort_by,
+            descending=descending,
+            limit=limit,
+        )
+
+
+def open_vault(
+    path_or_url: str | Path = "trailvault-data",
+    *,
+    app: str = "default",
+    create: bool = True,
+    durability: str = "full",
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
+) -> Vault:
+    """Open (and by default create) the vault at a folder, database file or URL.
+
+    ``durability="full"`` makes every post survive power loss; ``"normal"`` only a
+    crash of the process, for several times the single-post rate.
+    """
+    store = open_store(path_or_url, create=create, durability=durability)
+    return Vault(store, app=app, max_event_bytes=max_event_bytes, max_future_skew=max_future_skew)
+
+
+def _now_us() -> int:
+    return clock.time_ns() // 1000
+
+
+def _channel(record: ChannelRecord) -> Channel:
+    return Channel(record.app, record.name, record.version, record.created_us, parse_schema(record.schema_document))
+
+
+def _cursor(event: Event, sort_by: str) -> tuple[int, int]:
+    value = {"time": event.time_us, "received": event.received_us, "seq": event.seq}[sort_by]
+    return (value, event.seq)
+
+
+def _query_time(value: datetime | str, field: str) -> int:
+    try:
+        return parse_timestamp(value, field=field)
+    except InvalidInput as exc:
+        raise InvalidQuery(exc.message, field=field) from None
+
+
+def _equalities(where: Mapping[str, Any], schema: Schema | None) -> Filter:
+    return And(tuple(_equality(str(attribute), value, schema) for attribute, value in where.items()))
+
+
+def _equality(attribute: str, value: Any, schema: Schema | None) -> Filter:
+    if attribute in ENVELOPE_FIELDS:
+        if attribute == "seq":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise InvalidQuery(f"seq: {value!r} is not a whole number", field="seq") from None
+        return Compare(attribute, Op.EQ_CS, value)
+    segments = body_path(attribute)
+    if schema is None:
+        return _loose_equality(attribute, value)
+    for depth in range(1, len(segments) + 1):
+        field = schema.field(".".join(segments[:depth]))
+        if field is None:
+            if schema.additional_fields:
+                return _loose_equality(attribute, value)
+            raise InvalidQuery(f"{attribute}: the channel schema has no such field", field=attribute)
+        if field.mode is Mode.REPEATED:
+            raise InvalidQuery(
+                f"{attribute}: {'.'.join(segments[:depth])} is REPEATED; equality on list fields is not supported",
+                field=attribute,
+            )
+    assert field is not None
+    return Compare(attribute, Op.EQ_CS, _typed(field.type, value, attribute))
+
+
+def _typed(kind: FieldType, value: Any, attribute: str) -> Any:
+    """Read a query value as the schema type, so ``--where amount=101.12`` matches a FLOAT."""
+    if not isinstance(value, str) or kind is FieldType.STRING:
+        return value
+    try:
+        if kind is FieldType.INTEGER:
+            return int(value)
+        if kind is FieldType.FLOAT:
+            return float(value)
+        if kind is FieldType.BOOLEAN and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind is FieldType.TIMESTAMP:
+            return format_timestamp(parse_timestamp(value, field=attribute))
+    except (ValueError, InvalidInput):
+        pass
+    raise InvalidQuery(f"{attribute}: {value!r} is not a {kind}", field=attribute)
+
+
+def _loose_equality(attribute: str, value: Any) -> Filter:
+    """Without a schema, a text value also matches the number or boolean it spells."""
+    if not isinstance(value, str):
+        return Compare(attribute, Op.EQ_CS, value)
+    options: list[Filter] = [Compare(attribute, Op.EQ_CS, value)]
+    if value.lower() in ("true", "false"):
+        options.append(Compare(attribute, Op.EQ_CS, value.lower() == "true"))
+    else:
+        with contextlib.suppress(ValueError):
+            options.append(Compare(attribute, Op.EQ_CS, float(value)))
+    return options[0] if len(options) == 1 else Or(tuple(options))

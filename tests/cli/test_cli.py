@@ -1,0 +1,286 @@
+"""The trailvault command, run as a real subprocess against real vault files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ..conftest import EXAMPLES, run_cli
+
+
+@pytest.fixture
+def opened(vault_dir: Path) -> Path:
+    assert run_cli("init", vault=vault_dir).returncode == 0
+    result = run_cli("channels", "open", "myindex", "--schema", str(EXAMPLES / "myindex.json"), vault=vault_dir)
+    assert result.returncode == 0, result.stderr
+    return vault_dir
+
+
+def test_init_creates_vault(vault_dir: Path) -> None:
+    """init creates the folder and database and reports where."""
+    result = run_cli("init", vault=vault_dir)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["vault"] == str(vault_dir / "vault.sqlite3")
+    assert (vault_dir / "vault.sqlite3").is_file()
+
+
+def test_default_vault_is_trailvault_data(tmp_path: Path) -> None:
+    """Without --vault, init creates ./trailvault-data."""
+    assert run_cli("init", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "trailvault-data" / "vault.sqlite3").is_file()
+
+
+def test_vault_flag_overrides_env(tmp_path: Path) -> None:
+    """--vault wins over TRAILVAULT_VAULT."""
+    result = run_cli("--vault", str(tmp_path / "flag"), "init", vault=tmp_path / "env")
+    assert result.returncode == 0
+    assert (tmp_path / "flag").is_dir() and not (tmp_path / "env").exists()
+
+
+def test_config_file_sets_vault_and_app(tmp_path: Path) -> None:
+    """trailvault.toml in the working folder names the vault and the app."""
+    (tmp_path / "trailvault.toml").write_text('vault = "from-config"\napp = "billing"\n')
+    result = run_cli("init", cwd=tmp_path)
+    assert json.loads(result.stdout)["app"] == "billing"
+    assert (tmp_path / "from-config" / "vault.sqlite3").is_file()
+
+
+def test_bad_setting_in_env(vault_dir: Path) -> None:
+    """A bad TRAILVAULT_* value names the setting and exits 1."""
+    result = run_cli("init", vault=vault_dir, env={"TRAILVAULT_MAX_FUTURE_SKEW": "soon"})
+    assert result.returncode == 1
+    assert "max_future_skew" in result.stderr and "TRAILVAULT_MAX_FUTURE_SKEW" in result.stderr
+
+
+def test_command_needs_existing_vault(vault_dir: Path) -> None:
+    """Commands other than init refuse a missing vault and point at init."""
+    result = run_cli("channels", "list", vault=vault_dir)
+    assert result.returncode == 1
+    assert "trailvault init" in result.stderr
+    assert not vault_dir.exists()
+
+
+def test_channels_list_and_show(opened: Path) -> None:
+    """channels list and show give JSON with the schema."""
+    listed = json.loads(run_cli("channels", "list", "--output", "json", vault=opened).stdout)
+    assert [item["name"] for item in listed["items"]] == ["myindex"]
+    shown = json.loads(run_cli("channels", "show", "myindex", "--output", "json", vault=opened).stdout)
+    assert [field["name"] for field in shown["schema"]["fields"]] == ["company", "amount", "taxes"]
+
+
+def test_channels_show_table(opened: Path) -> None:
+    """channels show as a table lists nested field paths."""
+    result = run_cli("channels", "show", "myindex", "--output", "table", vault=opened)
+    assert "taxes.taxrate" in result.stdout
+
+
+def test_post_json_argument(opened: Path) -> None:
+    """post CHANNEL JSON prints the id and seq."""
+    result = run_cli("post", "myindex", '{"company": "Amalto", "amount": 101.12}', vault=opened)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["seq"] == 1
+
+
+def test_post_at_file(opened: Path) -> None:
+    """post CHANNEL @file reads the event from a file."""
+    result = run_cli("post", "myindex", f"@{EXAMPLES / 'invoice.json'}", "--id", "inv-1", vault=opened)
+    assert json.loads(result.stdout) == {"id": "inv-1", "seq": 1, "duplicate": False}
+
+
+def test_post_repeat_with_id_is_duplicate(opened: Path) -> None:
+    """Posting the same --id and content twice reports a duplicate with the same seq."""
+    run_cli("post", "myindex", '{"company": "A"}', "--id", "k1", vault=opened)
+    again = json.loads(run_cli("post", "myindex", '{"company": "A"}', "--id", "k1", vault=opened).stdout)
+    assert again == {"id": "k1", "seq": 1, "duplicate": True}
+
+
+def test_post_stdin_ndjson(opened: Path) -> None:
+    """post CHANNEL - stores one event per NDJSON line, skipping blank lines."""
+    lines = (EXAMPLES / "events.ndjson").read_text() + "\n\n"
+    result = run_cli("post", "myindex", "-", stdin=lines, vault=opened)
+    assert json.loads(result.stdout) == {"posted": 3, "duplicates": 0, "first_seq": 1, "last_seq": 3}
+
+
+def test_post_stdin_envelope_lines(opened: Path) -> None:
+    """With --envelope each line carries its own id and time."""
+    lines = '{"id": "a", "time": "2024-10-07T01:00:00Z", "body": {"company": "A"}}\n'
+    run_cli("post", "myindex", "-", "--envelope", stdin=lines, vault=opened)
+    event = json.loads(run_cli("events", "get", "a", "--output", "json", vault=opened).stdout)
+    assert event["time"] == "2024-10-07T01:00:00.000000Z"
+
+
+def test_post_stdin_bad_line_names_line_and_keeps_batch_out(opened: Path) -> None:
+    """A bad line fails its batch, names the line number, and says what was stored before."""
+    lines = "".join(f'{{"company": "{i}"}}\n' for i in range(5)) + '{"amount": 1}\n' + '{"company": "x"}\n'
+    result = run_cli("post", "myindex", "-", "--batch-size", "3", stdin=lines, vault=opened)
+    assert result.returncode == 1
+    assert "line 6: company" in result.stderr
+    assert "the 3 events before it were stored" in result.stderr
+    listed = json.loads(run_cli("events", "list", "--output", "json", vault=opened).stdout)
+    assert len(listed["items"]) == 3
+
+
+def test_post_stdin_atomic(opened: Path) -> None:
+    """With --atomic a bad line keeps every line out."""
+    lines = '{"company": "a"}\n{"company": "b"}\n{"oops": 1}\n'
+    result = run_cli("post", "myindex", "-", "--atomic", "--batch-size", "1", stdin=lines, vault=opened)
+    assert result.returncode == 1 and "nothing was stored" in result.stderr
+
+
+def test_post_stdin_malformed_line(opened: Path) -> None:
+    """A malformed NDJSON line names its line and column."""
+    result = run_cli("post", "myindex", "-", stdin='{"company": "a"}\n{"company": \n', vault=opened)
+    assert result.returncode == 1
+    assert "line 2: body: malformed JSON at line 1 column 13" in result.stderr
+
+
+# -- bad input through the CLI ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ('{"amount": 1.0}', "company: missing REQUIRED field"),
+        ('{"company": "A", "amount": "lots"}', "amount: expected FLOAT"),
+        ('{"company": "A", "taxes": [{"taxrate": "x"}]}', "taxes[0].taxrate: expected FLOAT"),
+        ('{"company": "A", "taxes": 5}', "taxes: expected a list"),
+        ('{"company": "A", "colour": "red"}', "colour: unknown field"),
+        ('{"company": ', "malformed JSON at line 1 column 13"),
+    ],
+)
+def test_post_bad_body(opened: Path, body: str, expected: str) -> None:
+    """A refused body exits 1 with a message naming the field on stderr, and stores nothing."""
+    result = run_cli("post", "myindex", body, vault=opened)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert result.stdout == ""
+    assert json.loads(run_cli("events", "list", "--output", "json", vault=opened).stdout)["items"] == []
+
+
+def test_post_to_unopened_channel(opened: Path) -> None:
+    """Posting to an unopened channel exits 1 and says how to open it."""
+    result = run_cli("post", "nowhere", '{"a": 1}', vault=opened)
+    assert result.returncode == 1 and "trailvault channels open nowhere" in result.stderr
+
+
+def test_open_unreadable_schema(opened: Path, tmp_path: Path) -> None:
+    """An unreadable schema file exits 1 naming the file."""
+    result = run_cli("channels", "open", "x", "--schema", str(tmp_path / "nope.json"), vault=opened)
+    assert result.returncode == 1 and "nope.json" in result.stderr
+
+
+def test_open_invalid_schema(opened: Path, tmp_path: Path) -> None:
+    """A schema with an unknown type exits 1 naming the field."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"name": "when", "type": "DATETIME"}]')
+    result = run_cli("channels", "open", "x", "--schema", str(bad), vault=opened)
+    assert result.returncode == 1 and "when" in result.stderr and "DATETIME" in result.stderr
+
+
+def test_conflicting_id(opened: Path) -> None:
+    """A known id with other content exits 1 naming id."""
+    run_cli("post", "myindex", '{"company": "A"}', "--id", "k", vault=opened)
+    result = run_cli("post", "myindex", '{"company": "B"}', "--id", "k", vault=opened)
+    assert result.returncode == 1 and "id: event 'k' already exists" in result.stderr
+
+
+def test_future_time(opened: Path) -> None:
+    """A time beyond the configured skew exits 1 naming time."""
+    result = run_cli(
+        "post", "myindex", '{"company": "A"}', "--time", "2999-01-01T00:00:00Z", vault=opened,
+        env={"TRAILVAULT_MAX_FUTURE_SKEW": "10"},
+    )  # fmt: skip
+    assert result.returncode == 1 and "time: 2999-01-01T00:00:00.000000Z" in result.stderr
+
+
+def test_oversized_event(opened: Path) -> None:
+    """An event over the configured size limit exits 1 naming the limit."""
+    body = json.dumps({"company": "x" * 600})
+    result = run_cli("post", "myindex", body, vault=opened, env={"TRAILVAULT_MAX_EVENT_BYTES": "500"})
+    assert result.returncode == 1 and "max_event_bytes = 500" in result.stderr
+
+
+def test_usage_error_exits_2(opened: Path) -> None:
+    """A usage error (missing argument) exits 2."""
+    assert run_cli("post", "myindex", vault=opened).returncode == 2
+    assert run_cli("events", "list", "--limit", "0", vault=opened).returncode == 2
+    assert run_cli("events", "list", "--where", "nonsense", vault=opened).returncode == 2
+
+
+# -- listing --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listed(opened: Path) -> Path:
+    lines = "".join(
+        json.dumps(
+            {
+                "id": f"e{i}",
+                "time": f"2024-10-07T0{i}:00:00Z",
+                "body": {"company": "Acme" if i % 2 else "Globex", "amount": float(i)},
+            }
+        )
+        + "\n"
+        for i in range(6)
+    )
+    assert run_cli("post", "myindex", "-", "--envelope", stdin=lines, vault=opened).returncode == 0
+    return opened
+
+
+def test_events_list_json(listed: Path) -> None:
+    """events list --output json gives items and next_page."""
+    result = json.loads(run_cli("events", "list", "--output", "json", "--limit", "4", vault=listed).stdout)
+    assert [item["id"] for item in result["items"]] == ["e0", "e1", "e2", "e3"]
+    follow = run_cli("events", "list", "--output", "json", "--limit", "4", "--page", result["next_page"], vault=listed)
+    assert [item["id"] for item in json.loads(follow.stdout)["items"]] == ["e4", "e5"]
+
+
+def test_events_list_filters(listed: Path) -> None:
+    """--from/--to/--where/--sort-order select and order events."""
+    result = run_cli(
+        "events", "list", "--channel", "myindex", "--from", "2024-10-07T01:00Z", "--to", "2024-10-07T05:00Z",
+        "--where", "company=Acme", "--sort-order", "desc", "--output", "ndjson", vault=listed,
+    )  # fmt: skip
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["e3", "e1"]
+
+
+def test_events_list_all(listed: Path) -> None:
+    """--all streams every event as valid JSON."""
+    result = run_cli("events", "list", "--all", "--limit", "2", "--output", "json", vault=listed)
+    assert len(json.loads(result.stdout)["items"]) == 6
+
+
+def test_events_list_table(listed: Path) -> None:
+    """The table output shows seq, time and the body."""
+    result = run_cli("events", "list", "--output", "table", vault=listed)
+    assert "2024-10-07T05:00:00.000000Z" in result.stdout and "Globex" in result.stdout
+
+
+def test_events_list_bad_time(listed: Path) -> None:
+    """A bad --from exits 1 naming from."""
+    result = run_cli("events", "list", "--from", "yesterday", vault=listed)
+    assert result.returncode == 1 and "from:" in result.stderr
+
+
+def test_events_get(listed: Path) -> None:
+    """events get ID returns the event; an unknown id exits 1."""
+    event = json.loads(run_cli("events", "get", "e2", "--output", "json", vault=listed).stdout)
+    assert event["body"] == {"company": "Globex", "amount": 2.0}
+    assert run_cli("events", "get", "missing", vault=listed).returncode == 1
+
+
+def test_make_run_commands_work(tmp_path: Path) -> None:
+    """The commands of `make run` succeed in a fresh folder and list the posted events."""
+    steps = [
+        ["init"],
+        ["channels", "open", "myindex", "--schema", str(EXAMPLES / "myindex.json")],
+        ["post", "myindex", '{"company": "Amalto", "amount": 101.12}'],
+        ["post", "myindex", f"@{EXAMPLES / 'invoice.json'}"],
+    ]
+    for step in steps:
+        assert run_cli(*step, cwd=tmp_path).returncode == 0
+    assert run_cli("post", "myindex", "-", stdin=(EXAMPLES / "events.ndjson").read_text(), cwd=tmp_path).returncode == 0
+    table = run_cli("events", "list", "--channel", "myindex", "--sort-order", "desc", "--output", "table", cwd=tmp_path)
+    assert table.returncode == 0 and "Initech" in table.stdout and "Amalto" in table.stdout

@@ -1,0 +1,38 @@
+"""The store conformance suite runs every test here once per backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from trailvault.store import Store
+from trailvault.store.sqlite import SQLiteStore
+
+BACKENDS = ["sqlite"]
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture(params=BACKENDS)
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Return a factory of stores that all open the same fresh vault."""
+    opened: list[Store] = []
+
+    def factory() -> Store:
+        if request.param == "sqlite":
+            store: Store = SQLiteStore(tmp_path / "vault.sqlite3", create=True)
+        else:  # pragma: no cover - each backend adds its branch
+            raise AssertionError(request.param)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> Store:
+    return make_store()

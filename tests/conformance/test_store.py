@@ -1,0 +1,207 @@
+"""Behaviour every store backend must show (run once per backend)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import pytest
+
+from trailvault.errors import ChannelNotFound, Conflict, IdConflict, InvalidQuery
+from trailvault.event import PendingEvent, Posted
+from trailvault.query import And, Compare, EventQuery, Not, Op, Or, Present
+from trailvault.store import Store
+
+from .conftest import StoreFactory
+
+SCHEMA = {"fields": [{"name": "company", "type": "STRING"}], "additional_fields": True}
+
+
+def pending(
+    event_id: str,
+    *,
+    time_us: int = 1_000_000,
+    body: str = '{"company":"A"}',
+    given: bool = False,
+    channel: str = "orders",
+    app: str = "default",
+) -> PendingEvent:
+    digest = hashlib.sha256(body.encode()).digest()
+    return PendingEvent(event_id, app, channel, time_us, 5_000_000, body, digest, digest[:16] if given else None)
+
+
+@pytest.fixture
+def orders(store: Store) -> Store:
+    store.save_channel_version("default", "orders", 1, SCHEMA, [("company",)], 1)
+    return store
+
+
+def test_save_and_get_channel(store: Store) -> None:
+    """A saved channel comes back with its version and schema document."""
+    store.save_channel_version("default", "orders", 1, SCHEMA, [], 7)
+    record = store.get_channel("default", "orders")
+    assert record is not None
+    assert (record.version, record.schema_document, record.created_us) == (1, SCHEMA, 7)
+
+
+def test_latest_version_wins(orders: Store) -> None:
+    """get_channel and list_channels return the latest schema version."""
+    newer = {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "amount", "type": "FLOAT"}]}
+    orders.save_channel_version("default", "orders", 2, newer, [], 2)
+    assert orders.get_channel("default", "orders").version == 2  # type: ignore[union-attr]
+    assert [(c.name, c.version) for c in orders.list_channels("default")] == [("orders", 2)]
+
+
+def test_saving_an_existing_version_conflicts(orders: Store) -> None:
+    """Two writers saving the same version: the second gets Conflict."""
+    with pytest.raises(Conflict):
+        orders.save_channel_version("default", "orders", 1, SCHEMA, [], 3)
+
+
+def test_channels_are_per_app(orders: Store) -> None:
+    """Another app does not see the channel."""
+    assert orders.get_channel("other", "orders") is None
+    assert orders.list_channels("other") == []
+
+
+def test_append_assigns_consecutive_seqs(orders: Store) -> None:
+    """Seqs start at 1 and follow batch order."""
+    outcomes = orders.append([[pending("a"), pending("b")], [pending("c")]])
+    assert outcomes == [[Posted("a", 1), Posted("b", 2)], [Posted("c", 3)]]
+    assert orders.log_size() == 3
+
+
+def test_append_to_unknown_channel(orders: Store) -> None:
+    """Appending to a channel that was never saved raises ChannelNotFound."""
+    with pytest.raises(ChannelNotFound):
+        orders.append([[pending("a", channel="nope")]])
+    assert orders.log_size() == 0
+
+
+def test_conflicting_batch_is_kept_out_others_commit(orders: Store) -> None:
+    """A batch with a conflicting id is refused whole; the other batches of the transaction commit."""
+    orders.append([[pending("x", given=True)]])
+    outcomes = orders.append([[pending("new1"), pending("x", given=True, body='{"company":"B"}')], [pending("new2")]])
+    assert isinstance(outcomes[0], IdConflict)
+    assert outcomes[1] == [Posted("new2", 2)]
+    assert orders.get_event("default", "new1") is None
+
+
+def test_same_content_is_a_duplicate(orders: Store) -> None:
+    """A given id with the same fingerprint returns the kept seq."""
+    orders.append([[pending("x", given=True)]])
+    assert orders.append([[pending("x", given=True)]]) == [[Posted("x", 1, duplicate=True)]]
+    assert orders.log_size() == 1
+
+
+def test_get_event_round_trip(orders: Store) -> None:
+    """get_event returns the envelope and parsed body."""
+    orders.append([[pending("a", time_us=42)]])
+    event = orders.get_event("default", "a")
+    assert event is not None
+    assert (event.seq, event.time_us, event.received_us, event.app, event.channel, event.body) == (
+        1, 42, 5_000_000, "default", "orders", {"company": "A"},
+    )  # fmt: skip
+    assert orders.get_event("other", "a") is None
+
+
+def test_find_events_order_and_cursor(orders: Store) -> None:
+    """find_events orders by (time, seq) and continues after a cursor."""
+    orders.append([[pending(str(i), time_us=t) for i, t in enumerate([30, 10, 20, 10])]])
+    query = EventQuery(app="default", channel="orders", limit=10)
+    assert [e.id for e in orders.find_events(query)] == ["1", "3", "2", "0"]
+    assert [e.id for e in orders.find_events(query.starting_after((10, 2)))] == ["3", "2", "0"]
+    descending = EventQuery(app="default", descending=True, limit=2)
+    assert [e.id for e in orders.find_events(descending)] == ["0", "2"]
+
+
+def test_find_events_time_range(orders: Store) -> None:
+    """The time range is [from, to)."""
+    orders.append([[pending(str(t), time_us=t) for t in (10, 20, 30)]])
+    query = EventQuery(app="default", time_from=20, time_to=30)
+    assert [e.id for e in orders.find_events(query)] == ["20"]
+
+
+def _bodies(store: Store, node: object) -> list[str]:
+    query = EventQuery(app="default", filter=node, sort_by="seq", limit=100)  # type: ignore[arg-type]
+    return [e.id for e in store.find_events(query)]
+
+
+@pytest.fixture
+def varied(orders: Store) -> Store:
+    bodies = [
+        '{"company":"Acme","n":5,"ok":true}',
+        '{"company":"acme corp","n":7}',
+        '{"company":"Globex","n":9,"ok":false}',
+    ]
+    orders.append([[pending(f"e{i}", body=body) for i, body in enumerate(bodies)]])
+    return orders
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        (Compare("company", Op.EQ_CS, "Acme"), ["e0"]),
+        (Compare("company", Op.EQ, "ACME"), ["e0"]),
+        (Compare("company", Op.NE, "Acme"), ["e1", "e2"]),
+        (Compare("company", Op.CO, "cme"), ["e0", "e1"]),
+        (Compare("company", Op.SW, "glo"), ["e2"]),
+        (Compare("company", Op.EW, "corp"), ["e1"]),
+        (Compare("n", Op.GT, 5), ["e1", "e2"]),
+        (Compare("n", Op.LE, 7), ["e0", "e1"]),
+        (Compare("n", Op.IN, (5, 9)), ["e0", "e2"]),
+        (Compare("n", Op.NOT_IN, (5, 9)), ["e1"]),
+        (Present("ok"), ["e0", "e2"]),
+        (Compare("ok", Op.EQ_CS, True), ["e0"]),
+        (And((Compare("n", Op.GE, 5), Compare("n", Op.LT, 9))), ["e0", "e1"]),
+        (Or((Compare("n", Op.EQ_CS, 5), Compare("n", Op.EQ_CS, 9))), ["e0", "e2"]),
+        (Not(Present("ok")), ["e1"]),
+        (Compare("company", Op.CO, "%"), []),
+        (Compare("seq", Op.GE, 2), ["e1", "e2"]),
+        (Compare("channel", Op.EQ_CS, "orders"), ["e0", "e1", "e2"]),
+        (Compare("channel", Op.EQ_CS, "absent"), []),
+        (Compare("app", Op.EQ_CS, "default"), ["e0", "e1", "e2"]),
+        (Compare("app", Op.EQ_CS, "other"), []),
+    ],
+)
+def test_filter_operators(varied: Store, node: object, expected: list[str]) -> None:
+    """Each filter operator selects exactly the matching events."""
+    assert _bodies(varied, node) == expected
+
+
+def test_filter_rejects_bad_path(varied: Store) -> None:
+    """A body path with characters outside the field-name rule is refused."""
+    with pytest.raises(InvalidQuery):
+        _bodies(varied, Compare("company'; DROP TABLE events; --", Op.EQ_CS, "x"))
+
+
+def test_two_store_objects_share_one_log(make_store: StoreFactory) -> None:
+    """Two store objects on one vault (two processes' view) keep seqs gap-free."""
+    first, second = make_store(), make_store()
+    first.save_channel_version("default", "orders", 1, SCHEMA, [], 1)
+    first.append([[pending("a")]])
+    second.append([[pending("b")]])
+    assert [e.seq for e in first.find_events(EventQuery(app="default", sort_by="seq"))] == [1, 2]
+
+
+def test_concurrent_appends(orders: Store) -> None:
+    """Appends from several threads get distinct consecutive seqs."""
+    seqs: list[int] = []
+
+    def work(prefix: str) -> None:
+        for i in range(50):
+            outcome = orders.append([[pending(f"{prefix}{i}")]])[0]
+            assert isinstance(outcome, list)
+            seqs.append(outcome[0].seq)
+
+    threads = [threading.Thread(target=work, args=(str(n),)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seqs) == list(range(1, 201))
+
+
+def test_vault_id_is_stable(make_store: StoreFactory) -> None:
+    """The vault id is set once and the same for every store object."""
+    assert make_store().vault_id() == make_store().vault_id()
