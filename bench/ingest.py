@@ -201,6 +201,49 @@ def fsync_rate(folder: Path, count: int = 1000) -> float:
     return count / elapsed
 
 
+def handoff_rate(threads: int = 8, rounds: int = 2000) -> float:
+    """Round trips/s of bare thread hand-offs: each of ``threads`` threads queues a request
+    and waits until one serving thread answers it. No work at all: the floor of any
+    one-request-per-call design in CPython on this machine."""
+    pending: list[threading.Event | None] = []
+    changed = threading.Condition()
+
+    def serve() -> None:
+        nonlocal pending
+        while True:
+            with changed:
+                while not pending:
+                    changed.wait()
+                taken, pending = pending, []
+            for event in taken:
+                if event is None:
+                    return
+                event.set()
+
+    def ask() -> None:
+        for _ in range(rounds):
+            answered = threading.Event()
+            with changed:
+                pending.append(answered)
+                changed.notify()
+            answered.wait()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    askers = [threading.Thread(target=ask) for _ in range(threads)]
+    started = time.perf_counter()
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    elapsed = time.perf_counter() - started
+    with changed:
+        pending.append(None)
+        changed.notify()
+    server.join()
+    return threads * rounds / elapsed
+
+
 # -- trailvault ------------------------------------------------------------------------
 
 
@@ -218,8 +261,8 @@ def batched(folder: Path, bodies: list[dict[str, Any]], batch: int) -> float:
         return len(bodies) / (time.perf_counter() - started)
 
 
-def single(folder: Path, name: str, count: int, threads: int, **options: Any) -> tuple[float, float]:
-    """Events/s and p99 latency (ms) of one-event posts from ``threads`` threads."""
+def single(folder: Path, name: str, count: int, threads: int, **options: Any) -> tuple[float, float, float]:
+    """Events/s, p99 latency (ms) and posts per transaction of one-event posts from ``threads`` threads."""
     with fresh_vault(folder, name, **options) as vault:
         bodies = [body(i) for i in range(count)]
         latencies: list[float] = []
@@ -241,7 +284,8 @@ def single(folder: Path, name: str, count: int, threads: int, **options: Any) ->
             worker.join()
         elapsed = time.perf_counter() - started
         p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-        return share * threads / elapsed, p99
+        committer = vault._committer
+        return share * threads / elapsed, p99, committer.batches / max(committer.transactions, 1)
 
 
 def listing(folder: Path, total: int, channels: int = 5) -> tuple[float, float, float]:
@@ -353,7 +397,7 @@ def main() -> None:
         ">= 2.5x",
     )
     floor = fsync_rate(folder)
-    one, one_p99 = single(folder, "single1", single_count, 1)
+    one, one_p99, _ = single(folder, "single1", single_count, 1)
     row(
         "post, 1 thread, durable",
         f"{one:,.0f} events/s (p99 {one_p99:.2f} ms)",
@@ -361,21 +405,30 @@ def main() -> None:
         f"{one / floor:.2f}x of the disk's sync rate",
         ">= 4,000 events/s",
     )
-    eight, eight_p99 = single(folder, "single8", single_count, 8)
+    eight, eight_p99, per_transaction = single(folder, "single8", single_count, 8)
+    handoffs = handoff_rate()
     row(
         "post, 8 threads, durable (group commit)",
-        f"{eight:,.0f} events/s (p99 {eight_p99:.2f} ms)",
-        f"1 thread: {one:,.0f} events/s",
-        f"{eight / one:.2f}x",
+        f"{eight:,.0f} events/s (p99 {eight_p99:.2f} ms, {per_transaction:.1f} posts a transaction)",
+        f"1 thread: {one:,.0f} events/s; bare 8-thread hand-offs: {handoffs:,.0f}/s",
+        f"{eight / one:.2f}x of 1 thread, {eight / handoffs:.2f}x of the hand-off floor",
         ">= 15,000 events/s",
     )
-    relaxed, relaxed_p99 = single(folder, "normal1", single_count, 1, durability="normal")
+    relaxed, relaxed_p99, _ = single(folder, "normal1", single_count, 1, durability="normal")
+    relaxed8, _, _ = single(folder, "normal8", single_count, 8, durability="normal")
     row(
         "post, 1 thread, durability=normal",
         f"{relaxed:,.0f} events/s (p99 {relaxed_p99:.2f} ms)",
         f"durable: {one:,.0f} events/s",
         f"{relaxed / one:.2f}x",
         "(for information)",
+    )
+    row(
+        "post, 8 threads, durability=normal",
+        f"{relaxed8:,.0f} events/s",
+        f"durable: {eight:,.0f} events/s",
+        f"{relaxed8 / eight:.2f}x",
+        "(for information: the bound without disk syncs)",
     )
     build, median, p95 = listing(folder, args.listing_events)
     row(

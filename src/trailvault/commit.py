@@ -52,6 +52,9 @@ class GroupCommitter:
         self._leading = False
         self._last_group = 1
         self._commit_seconds = 0.0
+        #: Counters for metrics: transactions committed and the batches they carried.
+        self.transactions = 0
+        self.batches = 0
 
     def submit(self, batch: Sequence[PendingEvent]) -> list[Posted]:
         """Append ``batch`` all or nothing; return when it is durable.
@@ -78,6 +81,8 @@ class GroupCommitter:
             with self._lock:
                 self._leading = False
                 self._last_group = len(taken)
+                self.transactions += 1
+                self.batches += len(taken)
                 self._changed.notify_all()
         return request.result()
 

@@ -209,14 +209,26 @@ class Vault:
         IdConflict. Raises ValidationFailed, MalformedJSON, EventTooLarge, TimeSkew
         or ChannelNotFound for bad input, naming the field.
         """
-        return self.post_many(channel, [NewEvent(values, id, time)], _single=True)[0]
+        state = self._channel_state(channel)
+        received_us = _now_us()
+        try:
+            pending = self._prepare(state, values, id, time, received_us)
+        except ValidationFailed:
+            fresh = self._fresher(channel, state)
+            if fresh is None:
+                raise
+            pending = self._prepare(fresh, values, id, time, received_us)
+        return self._committer.submit((pending,))[0]
+
+    def _fresher(self, channel: str, state: _OpenChannel) -> _OpenChannel | None:
+        """Return the channel's newer schema version when another writer added one, else None."""
+        fresh = self._channel_state(channel, refresh=True)
+        return None if fresh.record.version == state.record.version else fresh
 
     def post_many(
         self,
         channel: str,
         items: Iterable[Mapping[str, Any] | str | bytes | NewEvent],
-        *,
-        _single: bool = False,
     ) -> list[Posted]:
         """Record several events all or nothing, in one transaction; return one Posted each.
 
@@ -228,18 +240,16 @@ class Vault:
         batch = list(items)
         received_us = _now_us()
         try:
-            pending = self._prepare_all(state, batch, received_us, single=_single)
-        except (ValidationFailed, BatchRejected):
+            pending = self._prepare_all(state, batch, received_us)
+        except BatchRejected:
             # Another process may have added fields to the schema since we loaded it.
-            fresh = self._channel_state(channel, refresh=True)
-            if fresh.record.version == state.record.version:
+            fresh = self._fresher(channel, state)
+            if fresh is None:
                 raise
-            pending = self._prepare_all(fresh, batch, received_us, single=_single)
+            pending = self._prepare_all(fresh, batch, received_us)
         return self._committer.submit(pending)
 
-    def _prepare_all(
-        self, state: _OpenChannel, batch: list[Any], received_us: int, *, single: bool
-    ) -> list[PendingEvent]:
+    def _prepare_all(self, state: _OpenChannel, batch: list[Any], received_us: int) -> list[PendingEvent]:
         pending: list[PendingEvent] = []
         failures: list[tuple[int, TrailvaultError]] = []
         for index, item in enumerate(batch):
@@ -249,8 +259,6 @@ class Vault:
                 else:
                     pending.append(self._prepare(state, item, None, None, received_us))
             except TrailvaultError as exc:
-                if single:
-                    raise
                 failures.append((index, exc))
                 if len(failures) >= _MAX_REPORTED_FAILURES:
                     break
