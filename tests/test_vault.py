@@ -482,3 +482,27 @@ def test_concurrent_posts_all_kept_with_gap_free_seqs(myindex: Vault) -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == list(range(1, 401))
+
+
+def test_sensitive_and_index_flags_are_kept(vault: Vault) -> None:
+    """The schema's sensitive and index flags survive storage, for masking and query fast paths."""
+    vault.open("access", ACCESS)
+    schema = vault.channel("access").schema
+    assert schema.sensitive_paths() == [("user", "ip")]
+    assert schema.index_paths() == [("user", "email")]
+
+
+def test_concurrent_posts_share_transactions(myindex: Vault) -> None:
+    """Posts from eight threads at once are committed in fewer transactions than posts."""
+    start = myindex._committer.transactions
+
+    def work() -> None:
+        for i in range(40):
+            myindex.post("myindex", {"company": str(i)})
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert myindex._committer.transactions - start < 320

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import EXAMPLES, run_cli
+from ..conftest import CLI, EXAMPLES, run_cli
 
 
 @pytest.fixture
@@ -284,3 +288,43 @@ def test_make_run_commands_work(tmp_path: Path) -> None:
     assert run_cli("post", "myindex", "-", stdin=(EXAMPLES / "events.ndjson").read_text(), cwd=tmp_path).returncode == 0
     table = run_cli("events", "list", "--channel", "myindex", "--sort-order", "desc", "--output", "table", cwd=tmp_path)
     assert table.returncode == 0 and "Initech" in table.stdout and "Amalto" in table.stdout
+
+
+def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
+    """Posting from stdin for over a second shows a progress bar on a terminal's stderr."""
+    leader, follower = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
+    env.update({"TRAILVAULT_VAULT": str(opened), "COLUMNS": "100", "TERM": "xterm"})
+    process = subprocess.Popen(
+        [str(CLI), "post", "myindex", "-", "--batch-size", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    assert process.stdin is not None
+    for i in range(6):
+        process.stdin.write(f'{{"company": "{i}"}}\n')
+        process.stdin.flush()
+        time.sleep(0.3)
+    process.stdin.close()
+    assert process.stdout is not None
+    with process.stdout:
+        out = process.stdout.read()
+    assert process.wait(timeout=60) == 0
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert json.loads(out)["posted"] == 6
+    assert b"events" in shown and b"events/s" in shown
+
+
+def test_no_progress_bar_in_a_pipe(opened: Path) -> None:
+    """In a pipe, stderr stays clean."""
+    result = run_cli("post", "myindex", "-", stdin='{"company": "a"}\n', vault=opened)
+    assert result.stderr == ""

@@ -22,7 +22,7 @@ from typing import Any
 
 from trailvault.config import load_settings, open_configured_vault
 from trailvault.event import Posted
-from trailvault.vault import Vault, open_vault
+from trailvault.vault import Vault
 
 __all__ = ["close", "configure", "open", "post"]
 
@@ -36,18 +36,21 @@ def configure(vault: str | Path | None = None, *, app: str | None = None) -> Vau
     with _lock:
         if _vault is not None:
             _vault.close()
-        settings = load_settings(overrides={"vault": vault and str(vault), "app": app})
-        _vault = open_configured_vault(settings, create=True) if vault is None else open_vault(
-            vault, app=settings["app"], durability=settings["durability"],
-            max_event_bytes=settings["max_event_bytes"], max_future_skew=settings["max_future_skew"],
-        )  # fmt: skip
+        _vault = _open(vault, app)
         return _vault
 
 
+def _open(vault: str | Path | None, app: str | None) -> Vault:
+    settings = load_settings(overrides={"vault": None if vault is None else str(vault), "app": app})
+    return open_configured_vault(settings, create=True)
+
+
 def _current() -> Vault:
+    global _vault
     with _lock:
-        vault = _vault
-    return vault if vault is not None else configure()
+        if _vault is None:
+            _vault = _open(None, None)
+        return _vault
 
 
 def open(id: str, schemaUri: str | Mapping[str, Any] | None = None) -> bool:  # noqa: A001, A002, N803
