@@ -13,6 +13,7 @@ zone of an audit record would silently shift it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from trailvault.errors import InvalidInput
 
@@ -44,10 +45,18 @@ def to_datetime(micros: int) -> datetime:
 
 def format_timestamp(micros: int) -> str:
     """Return the canonical RFC 3339 text: UTC, six fraction digits, ``Z``."""
-    moment = _EPOCH + timedelta(microseconds=micros)
+    seconds, fraction = divmod(micros, 1_000_000)
+    return f"{_second_text(seconds)}.{fraction:06d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    # Ingest formats the same few seconds over and over (every entry's time and
+    # receipt go into its canonical bytes), so the calendar work is cached.
+    moment = _EPOCH + timedelta(seconds=seconds)
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     )
 
 

@@ -205,3 +205,58 @@ def test_concurrent_appends(orders: Store) -> None:
 def test_vault_id_is_stable(make_store: StoreFactory) -> None:
     """The vault id is set once and the same for every store object."""
     assert make_store().vault_id() == make_store().vault_id()
+
+
+def _recomputed_root(store: Store) -> bytes:
+    """The root of a tree built from the kept entries, independently of the store's tiles."""
+    from trailvault.integrity.log import entry_leaf
+    from trailvault.integrity.merkle import EMPTY_ROOT, node_hash
+
+    events = store.find_events(EventQuery(app="default", sort_by="seq", limit=10_000))
+    leaves = [entry_leaf(e, e.seq, hashlib.sha256(_canonical(e.body)).digest()) for e in events]
+
+    def mth(items: list[bytes]) -> bytes:
+        if not items:
+            return EMPTY_ROOT
+        if len(items) == 1:
+            return items[0]
+        split = 1 << ((len(items) - 1).bit_length() - 1)
+        return node_hash(mth(items[:split]), mth(items[split:]))
+
+    return mth(leaves)
+
+
+def _canonical(body: object) -> bytes:
+    from trailvault.event import canonical_body
+
+    assert isinstance(body, dict)
+    return canonical_body(body)
+
+
+def _stored_root(store: Store) -> bytes:
+    from trailvault.integrity.merkle import root_hash, subtree_nodes
+
+    size = store.log_size()
+    return root_hash(size, store.tree_nodes(subtree_nodes(0, size)))
+
+
+def test_tree_grows_with_every_append(orders: Store) -> None:
+    """After appends of uneven batches (and a refused one), the stored tree is the tree of the entries."""
+    sizes = [1, 3, 16, 1, 40, 7]
+    count = 0
+    for size in sizes:
+        orders.append([[pending(f"e{count + i}", body='{"company":"A"}') for i in range(size)]])
+        count += size
+        assert _stored_root(orders) == _recomputed_root(orders)
+    orders.append([[pending("x", given=True)], [pending("e0", given=True, body='{"company":"Z"}')]])
+    assert _stored_root(orders) == _recomputed_root(orders)
+    assert orders.log_size() == count + 1
+
+
+def test_tree_of_two_store_objects(make_store: StoreFactory) -> None:
+    """Two writers on one vault keep one tree."""
+    first, second = make_store(), make_store()
+    first.save_channel_version("default", "orders", 1, SCHEMA, [], 1)
+    for i in range(20):
+        (first if i % 3 else second).append([[pending(f"e{i}")]])
+    assert _stored_root(first) == _stored_root(second) == _recomputed_root(first)

@@ -14,11 +14,12 @@ from trailvault.integrity.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
-    new_nodes,
     root_hash,
+    subtree_nodes,
     verify_consistency,
     verify_inclusion,
 )
+from trailvault.integrity.tiles import TileKey, append_leaves, nodes_from_tiles, partial_tiles, tiles_for_nodes
 
 # The Certificate Transparency reference data (RFC 6962 test vectors, also valid for RFC 9162).
 DATA = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
@@ -61,18 +62,26 @@ CONSISTENCY = [
 
 
 class Tree:
-    """Stored nodes built the way a store builds them: leaf by leaf, from new_nodes."""
+    """A tree stored the way a store keeps it: in tiles, appended in uneven batches."""
 
-    def __init__(self, leaves: list[bytes]) -> None:
-        self.nodes: dict[NodeKey, bytes] = {}
-        for index, leaf in enumerate(leaves):
-            self.nodes.update(new_nodes(index, [leaf], self.nodes.__getitem__))
+    def __init__(self, leaves: list[bytes], batch: int = 7) -> None:
+        self.tiles: dict[TileKey, bytes] = {}
+        for start in range(0, len(leaves), batch):
+            partial = {key: self.tiles[key] for key in partial_tiles(start)}
+            self.tiles.update(append_leaves(start, leaves[start : start + batch], partial))
+        self.size = len(leaves)
         self.reads: list[int] = []
 
     def read(self, keys: Iterable[NodeKey]) -> Mapping[NodeKey, bytes]:
         wanted = list(keys)
-        self.reads.append(len(wanted))
-        return {key: self.nodes[key] for key in wanted}
+        self.reads.append(len(tiles_for_nodes(wanted)))
+        return nodes_from_tiles(wanted, self.tiles)
+
+    def root(self, size: int) -> bytes:
+        return root_hash(size, self.read(subtree_nodes(0, size)))
+
+    def leaf(self, index: int) -> bytes:
+        return self.read([(0, index)])[(0, index)]
 
 
 LEAVES = [leaf_hash(bytes.fromhex(item)) for item in DATA]
@@ -87,12 +96,31 @@ def test_empty_root() -> None:
 @pytest.mark.parametrize("size", range(1, 9))
 def test_reference_roots(size: int) -> None:
     """Roots of the reference tree at every size match the published ones."""
-    assert root_hash(size, REFERENCE.nodes).hex() == ROOTS[size]
+    assert REFERENCE.root(size).hex() == ROOTS[size]
 
 
-def test_batch_append_builds_the_same_nodes() -> None:
-    """Appending all leaves in one call creates the same nodes as one at a time."""
-    assert new_nodes(0, LEAVES, {}.__getitem__) == REFERENCE.nodes
+@pytest.mark.parametrize("batch", [1, 3, 16, 17, 1000])
+def test_batch_size_does_not_change_the_tiles(batch: int) -> None:
+    """Appending in batches of any size builds the same tiles as one leaf at a time."""
+    leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(600)]
+    assert Tree(leaves, batch).tiles == Tree(leaves, 1).tiles
+
+
+def test_tiles_only_grow() -> None:
+    """Every tile written by an append extends what the tile held before."""
+    leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(300)]
+    tiles: dict[TileKey, bytes] = {}
+    for start in range(0, 300, 5):
+        written = append_leaves(start, leaves[start : start + 5], {key: tiles[key] for key in partial_tiles(start)})
+        for key, blob in written.items():
+            assert blob.startswith(tiles.get(key, b""))
+        tiles.update(written)
+
+
+def test_missing_partial_tile_is_detected() -> None:
+    """Appending without the partial tile the tree needs is refused, not guessed."""
+    with pytest.raises(ValueError):
+        append_leaves(5, [leaf_hash(b"x")], {})
 
 
 @pytest.mark.parametrize(("index", "size", "expected"), INCLUSION)
@@ -112,13 +140,13 @@ def test_consistency_vectors(old: int, new: int, expected: list[str]) -> None:
 
 
 def test_proof_reads_are_logarithmic() -> None:
-    """A proof in a tree of 100,000 leaves reads at most about 2 log2 n nodes, in one call."""
+    """A proof in a tree of 100,000 leaves reads at most two tiles per tile level, in one call."""
     size = 100_000
     tree = Tree([leaf_hash(i.to_bytes(4, "big")) for i in range(size)])
     tree.reads.clear()
     inclusion_proof(77_777, size, tree.read)
     consistency_proof(12_345, size, tree.read)
-    assert len(tree.reads) == 2 and max(tree.reads) <= 2 * 17
+    assert len(tree.reads) == 2 and max(tree.reads) <= 2 * 5
 
 
 def _flip(proof: list[bytes], item: int, bit: int) -> list[bytes]:
@@ -133,8 +161,8 @@ def test_inclusion_verifies_and_any_bit_flip_fails(sizes: tuple[int, int], data:
     """For every i < n <= 300 the proof verifies, and fails after any single-bit change of proof or leaf."""
     size, index = sizes
     tree = Tree([leaf_hash(i.to_bytes(2, "big")) for i in range(size)])
-    root = root_hash(size, tree.nodes)
-    leaf = tree.nodes[(0, index)]
+    root = tree.root(size)
+    leaf = tree.leaf(index)
     proof = inclusion_proof(index, size, tree.read)
     assert verify_inclusion(index, size, leaf, proof, root)
     if proof:
@@ -152,7 +180,7 @@ def test_consistency_verifies_and_any_bit_flip_fails(sizes: tuple[int, int], dat
     """For every m <= n <= 300 the consistency proof verifies, and fails after any single-bit change."""
     old, new = sizes
     tree = Tree([leaf_hash(i.to_bytes(2, "big")) for i in range(new)])
-    old_root, new_root = root_hash(old, tree.nodes), root_hash(new, tree.nodes)
+    old_root, new_root = tree.root(old), tree.root(new)
     proof = consistency_proof(old, new, tree.read)
     assert verify_consistency(old, new, old_root, new_root, proof)
     if proof:

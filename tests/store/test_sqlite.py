@@ -173,3 +173,50 @@ def test_two_processes_append_to_one_file(vault_dir: Path) -> None:
     assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
     conn = sqlite3.connect(vault_dir / "vault.sqlite3")
     assert conn.execute("SELECT count(*), min(seq), max(seq) FROM events").fetchone() == (400, 1, 400)
+
+
+def test_tiles_cannot_be_rewritten(filled: Path) -> None:
+    """Going around trailvault, a tile cannot be changed or removed, only grown."""
+    conn = sqlite3.connect(filled)
+    with pytest.raises(sqlite3.IntegrityError, match="only grow"):
+        conn.execute("UPDATE merkle_tiles SET hashes = zeroblob(64) WHERE level = 0")
+    with pytest.raises(sqlite3.IntegrityError, match="only grow"):
+        conn.execute("DELETE FROM merkle_tiles")
+
+
+def test_vault_from_before_the_tree_gets_its_tiles(tmp_path: Path) -> None:
+    """Opening a vault written before the tree existed hashes its entries into tiles (migration 2)."""
+    from trailvault.integrity.log import entry_leaf
+    from trailvault.integrity.merkle import root_hash, subtree_nodes
+    from trailvault.integrity.tiles import append_leaves, nodes_from_tiles
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE schema_migrations "
+        "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied INTEGER NOT NULL)"
+    )
+    for statement in MIGRATIONS[0].statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial', 0)")
+    conn.execute("INSERT INTO vault_meta VALUES ('vault_id', 'old')")
+    conn.execute("INSERT INTO apps VALUES (1, 'default', 0)")
+    conn.execute("INSERT INTO channels VALUES (1, 1, 'myindex', 0)")
+    for seq in range(1, 41):
+        conn.execute(
+            "INSERT INTO events VALUES (?, ?, 1, 1, ?, ?, '{}', ?, NULL)", (seq, f"id{seq}", seq, seq, bytes(32))
+        )
+    conn.close()
+    store = SQLiteStore(path, create=False)
+    from trailvault.event import Event
+
+    leaves = [entry_leaf(Event(f"id{s}", s, s, "default", "myindex", s, None), s, bytes(32)) for s in range(1, 41)]
+    expected = append_leaves(0, leaves, {})
+    keys = subtree_nodes(0, 40)
+    assert root_hash(40, store.tree_nodes(keys)) == root_hash(40, nodes_from_tiles(keys, expected))
+    conn = sqlite3.connect(path)
+    stored = {
+        (level, idx): hashes for level, idx, hashes in conn.execute("SELECT level, idx, hashes FROM merkle_tiles")
+    }
+    assert stored == expected
+    store.close()

@@ -30,7 +30,6 @@ __all__ = [
     "inclusion_plan",
     "inclusion_proof",
     "leaf_hash",
-    "new_nodes",
     "node_hash",
     "root_hash",
     "subtree_hash",
@@ -62,27 +61,6 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 def _split(size: int) -> int:
     """The largest power of two strictly below ``size`` (size >= 2)."""
     return 1 << ((size - 1).bit_length() - 1)
-
-
-def new_nodes(first_index: int, leaves: Sequence[bytes], node: Callable[[NodeKey], bytes]) -> dict[NodeKey, bytes]:
-    """Return every complete node that appending ``leaves`` at ``first_index`` creates.
-
-    ``node`` reads a node stored before (only left siblings on the tree's right
-    edge are asked for, at most one per level per call).
-    """
-    created: dict[NodeKey, bytes] = {}
-    for offset, value in enumerate(leaves):
-        index, level = first_index + offset, 0
-        created[(0, index)] = value
-        while index & 1:
-            sibling = (level, index - 1)
-            left = created.get(sibling)
-            if left is None:
-                left = node(sibling)
-            value = node_hash(left, value)
-            level, index = level + 1, index >> 1
-            created[(level, index)] = value
-    return created
 
 
 def subtree_nodes(start: int, end: int) -> list[NodeKey]:

@@ -9,12 +9,13 @@ event reaches it. Each backend translates its own driver errors into
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trailvault.errors import IdConflict
 from trailvault.event import Event, PendingEvent, Posted
+from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
 
 __all__ = ["AppendOutcome", "ChannelRecord", "Store"]
@@ -89,3 +90,11 @@ class Store(Protocol):
 
     def log_size(self) -> int:
         """Return the number of entries in the log (the highest seq)."""
+
+    def tree_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """Return complete nodes of the log's Merkle tree (level 0 = leaf hashes).
+
+        The tree grows in the same transaction as every append, so it always covers
+        exactly the log. Reads are consistent with one another only for sizes up to a
+        size read before the call.
+        """

@@ -7,16 +7,23 @@ refused rather than misread.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from trailvault.store.sqlite.tree import backfill_tiles
 
 __all__ = ["MIGRATIONS", "Migration"]
 
 
 @dataclass(frozen=True)
 class Migration:
+    """Statements to run in order, then an optional Python step in the same transaction."""
+
     version: int
     description: str
     statements: tuple[str, ...]
+    after: Callable[[sqlite3.Connection], None] | None = None
 
 
 _APPEND_ONLY_MESSAGE = "trailvault: events are append-only; a body is removed only through redact or purge"
@@ -96,4 +103,27 @@ _INITIAL = (
     BEGIN SELECT RAISE(ABORT, 'trailvault: schema versions are append-only'); END""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),)
+_TILES = (
+    # The Merkle tree, stored as tiles (trailvault.integrity.tiles): derived from the
+    # entries, so `verify` can rebuild and compare it; rows only ever grow.
+    """CREATE TABLE merkle_tiles (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hashes BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID""",
+    """CREATE TRIGGER merkle_tiles_only_grow BEFORE UPDATE ON merkle_tiles
+    WHEN NEW.level IS NOT OLD.level OR NEW.idx IS NOT OLD.idx
+        OR length(NEW.hashes) <= length(OLD.hashes)
+        OR substr(NEW.hashes, 1, length(OLD.hashes)) IS NOT OLD.hashes
+    BEGIN SELECT RAISE(ABORT, 'trailvault: Merkle tiles only grow'); END""",
+    """CREATE TRIGGER merkle_tiles_refuse_delete BEFORE DELETE ON merkle_tiles
+    BEGIN SELECT RAISE(ABORT, 'trailvault: Merkle tiles only grow'); END""",
+)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
+    # A vault from before the tree existed gets its existing entries hashed in.
+    Migration(2, "Merkle tree tiles", _TILES, after=backfill_tiles),
+)

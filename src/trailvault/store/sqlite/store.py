@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,10 +32,13 @@ from trailvault.errors import (
     VaultNotFound,
 )
 from trailvault.event import Event, PendingEvent, Posted
+from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
 from trailvault.store.base import AppendOutcome, ChannelRecord
 from trailvault.store.sqlite.migrations import MIGRATIONS
 from trailvault.store.sqlite.sql import body_expression, compile_listing
+from trailvault.store.sqlite.tree import grow_tree, tree_nodes
 
 __all__ = ["SQLiteStore"]
 
@@ -194,6 +197,8 @@ class SQLiteStore:
                     continue
                 for statement in migration.statements:
                     tx.execute(statement)
+                if migration.after is not None:
+                    migration.after(tx)
                 if migration.version == 1:
                     tx.execute("INSERT INTO vault_meta VALUES ('vault_id', ?)", (str(uuid.uuid4()),))
                 tx.execute(
@@ -311,21 +316,25 @@ class SQLiteStore:
 
     def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
         with self._transaction() as tx:
-            outcomes, rows = self._admit(tx, batches)
+            outcomes, rows, leaves = self._admit(tx, batches)
             if rows:
                 tx.executemany(_INSERT, rows)
+                # The tree grows in the same transaction, so it always matches the log.
+                grow_tree(tx, rows[0][0] - 1, leaves)
         return outcomes
 
     def _admit(
         self, tx: sqlite3.Connection, batches: Sequence[Sequence[PendingEvent]]
-    ) -> tuple[list[AppendOutcome], list[tuple[Any, ...]]]:
-        """Give each batch's new events their seqs; keep out the batches that conflict."""
+    ) -> tuple[list[AppendOutcome], list[tuple[Any, ...]], list[bytes]]:
+        """Give each batch's new events their seqs and leaf hashes; keep out the batches that conflict."""
         next_seq: int = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
         outcomes: list[AppendOutcome] = []
         rows: list[tuple[Any, ...]] = []
+        leaves: list[bytes] = []
         accepted: dict[tuple[int, str], _Kept] = {}
         for batch in batches:
             staged: list[tuple[Any, ...]] = []
+            staged_leaves: list[bytes] = []
             staged_ids: dict[tuple[int, str], _Kept] = {}
             posted: list[Posted] = []
             kept = self._kept_ids(tx, batch)
@@ -353,15 +362,17 @@ class SQLiteStore:
                 seq = next_seq + len(staged)
                 # PendingEvent ends with the remaining columns, in the table's order.
                 staged.append((seq, event.id, app_key, channel_key, *event[3:]))
+                staged_leaves.append(entry_leaf(event, seq, event.body_sha256))
                 posted.append(Posted(event.id, seq))
             if conflict is not None:
                 outcomes.append(conflict)
                 continue
             rows.extend(staged)
+            leaves.extend(staged_leaves)
             accepted.update(staged_ids)
             next_seq += len(staged)
             outcomes.append(posted)
-        return outcomes, rows
+        return outcomes, rows, leaves
 
     def _keys_for(self, tx: sqlite3.Connection, event: PendingEvent) -> tuple[int, int]:
         app_key = self._app_key(tx, event.app)
@@ -409,6 +420,12 @@ class SQLiteStore:
 
     def log_size(self) -> int:
         return int(self._read("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def tree_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        try:
+            return tree_nodes(self._reader(), keys)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:

@@ -1,0 +1,105 @@
+"""Merkle tree storage in tiles: small blobs of node hashes that only ever grow.
+
+A tile of tile level ``T`` and index ``I`` holds the hashes of the tree's nodes at
+level ``HEIGHT * T`` with indexes ``[I * WIDTH, (I + 1) * WIDTH)``, concatenated
+(32 bytes each). Only the rightmost tile of each tile level is partial, and it only
+grows: an append extends it or starts new tiles, and when a tile fills up, its root
+becomes the next hash one tile level up. Any other node is folded from at most
+``2**(HEIGHT - 1)`` hashes of one tile.
+
+With ``HEIGHT = 4`` a tile is at most 512 bytes, so it fits in a database page; a
+batch of 1,000 events writes about 70 tile rows, a single event one or two; and any
+proof reads one or two tiles per tile level (six levels for 16 million entries).
+This follows the shape of C2SP ``tlog-tiles`` (which uses height 8 for files served
+over HTTP), sized for rows instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from trailvault.integrity.merkle import NodeKey, node_hash
+
+__all__ = ["HEIGHT", "WIDTH", "TileKey", "append_leaves", "nodes_from_tiles", "partial_tiles", "tiles_for_nodes"]
+
+HEIGHT = 4
+WIDTH = 1 << HEIGHT
+_HASH = 32
+
+#: A tile: (tile level, tile index).
+TileKey = tuple[int, int]
+
+
+def partial_tiles(size: int) -> list[TileKey]:
+    """Return the partial (rightmost, not yet full) tiles of a tree of ``size`` leaves."""
+    keys = []
+    level, count = 0, size
+    while count:
+        if count % WIDTH:
+            keys.append((level, count // WIDTH))
+        level, count = level + 1, count // WIDTH
+    return keys
+
+
+def _perfect_root(hashes: bytes) -> bytes:
+    """Fold a power-of-two run of concatenated hashes into its subtree root."""
+    level = [hashes[offset : offset + _HASH] for offset in range(0, len(hashes), _HASH)]
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def append_leaves(size: int, leaves: Sequence[bytes], partial: Mapping[TileKey, bytes]) -> dict[TileKey, bytes]:
+    """Return every tile that appending ``leaves`` (leaf hashes) to a tree of ``size`` creates or grows.
+
+    ``partial`` holds the current contents of the tiles :func:`partial_tiles` names.
+    Raises ValueError when one is missing or has the wrong length (a damaged store).
+    """
+    written: dict[TileKey, bytes] = {}
+    level, first, hashes = 0, size, list(leaves)
+    while hashes:
+        completed: list[bytes] = []
+        position, taken = first, 0
+        while taken < len(hashes):
+            key, offset = (level, position // WIDTH), position % WIDTH
+            existing = written.get(key, partial.get(key, b"")) if offset else b""
+            if len(existing) != offset * _HASH:
+                raise ValueError(f"tile {key} holds {len(existing) // _HASH} hashes, expected {offset}")
+            count = min(WIDTH - offset, len(hashes) - taken)
+            blob = existing + b"".join(hashes[taken : taken + count])
+            written[key] = blob
+            if len(blob) == WIDTH * _HASH:
+                completed.append(_perfect_root(blob))
+            position, taken = position + count, taken + count
+        level, first, hashes = level + 1, first // WIDTH, completed
+    return written
+
+
+def _locate(key: NodeKey) -> tuple[TileKey, int, int]:
+    """Return the tile holding the hashes a node folds from, the first hash's offset, and their count."""
+    level, index = key
+    tile_level, sub = divmod(level, HEIGHT)
+    first = index << sub
+    return (tile_level, first // WIDTH), first % WIDTH, 1 << sub
+
+
+def tiles_for_nodes(keys: Iterable[NodeKey]) -> set[TileKey]:
+    """Return the tiles needed to compute the given (complete) nodes."""
+    return {_locate(key)[0] for key in keys}
+
+
+def nodes_from_tiles(keys: Iterable[NodeKey], tiles: Mapping[TileKey, bytes]) -> dict[NodeKey, bytes]:
+    """Compute the given complete nodes from their tiles.
+
+    Raises KeyError when a tile is missing and ValueError when a tile is too short,
+    both meaning the store does not hold the tree it should.
+    """
+    found: dict[NodeKey, bytes] = {}
+    for key in keys:
+        tile, offset, count = _locate(key)
+        blob = tiles[tile]
+        run = blob[offset * _HASH : (offset + count) * _HASH]
+        if len(run) != count * _HASH:
+            raise ValueError(f"tile {tile} is too short for node {key}")
+        found[key] = _perfect_root(run)
+    return found

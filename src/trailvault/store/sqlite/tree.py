@@ -1,0 +1,69 @@
+"""The Merkle tree of a SQLite vault: reading and growing its tiles inside the store's transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+from trailvault.event import Event
+from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.merkle import NodeKey
+from trailvault.integrity.tiles import TileKey, append_leaves, nodes_from_tiles, partial_tiles, tiles_for_nodes
+
+__all__ = ["backfill_tiles", "grow_tree", "read_tiles", "tree_nodes"]
+
+_UPSERT = (
+    "INSERT INTO merkle_tiles VALUES (?, ?, ?) "
+    "ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes"
+)
+_BACKFILL_CHUNK = 10_000
+
+
+def read_tiles(conn: sqlite3.Connection, keys: Iterable[TileKey]) -> dict[TileKey, bytes]:
+    """Return the stored tiles among ``keys`` (absent ones are left out)."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    marks = ", ".join("(?, ?)" for _ in wanted)
+    params = [part for key in wanted for part in key]
+    rows = conn.execute(f"SELECT level, idx, hashes FROM merkle_tiles WHERE (level, idx) IN (VALUES {marks})", params)
+    return {(level, idx): hashes for level, idx, hashes in rows}
+
+
+def grow_tree(conn: sqlite3.Connection, size: int, leaves: Sequence[bytes]) -> None:
+    """Append leaf hashes to the tree of ``size`` leaves, in the caller's transaction."""
+    if not leaves:
+        return
+    partial = read_tiles(conn, partial_tiles(size))
+    written = append_leaves(size, leaves, partial)
+    conn.executemany(_UPSERT, [(level, idx, hashes) for (level, idx), hashes in written.items()])
+
+
+def tree_nodes(conn: sqlite3.Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+    """Return the given complete nodes of the tree, reading each needed tile once."""
+    wanted = list(keys)
+    return nodes_from_tiles(wanted, read_tiles(conn, tiles_for_nodes(wanted)))
+
+
+def backfill_tiles(conn: sqlite3.Connection) -> None:
+    """Build the tiles of every entry already in the log (a vault from before the tree existed)."""
+    size = 0
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT e.seq, e.id, a.name, c.name, e.time, e.received, e.body_sha256 FROM events AS e "
+            "JOIN channels AS c ON c.channel_key = e.channel_key JOIN apps AS a ON a.app_key = e.app_key "
+            "WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+            (last, _BACKFILL_CHUNK),
+        ).fetchall()
+        if not rows:
+            return
+        leaves: list[bytes] = []
+        for seq, event_id, app, channel, time_us, received_us, body_sha256 in rows:
+            if seq != size + len(leaves) + 1:
+                raise sqlite3.DatabaseError(f"the log has a gap before seq {seq}; it cannot be hashed into a tree")
+            event = Event(event_id, time_us, received_us, app, channel, seq, None)
+            leaves.append(entry_leaf(event, seq, body_sha256))
+        grow_tree(conn, size, leaves)
+        size += len(leaves)
+        last = rows[-1][0]
