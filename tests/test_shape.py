@@ -22,8 +22,8 @@ LAYERS = {
 MODULE_LAYERS = {
     "errors": "core", "timestamps": "core", "event": "core", "query": "core", "schema": "core",
     "jsontext": "core", "channel": "core", "integrity": "core",
-    "store": "adapter", "sources": "adapter", "formats": "adapter", "sinks": "adapter", "importers": "adapter",
-    "vault": "workflow", "commit": "workflow", "archive": "workflow", "forward": "workflow", "client": "workflow",
+    "store": "adapter", "sources": "adapter", "keys": "adapter", "formats": "adapter", "sinks": "adapter", "importers": "adapter",
+    "vault": "workflow", "commit": "workflow", "checkpoints": "workflow", "proofs": "workflow", "archive": "workflow", "forward": "workflow", "client": "workflow",
     "cli": "edge", "server": "edge", "web": "edge", "config": "edge", "compat": "edge",
 }  # fmt: skip
 

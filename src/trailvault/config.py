@@ -50,6 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("app", "default", "the app (tenant) to write and read as; Platform 6's application_id"),
     Setting("max_event_bytes", DEFAULT_MAX_EVENT_BYTES, "largest event accepted, in bytes of canonical JSON", int),
     Setting("max_future_skew", DEFAULT_MAX_FUTURE_SKEW, "seconds an event's time may be ahead of the clock", float),
+    Setting("signing_key", "", "the vault's Ed25519 key file (default: vault.key beside the database)"),
+    Setting("log_name", "trailvault", "the first part of the checkpoints' origin, <log_name>/<vault id>"),
     Setting(
         "durability",
         "full",
@@ -104,6 +106,8 @@ def open_configured_vault(settings: Mapping[str, Any], *, create: bool) -> Vault
         durability=settings["durability"],
         max_event_bytes=settings["max_event_bytes"],
         max_future_skew=settings["max_future_skew"],
+        signing_key=settings["signing_key"] or None,
+        log_name=settings["log_name"],
     )
 
 

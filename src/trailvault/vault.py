@@ -21,6 +21,7 @@ import orjson
 import uuid_utils
 
 from trailvault.channel import Channel
+from trailvault.checkpoints import Checkpointer, tree_root
 from trailvault.commit import GroupCommitter
 from trailvault.errors import (
     BatchRejected,
@@ -30,12 +31,16 @@ from trailvault.errors import (
     EventTooLarge,
     InvalidInput,
     InvalidQuery,
+    NotFound,
     TimeSkew,
     TrailvaultError,
     ValidationFailed,
 )
 from trailvault.event import Event, NewEvent, PendingEvent, Posted, check_id, check_name, fingerprint
+from trailvault.integrity.note import verifier_key
 from trailvault.jsontext import decode_json
+from trailvault.keys import create_signing_key, default_key_path, load_signing_key
+from trailvault.proofs import ConsistencyProof, InclusionProof, build_consistency, build_inclusion
 from trailvault.query import (
     ENVELOPE_FIELDS,
     MAX_LIMIT,
@@ -52,7 +57,7 @@ from trailvault.query import (
 from trailvault.schema import FieldType, Mode, Schema, evolve, parse_schema
 from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
-from trailvault.store.base import ChannelRecord
+from trailvault.store.base import ChannelRecord, StoredCheckpoint
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_FUTURE_SKEW", "EventPage", "Vault", "open_vault"]
@@ -104,9 +109,11 @@ class Vault:
         app: str = "default",
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.app = check_name(app, field="app")
         self._store = store
+        self._checkpointer = checkpointer
         self._max_event_bytes = max_event_bytes
         self._max_future_skew_us = int(max_future_skew * 1_000_000)
         self._committer = GroupCommitter(store.append)
@@ -119,8 +126,12 @@ class Vault:
         return self._store.location
 
     def close(self) -> None:
-        """Close the store; the vault is unusable afterwards."""
-        self._store.close()
+        """Sign what the log gained since the last checkpoint, then close the store."""
+        try:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+        finally:
+            self._store.close()
 
     def __enter__(self) -> Vault:
         return self
@@ -414,6 +425,66 @@ class Vault:
         )
 
 
+    # -- integrity -----------------------------------------------------------------
+
+    def verifier_key(self) -> str:
+        """Return the vault's public key as a signed-note verifier key (``trailvault key show``)."""
+        key = self._store.meta("verifier_key")
+        if key is None:
+            raise NotFound("key: this vault has no signing key yet; run `trailvault init`", field="key")
+        return key
+
+    def issue_checkpoint(self) -> StoredCheckpoint:
+        """Sign a checkpoint of the log as it is now (they are also issued automatically)."""
+        if self._checkpointer is None:
+            raise NotFound("signing_key: this vault was opened without its signing key", field="signing_key")
+        checkpoint = self._checkpointer.issue()
+        return StoredCheckpoint(checkpoint.size, checkpoint.root, checkpoint.timestamp or 0, checkpoint.note)
+
+    def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
+        """Return the latest checkpoint, or the latest of exactly ``size`` entries."""
+        found = self._store.latest_checkpoint() if size is None else self._store.checkpoint_of_size(size)
+        if found is None:
+            what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
+            raise NotFound(f"size: {what}; checkpoints are issued as events arrive", field="size")
+        return found
+
+    def prove_inclusion(self, event: str | int, size: int | None = None) -> InclusionProof:
+        """Prove that an event (by id, or by seq) is entry ``seq - 1`` of the tree of ``size``.
+
+        Without ``size`` the proof is against the earliest checkpoint that covers the
+        event (one is issued now when none does yet), and carries that checkpoint.
+        """
+        seq = event if isinstance(event, int) else self.get(event).seq
+        log_size = self._store.log_size()
+        if not 1 <= seq <= log_size:
+            raise EventNotFound(f"seq: no entry {seq} in a log of {log_size}", field="seq")
+        if size is None:
+            covering = self._store.checkpoint_covering(seq)
+            if covering is None and self._checkpointer is not None:
+                self._checkpointer.issue()
+                covering = self._store.checkpoint_covering(seq)
+            size = covering.size if covering is not None else log_size
+            note = covering.note if covering is not None else None
+        else:
+            if not seq <= size <= log_size:
+                raise InvalidQuery(f"size: use a size from {seq} to {log_size}", field="size")
+            exact = self._store.checkpoint_of_size(size)
+            note = exact.note if exact is not None else None
+        return build_inclusion(self._store, seq - 1, size, note)
+
+    def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
+        """Prove that the log of ``new_size`` entries extends the log of ``old_size`` entries."""
+        log_size = self._store.log_size()
+        if not 0 < old_size <= new_size <= log_size:
+            raise InvalidQuery(f"from/to: use 0 < from <= to <= {log_size}", field="from")
+        exact = self._store.checkpoint_of_size(new_size)
+        return build_consistency(
+            self._store, old_size, new_size, tree_root(self._store, old_size), tree_root(self._store, new_size),
+            exact.note if exact is not None else None,
+        )  # fmt: skip
+
+
 def open_vault(
     path_or_url: str | Path = "trailvault-data",
     *,
@@ -422,14 +493,53 @@ def open_vault(
     durability: str = "full",
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
+    signing_key: str | Path | None = None,
+    log_name: str = "trailvault",
 ) -> Vault:
     """Open (and by default create) the vault at a folder, database file or URL.
 
     ``durability="full"`` makes every post survive power loss; ``"normal"`` only a
     crash of the process, for several times the single-post rate.
+
+    The signing key is read from ``signing_key`` (default: beside the database,
+    ``vault.key``); a new vault gets a new key. With the key, checkpoints with origin
+    ``<log_name>/<vault id>`` are issued in the background while the vault is open.
+    Without it (a reader without access to the key) the vault still proves against
+    the checkpoints already kept.
     """
     store = open_store(path_or_url, create=create, durability=durability)
-    return Vault(store, app=app, max_event_bytes=max_event_bytes, max_future_skew=max_future_skew)
+    try:
+        checkpointer = _checkpointer(store, signing_key, log_name, create=create)
+    except BaseException:
+        store.close()
+        raise
+    vault = Vault(
+        store, app=app, max_event_bytes=max_event_bytes, max_future_skew=max_future_skew, checkpointer=checkpointer
+    )
+    if checkpointer is not None:
+        checkpointer.start()
+    return vault
+
+
+def _checkpointer(store: Store, signing_key: str | Path | None, log_name: str, *, create: bool) -> Checkpointer | None:
+    key_path = Path(signing_key).expanduser() if signing_key else default_key_path(Path(store.location))
+    known = store.meta("verifier_key")
+    if key_path.exists():
+        key = load_signing_key(key_path)
+    elif known is None and create:
+        key = create_signing_key(key_path)
+    else:
+        return None
+    origin = f"{log_name}/{store.vault_id()}"
+    verifier = verifier_key(origin, key.public_key())
+    if known is not None and known != verifier:
+        raise Conflict(
+            f"signing_key: {key_path} is not this vault's key (or log_name changed); the vault's key is {known}",
+            field="signing_key",
+        )
+    if known is None:
+        store.set_meta("verifier_key", verifier)
+    return Checkpointer(store, key, origin)
 
 
 def _now_us() -> int:

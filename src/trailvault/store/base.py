@@ -18,7 +18,7 @@ from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
 
-__all__ = ["AppendOutcome", "ChannelRecord", "Store"]
+__all__ = ["AppendOutcome", "ChannelRecord", "Store", "StoredCheckpoint"]
 
 #: For each batch given to :meth:`Store.append`: its events' outcomes, or the
 #: conflict that kept the whole batch out.
@@ -34,6 +34,16 @@ class ChannelRecord:
     created_us: int
     version: int
     schema_document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint as kept: the log's size and root, its signed time and its note."""
+
+    size: int
+    root: bytes
+    timestamp: int
+    note: str
 
 
 class Store(Protocol):
@@ -90,6 +100,24 @@ class Store(Protocol):
 
     def log_size(self) -> int:
         """Return the number of entries in the log (the highest seq)."""
+
+    def meta(self, key: str) -> str | None:
+        """Return a vault-wide value (such as the public key), or None."""
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a vault-wide value once; raise Conflict when it is set to something else."""
+
+    def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Keep a signed checkpoint (all are kept)."""
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """Return the checkpoint of the largest size (the latest signed of those), or None."""
+
+    def checkpoint_covering(self, size: int) -> StoredCheckpoint | None:
+        """Return the earliest checkpoint whose size is at least ``size``, or None."""
+
+    def checkpoint_of_size(self, size: int) -> StoredCheckpoint | None:
+        """Return the latest checkpoint of exactly ``size`` entries, or None."""
 
     def tree_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """Return complete nodes of the log's Merkle tree (level 0 = leaf hashes).

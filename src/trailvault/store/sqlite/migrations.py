@@ -122,8 +122,25 @@ _TILES = (
 )
 
 
+_CHECKPOINTS = (
+    # Every signed checkpoint is kept: a later verify checks each one's root and signature.
+    """CREATE TABLE checkpoints (
+        checkpoint_key INTEGER PRIMARY KEY,
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        timestamp INTEGER NOT NULL,
+        note TEXT NOT NULL
+    )""",
+    "CREATE INDEX checkpoints_by_size ON checkpoints (size, timestamp)",
+    """CREATE TRIGGER checkpoints_refuse_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'trailvault: checkpoints are append-only'); END""",
+    """CREATE TRIGGER checkpoints_refuse_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'trailvault: checkpoints are append-only'); END""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
     # A vault from before the tree existed gets its existing entries hashed in.
     Migration(2, "Merkle tree tiles", _TILES, after=backfill_tiles),
+    Migration(3, "signed checkpoints", _CHECKPOINTS),
 )

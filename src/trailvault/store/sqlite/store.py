@@ -35,7 +35,7 @@ from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
-from trailvault.store.base import AppendOutcome, ChannelRecord
+from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint
 from trailvault.store.sqlite.migrations import MIGRATIONS
 from trailvault.store.sqlite.sql import body_expression, compile_listing
 from trailvault.store.sqlite.tree import grow_tree, tree_nodes
@@ -420,6 +420,38 @@ class SQLiteStore:
 
     def log_size(self) -> int:
         return int(self._read("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def meta(self, key: str) -> str | None:
+        row = self._read("SELECT value FROM vault_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as tx:
+            row = tx.execute("SELECT value FROM vault_meta WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                tx.execute("INSERT INTO vault_meta VALUES (?, ?)", (key, value))
+            elif row[0] != value:
+                raise Conflict(f"{key} is already set to another value for this vault")
+
+    def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO checkpoints (size, root, timestamp, note) VALUES (?, ?, ?, ?)",
+                (checkpoint.size, checkpoint.root, checkpoint.timestamp, checkpoint.note),
+            )
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        return self._checkpoint("ORDER BY size DESC, timestamp DESC LIMIT 1", ())
+
+    def checkpoint_covering(self, size: int) -> StoredCheckpoint | None:
+        return self._checkpoint("WHERE size >= ? ORDER BY size, timestamp LIMIT 1", (size,))
+
+    def checkpoint_of_size(self, size: int) -> StoredCheckpoint | None:
+        return self._checkpoint("WHERE size = ? ORDER BY timestamp DESC LIMIT 1", (size,))
+
+    def _checkpoint(self, clause: str, params: tuple[int, ...]) -> StoredCheckpoint | None:
+        row = self._read("SELECT size, root, timestamp, note FROM checkpoints " + clause, params).fetchone()
+        return None if row is None else StoredCheckpoint(*row)
 
     def tree_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         try:

@@ -1,0 +1,62 @@
+"""The vault's Ed25519 signing key on disk: created once, readable only by its owner, never logged.
+
+The key is a PKCS #8 PEM file. By default it sits beside the database
+(``trailvault-data/vault.key``); the ``signing_key`` setting puts it elsewhere,
+which is what the threat model in docs/integrity.md recommends: whoever holds both
+the database and the key can rewrite history.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from trailvault.errors import InvalidInput, NotFound
+
+__all__ = ["create_signing_key", "default_key_path", "load_signing_key"]
+
+
+def default_key_path(database: Path) -> Path:
+    """Return where a vault's key lives by default: beside its database, ending in ``.key``."""
+    return database.with_suffix(".key")
+
+
+def create_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Create a new key at ``path`` with mode 0600, or return the one already there."""
+    if path.exists():
+        return load_signing_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    # O_EXCL with the mode given at creation: the key is never readable by others, not even briefly.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    return key
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Read the key at ``path``; raise NotFound or InvalidInput naming ``signing_key`` (never its contents)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(
+            f"signing_key: no key at {path}; `trailvault init` creates one, or set signing_key", field="signing_key"
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(f"signing_key: cannot read {path} ({exc.strerror})", field="signing_key") from None
+    try:
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"signing_key: {path} is not an unencrypted PEM private key", field="signing_key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"signing_key: {path} is not an Ed25519 key", field="signing_key")
+    return key

@@ -1,0 +1,68 @@
+"""Building proofs from a vault's stored tree, each tied to a signed checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trailvault.integrity.merkle import consistency_proof, inclusion_proof
+from trailvault.store.base import Store
+
+__all__ = ["ConsistencyProof", "InclusionProof", "build_consistency", "build_inclusion"]
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """Entry ``index`` (seq - 1), with ``leaf_hash``, is in the tree of ``size`` entries."""
+
+    index: int
+    size: int
+    leaf_hash: bytes
+    hashes: list[bytes]
+    checkpoint: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "seq": self.index + 1,
+            "size": self.size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "hashes": [item.hex() for item in self.hashes],
+            "checkpoint": self.checkpoint,
+        }
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """The tree of ``new_size`` entries extends the tree of ``old_size`` entries."""
+
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    hashes: list[bytes]
+    checkpoint: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.old_size,
+            "to": self.new_size,
+            "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(),
+            "hashes": [item.hex() for item in self.hashes],
+            "checkpoint": self.checkpoint,
+        }
+
+
+def build_inclusion(store: Store, index: int, size: int, checkpoint: str | None) -> InclusionProof:
+    """Read the O(log n) nodes of the inclusion proof of entry ``index`` in the tree of ``size``."""
+    leaf = store.tree_nodes([(0, index)])[(0, index)]
+    return InclusionProof(index, size, leaf, inclusion_proof(index, size, store.tree_nodes), checkpoint)
+
+
+def build_consistency(
+    store: Store, old_size: int, new_size: int, old_root: bytes, new_root: bytes, checkpoint: str | None
+) -> ConsistencyProof:
+    """Read the nodes of the consistency proof between two tree sizes."""
+    hashes = consistency_proof(old_size, new_size, store.tree_nodes)
+    return ConsistencyProof(old_size, new_size, old_root, new_root, hashes, checkpoint)
