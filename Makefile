@@ -17,7 +17,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## run: create the embedded vault, open the Platform 6 example channel, post events, list them
+## run: create the embedded vault, open the Platform 6 example channel, post events, list them, show the signed checkpoint
 run: $(VENV)/.installed
 	$(BIN)/trailvault init
 	$(BIN)/trailvault channels open myindex --schema examples/platform6/myindex.json
@@ -25,6 +25,7 @@ run: $(VENV)/.installed
 	$(BIN)/trailvault post myindex @examples/platform6/invoice.json
 	$(BIN)/trailvault post myindex - < examples/platform6/events.ndjson
 	$(BIN)/trailvault events list --channel myindex --sort-order desc --limit 10 --output table
+	$(BIN)/trailvault checkpoint show
 
 ## test: lint, type-check and run the whole suite
 test: $(VENV)/.installed-dev

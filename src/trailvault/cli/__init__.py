@@ -76,9 +76,12 @@ def main(ctx: click.Context, vault: str | None, app: str | None, config: str | N
 
 
 def _register() -> None:
-    from trailvault.cli import channels, events, init, post
+    from trailvault.cli import channels, events, init, integrity, post
 
     main.add_command(init.init)
+    main.add_command(integrity.key)
+    main.add_command(integrity.checkpoint)
+    main.add_command(integrity.proof)
     main.add_command(channels.channels)
     main.add_command(post.post)
     main.add_command(events.events)
