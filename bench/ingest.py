@@ -29,6 +29,9 @@ import orjson
 import uuid_utils
 
 import trailvault
+from trailvault.event import PendingEvent
+from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.tiles import append_leaves, partial_tiles
 from trailvault.store.sqlite.migrations import MIGRATIONS
 
 SCHEMA = {
@@ -108,42 +111,48 @@ def body(i: int) -> dict[str, Any]:
 
 
 def raw_sqlite(path: Path, bodies: list[dict[str, Any]], batch: int) -> float:
-    """Rows pre-serialized, then executemany into a table with trailvault's own DDL and indexes."""
+    """The same rows trailvault writes, computed beforehand, executemany'd into its own tables.
+
+    Events go into a table with trailvault's DDL and indexes (and the same body index),
+    and the Merkle tiles of each batch into its tile table: only SQLite's work is timed.
+    """
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    for statement in MIGRATIONS[0].statements:
-        if "TRIGGER" not in statement:
-            conn.execute(statement)
+    for migration in MIGRATIONS:
+        for statement in migration.statements:
+            if "TRIGGER" not in statement:
+                conn.execute(statement)
     conn.execute(
         'CREATE INDEX body_email ON events (channel_key, json_extract(body, \'$."user"."email"\'), time) '
         'WHERE json_extract(body, \'$."user"."email"\') IS NOT NULL'
     )
     now = time.time_ns() // 1000
-    rows = []
-    for seq, item in enumerate(bodies, 1):
-        text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-        rows.append(
-            (
-                seq,
-                str(uuid_utils.uuid7()),
-                1,
-                1,
-                now + seq,
-                now + seq,
-                text.decode(),
-                hashlib.sha256(text).digest(),
-                None,
-            )
-        )
+    batches = []
+    tiles: dict[tuple[int, int], bytes] = {}
+    for start in range(0, len(bodies), batch):
+        rows, leaves = [], []
+        for seq, item in enumerate(bodies[start : start + batch], start + 1):
+            text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+            digest = hashlib.sha256(text).digest()
+            pending = PendingEvent(str(uuid_utils.uuid7()), "default", "access", now, now, text.decode(), digest, None)
+            rows.append((seq, pending.id, 1, 1, now, now, pending.body_json, digest, None))
+            leaves.append(entry_leaf(pending, seq, digest))
+        written = append_leaves(start, leaves, {key: tiles[key] for key in partial_tiles(start)})
+        tiles.update(written)
+        batches.append((rows, [(level, idx, blob) for (level, idx), blob in written.items()]))
     started = time.perf_counter()
-    for start in range(0, len(rows), batch):
+    for rows, tile_rows in batches:
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[start : start + batch])
+        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO merkle_tiles VALUES (?, ?, ?) ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+            tile_rows,
+        )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
-    return len(rows) / elapsed
+    return len(bodies) / elapsed
 
 
 def datapunt(path: Path, count: int) -> float:
@@ -385,7 +394,7 @@ def main() -> None:
     row(
         f"post_many, 1,000 events a call, durable (median of {args.rounds})",
         f"{ours:,.0f} events/s",
-        f"raw executemany {raw:,.0f} rows/s",
+        f"raw executemany of the same event and tile rows: {raw:,.0f} events/s",
         f"{ours / raw:.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})",
         ">= 0.7x",
     )
