@@ -20,12 +20,13 @@ LAYERS = {
     "edge": 3,
 }
 MODULE_LAYERS = {
-    "errors": "core", "timestamps": "core", "event": "core", "query": "core", "schema": "core",
-    "jsontext": "core", "channel": "core", "integrity": "core",
-    "store": "adapter", "sources": "adapter", "keys": "adapter", "formats": "adapter", "sinks": "adapter", "importers": "adapter",
-    "vault": "workflow", "commit": "workflow", "checkpoints": "workflow", "proofs": "workflow", "archive": "workflow", "forward": "workflow", "client": "workflow",
-    "cli": "edge", "server": "edge", "web": "edge", "config": "edge", "compat": "edge",
-}  # fmt: skip
+    **dict.fromkeys(["errors", "timestamps", "event", "query", "schema", "jsontext", "channel", "integrity"], "core"),
+    **dict.fromkeys(["store", "sources", "keys", "formats", "sinks", "importers"], "adapter"),
+    **dict.fromkeys(
+        ["vault", "commit", "checkpoints", "proofs", "verification", "archive", "forward", "client"], "workflow"
+    ),
+    **dict.fromkeys(["cli", "server", "web", "config", "compat"], "edge"),
+}
 
 
 def test_public_api_is_pinned() -> None:

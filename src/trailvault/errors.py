@@ -19,6 +19,7 @@
     │   ├── IdConflict                    an event id exists with different content
     │   └── SchemaChangeRefused           a schema change other than adding NULLABLE fields
     ├── AppendOnlyViolation          409  something tried to change or remove a kept event
+    ├── IntegrityFailure             500  the stored Merkle tree does not cover the log (run verify)
     └── StoreUnavailable             503  the store cannot be reached or is busy; retrying may help
 
 Messages name the field (``taxes[1].taxrate``) and, where there is one, the fix.
@@ -36,6 +37,7 @@ __all__ = [
     "EventNotFound",
     "EventTooLarge",
     "IdConflict",
+    "IntegrityFailure",
     "InvalidInput",
     "InvalidQuery",
     "InvalidSchema",
@@ -166,6 +168,11 @@ class SchemaChangeRefused(Conflict):
 class AppendOnlyViolation(TrailvaultError):
     code = "append_only"
     status = 409
+
+
+class IntegrityFailure(TrailvaultError):
+    code = "integrity_failure"
+    status = 500
 
 
 class StoreUnavailable(TrailvaultError):

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -35,6 +35,7 @@ from trailvault.errors import InvalidInput
 from trailvault.timestamps import format_timestamp, to_datetime
 
 __all__ = [
+    "Envelope",
     "Event",
     "NewEvent",
     "PendingEvent",
@@ -131,7 +132,22 @@ def canonical_body(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body, option=_SORTED)
 
 
-def canonical_entry(event: Event | PendingEvent, seq: int, body_sha256: bytes) -> bytes:
+class Envelope(Protocol):
+    """Anything carrying an entry's envelope: an Event, a PendingEvent, a stored row."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def app(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def time_us(self) -> int: ...
+    @property
+    def received_us(self) -> int: ...
+
+
+def canonical_entry(event: Envelope, seq: int, body_sha256: bytes) -> bytes:
     """Return the canonical bytes of an entry: the envelope plus the body's SHA-256."""
     return orjson.dumps(
         {

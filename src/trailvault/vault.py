@@ -37,7 +37,7 @@ from trailvault.errors import (
     ValidationFailed,
 )
 from trailvault.event import Event, NewEvent, PendingEvent, Posted, check_id, check_name, fingerprint
-from trailvault.integrity.note import verifier_key
+from trailvault.integrity.note import Verifier, verifier_key
 from trailvault.jsontext import decode_json
 from trailvault.keys import create_signing_key, default_key_path, load_signing_key
 from trailvault.proofs import ConsistencyProof, InclusionProof, build_consistency, build_inclusion
@@ -59,6 +59,7 @@ from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
 from trailvault.store.base import ChannelRecord, StoredCheckpoint
 from trailvault.timestamps import format_timestamp, parse_timestamp
+from trailvault.verification import VerifyReport, verify_log
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_FUTURE_SKEW", "EventPage", "Vault", "open_vault"]
 
@@ -472,6 +473,17 @@ class Vault:
             exact = self._store.checkpoint_of_size(size)
             note = exact.note if exact is not None else None
         return build_inclusion(self._store, seq - 1, size, note)
+
+    def verify(self, trusted_checkpoint: str | None = None, key: str | None = None) -> VerifyReport:
+        """Recompute every leaf, rebuild the tree, and check it against every kept checkpoint.
+
+        ``key`` is the verifier key to trust (default: the one recorded in the vault, which
+        someone holding the database could have replaced: pass the key you were given).
+        ``trusted_checkpoint`` is a checkpoint note kept elsewhere: the log must extend it.
+        Streams the log in constant memory; the report names the first bad seq or check.
+        """
+        verifier = Verifier.parse(key if key is not None else self.verifier_key())
+        return verify_log(self._store, verifier, trusted_checkpoint)
 
     def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
         """Prove that the log of ``new_size`` entries extends the log of ``old_size`` entries."""

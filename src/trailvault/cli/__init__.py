@@ -82,6 +82,7 @@ def _register() -> None:
     main.add_command(integrity.key)
     main.add_command(integrity.checkpoint)
     main.add_command(integrity.proof)
+    main.add_command(integrity.verify)
     main.add_command(channels.channels)
     main.add_command(post.post)
     main.add_command(events.events)

@@ -9,9 +9,10 @@ import click
 
 from trailvault.cli import Session
 from trailvault.cli.output import emit_json
+from trailvault.errors import InvalidInput
 from trailvault.store.base import StoredCheckpoint
 
-__all__ = ["checkpoint", "key", "proof"]
+__all__ = ["checkpoint", "key", "proof", "verify"]
 
 _TEXT_OR_JSON = click.Choice(["text", "json"])
 
@@ -117,3 +118,42 @@ def proof_consistency(session: Session, old_size: int, new_size: int, output: st
     click.echo(f"tree {result.old_size} ({result.old_root.hex()}) -> {result.new_size} ({result.new_root.hex()})")
     for item in result.hashes:
         click.echo(f"  {item.hex()}")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--trusted-checkpoint", type=click.Path(dir_okay=False), help="A checkpoint kept elsewhere earlier.")
+@click.option("--key", "key_text", help="The verifier key to trust, or @FILE (default: the vault's own record).")
+@click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
+@click.pass_context
+def verify(ctx: click.Context, trusted_checkpoint: str | None, key_text: str | None, output: str) -> None:
+    """Recompute every entry and check the tree and every signed checkpoint; exit 1 on any problem.
+
+    \b
+    Example:
+      trailvault verify
+      trailvault verify --trusted-checkpoint trusted-checkpoint.txt --key @vault.pub
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    session = ctx.find_object(Session)
+    assert session is not None
+    trusted = _read_text(trusted_checkpoint, "trusted-checkpoint") if trusted_checkpoint else None
+    key_value = _read_text(key_text[1:], "key").strip() if key_text and key_text.startswith("@") else key_text
+    report = session.vault().verify(trusted, key_value)
+    if output == "json":
+        emit_json(report.to_dict())
+    elif report.ok:
+        extra = f", extends the trusted checkpoint of size {report.trusted['size']}" if report.trusted else ""
+        click.echo(f"ok: {report.entries} entries, {report.checkpoints} checkpoints verified{extra}")
+    else:
+        click.echo(f"trailvault: verify failed: {report.problem}", err=True)
+    if not report.ok:
+        ctx.exit(1)
+
+
+def _read_text(path: str, field: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InvalidInput(f"{field}: cannot read {path} ({exc.strerror})", field=field) from None

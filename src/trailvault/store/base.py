@@ -18,7 +18,7 @@ from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
 
-__all__ = ["AppendOutcome", "ChannelRecord", "Store", "StoredCheckpoint"]
+__all__ = ["AppendOutcome", "ChannelRecord", "Store", "StoredCheckpoint", "StoredEntry"]
 
 #: For each batch given to :meth:`Store.append`: its events' outcomes, or the
 #: conflict that kept the whole batch out.
@@ -44,6 +44,20 @@ class StoredCheckpoint:
     root: bytes
     timestamp: int
     note: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One entry of the log exactly as stored, for verification: the body as its stored text."""
+
+    seq: int
+    id: str
+    app: str
+    channel: str
+    time_us: int
+    received_us: int
+    body_json: str | None
+    body_sha256: bytes
 
 
 class Store(Protocol):
@@ -118,6 +132,12 @@ class Store(Protocol):
 
     def checkpoint_of_size(self, size: int) -> StoredCheckpoint | None:
         """Return the latest checkpoint of exactly ``size`` entries, or None."""
+
+    def entries(self, after_seq: int, limit: int) -> list[StoredEntry]:
+        """Return up to ``limit`` entries of every app with seq above ``after_seq``, in seq order."""
+
+    def all_checkpoints(self) -> list[StoredCheckpoint]:
+        """Return every kept checkpoint, by size then signed time."""
 
     def tree_nodes(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """Return complete nodes of the log's Merkle tree (level 0 = leaf hashes).

@@ -26,6 +26,7 @@ from trailvault.errors import (
     ChannelNotFound,
     Conflict,
     IdConflict,
+    IntegrityFailure,
     InvalidInput,
     StoreUnavailable,
     TrailvaultError,
@@ -35,7 +36,7 @@ from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
-from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint
+from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
 from trailvault.store.sqlite.migrations import MIGRATIONS
 from trailvault.store.sqlite.sql import body_expression, compile_listing
 from trailvault.store.sqlite.tree import grow_tree, tree_nodes
@@ -449,6 +450,19 @@ class SQLiteStore:
     def checkpoint_of_size(self, size: int) -> StoredCheckpoint | None:
         return self._checkpoint("WHERE size = ? ORDER BY timestamp DESC LIMIT 1", (size,))
 
+    def all_checkpoints(self) -> list[StoredCheckpoint]:
+        rows = self._read("SELECT size, root, timestamp, note FROM checkpoints ORDER BY size, timestamp").fetchall()
+        return [StoredCheckpoint(*row) for row in rows]
+
+    def entries(self, after_seq: int, limit: int) -> list[StoredEntry]:
+        rows = self._read(
+            "SELECT e.seq, e.id, a.name, c.name, e.time, e.received, e.body, e.body_sha256 FROM events AS e "
+            "JOIN channels AS c ON c.channel_key = e.channel_key JOIN apps AS a ON a.app_key = e.app_key "
+            "WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [StoredEntry(*row) for row in rows]
+
     def _checkpoint(self, clause: str, params: tuple[int, ...]) -> StoredCheckpoint | None:
         row = self._read("SELECT size, root, timestamp, note FROM checkpoints " + clause, params).fetchone()
         return None if row is None else StoredCheckpoint(*row)
@@ -458,6 +472,10 @@ class SQLiteStore:
             return tree_nodes(self._reader(), keys)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        except (KeyError, ValueError):
+            raise IntegrityFailure(
+                "the vault's Merkle tree lacks nodes the log needs; run `trailvault verify` to find where"
+            ) from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:

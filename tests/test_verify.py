@@ -1,0 +1,187 @@
+"""verify on a real vault file, tampered with through raw sqlite3 the way an intruder would."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import trailvault
+from trailvault.integrity.checkpoint import sign_checkpoint
+from trailvault.keys import load_signing_key
+
+from .conftest import MYINDEX, run_cli
+
+TRIGGERS = ("events_refuse_update", "events_refuse_delete", "merkle_tiles_only_grow", "merkle_tiles_refuse_delete",
+            "checkpoints_refuse_update", "checkpoints_refuse_delete")  # fmt: skip
+
+
+@pytest.fixture
+def kept(vault_dir: Path) -> Path:
+    """A closed vault of 40 events with checkpoints at sizes 20 and 40."""
+    with trailvault.open_vault(vault_dir) as vault:
+        vault.open("myindex", MYINDEX)
+        vault.post_many("myindex", [{"company": f"c{i}", "amount": float(i)} for i in range(20)])
+        vault.issue_checkpoint()
+        vault.post_many("myindex", [{"company": f"c{i}", "amount": float(i)} for i in range(20, 40)])
+    return vault_dir
+
+
+@pytest.fixture
+def intruder(kept: Path) -> Iterator[sqlite3.Connection]:
+    """A raw connection with the append-only triggers dropped, as someone holding the file can."""
+    conn = sqlite3.connect(kept / "vault.sqlite3", isolation_level=None)
+    for trigger in TRIGGERS:
+        conn.execute(f"DROP TRIGGER {trigger}")
+    yield conn
+    conn.close()
+
+
+def _verify(vault_dir: Path, trusted: str | None = None) -> trailvault.vault.VerifyReport:
+    """Verify as an auditor would: with the vault file but not its signing key."""
+    with trailvault.open_vault(vault_dir, create=False, signing_key=vault_dir / "not-here.key") as vault:
+        return vault.verify(trusted)
+
+
+def test_untouched_vault_verifies(kept: Path) -> None:
+    """A vault nobody touched verifies: every entry and every checkpoint."""
+    report = _verify(kept)
+    assert report.ok and report.entries == 40 and report.checkpoints >= 2
+
+
+def test_body_changed(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A changed body is named by its seq."""
+    intruder.execute("""UPDATE events SET body = '{"amount":99.0,"company":"c6"}' WHERE seq = 7""")
+    report = _verify(kept)
+    assert report.seq == 7 and "body was changed" in (report.problem or "")
+
+
+def test_envelope_field_changed(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A changed envelope field (time) is named by its seq."""
+    intruder.execute("UPDATE events SET time = time + 1 WHERE seq = 12")
+    assert _verify(kept).seq == 12
+
+
+def test_body_and_its_hash_changed(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A body changed together with its stored hash still breaks the entry's leaf."""
+    import hashlib
+
+    body = '{"amount":1.0,"company":"forged"}'
+    intruder.execute(
+        "UPDATE events SET body = ?, body_sha256 = ? WHERE seq = 3", (body, hashlib.sha256(body.encode()).digest())
+    )
+    assert _verify(kept).seq == 3
+
+
+def test_row_deleted(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A deleted row is named as the missing seq."""
+    intruder.execute("DELETE FROM events WHERE seq = 15")
+    report = _verify(kept)
+    assert report.seq == 15 and "deleted" in (report.problem or "")
+
+
+def test_rows_swapped(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Two rows swapped (contents exchanged between seqs) are caught at the first."""
+    intruder.execute("UPDATE events SET seq = -1 WHERE seq = 9")
+    intruder.execute("UPDATE events SET seq = 9 WHERE seq = 10")
+    intruder.execute("UPDATE events SET seq = 10 WHERE seq = -1")
+    assert _verify(kept).seq == 9
+
+
+def test_row_inserted(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A row added at the end, outside trailvault, has no leaf in the tree."""
+    intruder.execute(
+        "INSERT INTO events SELECT 41, 'intruder', app_key, channel_key, time, received, body, body_sha256, NULL "
+        "FROM events WHERE seq = 40"
+    )
+    report = _verify(kept)
+    assert report.seq == 41 and "inserted" in (report.problem or "")
+
+
+def test_tail_truncated_caught_with_trusted_checkpoint(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Truncating the tail, tree and checkpoints included, passes alone but fails against a trusted checkpoint."""
+    with trailvault.open_vault(kept, create=False) as vault:
+        trusted = vault.checkpoint().note
+    intruder.execute("DELETE FROM events WHERE seq > 30")
+    intruder.execute("DELETE FROM checkpoints WHERE size > 30")
+    intruder.execute("DELETE FROM merkle_tiles")
+    from trailvault.store.sqlite.tree import backfill_tiles
+
+    backfill_tiles(intruder)
+    report = _verify(kept, trusted)
+    assert not report.ok and "truncated" in (report.problem or "")
+
+
+def test_rewrite_by_key_holder_caught_with_trusted_checkpoint(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Someone with the database and the key rewrites and re-signs history: only a trusted checkpoint catches it."""
+    with trailvault.open_vault(kept, create=False) as vault:
+        trusted = vault.checkpoint().note
+        origin = trailvault.integrity.note.Verifier.parse(vault.verifier_key()).name  # type: ignore[attr-defined]
+    import hashlib
+
+    body = '{"amount":1.0,"company":"rewritten"}'
+    intruder.execute(
+        "UPDATE events SET body = ?, body_sha256 = ? WHERE seq = 5", (body, hashlib.sha256(body.encode()).digest())
+    )
+    intruder.execute("DELETE FROM merkle_tiles")
+    intruder.execute("DELETE FROM checkpoints")
+    from trailvault.store.sqlite.tree import backfill_tiles
+
+    backfill_tiles(intruder)
+    key = load_signing_key(kept / "vault.key")
+    from trailvault.checkpoints import tree_root
+    from trailvault.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(kept / "vault.sqlite3", create=False)
+    resigned = sign_checkpoint(origin, 40, tree_root(store, 40), key, timestamp=1_700_000_000)
+    store.close()
+    intruder.execute("INSERT INTO checkpoints (size, root, timestamp, note) VALUES (40, ?, 1700000000, ?)",
+                     (resigned.root, resigned.note))  # fmt: skip
+    assert _verify(kept).ok
+    report = _verify(kept, trusted)
+    assert not report.ok and "trusted checkpoint" in (report.problem or "")
+
+
+def test_checkpoint_signature_forged(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A kept checkpoint whose signature was tampered with is named."""
+    (note,) = intruder.execute("SELECT note FROM checkpoints ORDER BY size LIMIT 1").fetchone()
+    lines = note.split("\n")
+    signature = lines[4]
+    flipped = signature[:-5] + ("A" if signature[-5] != "A" else "B") + signature[-4:]
+    intruder.execute("UPDATE checkpoints SET note = ? WHERE note = ?", (note.replace(signature, flipped), note))
+    report = _verify(kept)
+    assert not report.ok and "checkpoint of size" in (report.problem or "")
+
+
+def test_checkpoint_root_altered(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A kept checkpoint's root column altered (note left alone) no longer matches the rebuilt tree."""
+    intruder.execute("UPDATE checkpoints SET root = zeroblob(32) WHERE size = 20")
+    report = _verify(kept)
+    assert not report.ok and "checkpoint of size 20" in (report.problem or "")
+
+
+def test_other_vaults_key(kept: Path, tmp_path: Path) -> None:
+    """Verifying with another vault's key fails on the first checkpoint."""
+    with trailvault.open_vault(tmp_path / "other") as other:
+        foreign = other.verifier_key()
+    with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
+        report = vault.verify(key=foreign)
+    assert not report.ok and "not signed by the key" in (report.problem or "")
+
+
+def test_cli_verify(kept: Path, tmp_path: Path) -> None:
+    """trailvault verify exits 0 on a good vault and 1, naming the seq, on a tampered one."""
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text(run_cli("checkpoint", "show", vault=kept).stdout)
+    (tmp_path / "vault.pub").write_text(run_cli("key", "show", vault=kept).stdout)
+    good = run_cli("verify", "--trusted-checkpoint", str(trusted), "--key", f"@{tmp_path / 'vault.pub'}", vault=kept)
+    assert good.returncode == 0 and "ok: 40 entries" in good.stdout
+    conn = sqlite3.connect(kept / "vault.sqlite3")
+    conn.execute("DROP TRIGGER events_refuse_update")
+    conn.execute("UPDATE events SET received = received + 1 WHERE seq = 33")
+    conn.commit()
+    conn.close()
+    bad = run_cli("verify", "--output", "json", vault=kept)
+    assert bad.returncode == 1 and '"seq": 33' in bad.stdout
