@@ -26,6 +26,16 @@ class Migration:
     after: Callable[[sqlite3.Connection], None] | None = None
 
 
+def _refuse_changes(table: str, message: str) -> tuple[str, str]:
+    """Triggers refusing every UPDATE and DELETE of ``table`` (names are ours, never user input)."""
+
+    def trigger(verb: str) -> str:
+        return f"""CREATE TRIGGER {table}_refuse_{verb.lower()} BEFORE {verb} ON {table}
+    BEGIN SELECT RAISE(ABORT, 'trailvault: {message}'); END"""
+
+    return trigger("UPDATE"), trigger("DELETE")
+
+
 _APPEND_ONLY_MESSAGE = "trailvault: events are append-only; a body is removed only through redact or purge"
 
 _INITIAL = (
@@ -93,14 +103,8 @@ _INITIAL = (
     f"""CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
     WHEN NOT EXISTS (SELECT 1 FROM erasure_grants WHERE OLD.seq BETWEEN first_seq AND last_seq)
     BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END""",
-    """CREATE TRIGGER channels_refuse_update BEFORE UPDATE ON channels
-    BEGIN SELECT RAISE(ABORT, 'trailvault: channels are append-only'); END""",
-    """CREATE TRIGGER channels_refuse_delete BEFORE DELETE ON channels
-    BEGIN SELECT RAISE(ABORT, 'trailvault: channels are append-only'); END""",
-    """CREATE TRIGGER schema_versions_refuse_update BEFORE UPDATE ON schema_versions
-    BEGIN SELECT RAISE(ABORT, 'trailvault: schema versions are append-only'); END""",
-    """CREATE TRIGGER schema_versions_refuse_delete BEFORE DELETE ON schema_versions
-    BEGIN SELECT RAISE(ABORT, 'trailvault: schema versions are append-only'); END""",
+    *_refuse_changes("channels", "channels are append-only"),
+    *_refuse_changes("schema_versions", "schema versions are append-only"),
 )
 
 _TILES = (
@@ -132,10 +136,7 @@ _CHECKPOINTS = (
         note TEXT NOT NULL
     )""",
     "CREATE INDEX checkpoints_by_size ON checkpoints (size, timestamp)",
-    """CREATE TRIGGER checkpoints_refuse_update BEFORE UPDATE ON checkpoints
-    BEGIN SELECT RAISE(ABORT, 'trailvault: checkpoints are append-only'); END""",
-    """CREATE TRIGGER checkpoints_refuse_delete BEFORE DELETE ON checkpoints
-    BEGIN SELECT RAISE(ABORT, 'trailvault: checkpoints are append-only'); END""",
+    *_refuse_changes("checkpoints", "checkpoints are append-only"),
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
