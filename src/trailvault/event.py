@@ -44,6 +44,7 @@ __all__ = [
     "canonical_entry",
     "check_id",
     "check_name",
+    "entry_document",
     "fingerprint",
 ]
 
@@ -147,20 +148,22 @@ class Envelope(Protocol):
     def received_us(self) -> int: ...
 
 
+def entry_document(event: Envelope, seq: int, body_sha256: bytes) -> dict[str, Any]:
+    """Return the entry as a JSON object: the envelope with RFC 3339 times, and the body's SHA-256."""
+    return {
+        "app": event.app,
+        "body_sha256": body_sha256.hex(),
+        "channel": event.channel,
+        "id": event.id,
+        "received": format_timestamp(event.received_us),
+        "seq": seq,
+        "time": format_timestamp(event.time_us),
+    }
+
+
 def canonical_entry(event: Envelope, seq: int, body_sha256: bytes) -> bytes:
     """Return the canonical bytes of an entry: the envelope plus the body's SHA-256."""
-    return orjson.dumps(
-        {
-            "app": event.app,
-            "body_sha256": body_sha256.hex(),
-            "channel": event.channel,
-            "id": event.id,
-            "received": format_timestamp(event.received_us),
-            "seq": seq,
-            "time": format_timestamp(event.time_us),
-        },
-        option=_SORTED,
-    )
+    return orjson.dumps(entry_document(event, seq, body_sha256), option=_SORTED)
 
 
 def fingerprint(channel: str, given_time_us: int | None, posted_body_sha256: bytes) -> bytes:

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
-from trailvault.errors import InvalidQuery
+from trailvault.errors import InvalidInput, InvalidQuery
+from trailvault.schema import FieldType, Mode, Schema
+from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -39,6 +43,7 @@ __all__ = [
     "body_path",
     "decode_page_token",
     "encode_page_token",
+    "equality_filter",
 ]
 
 ENVELOPE_FIELDS = frozenset({"id", "time", "received", "app", "channel", "seq"})
@@ -183,3 +188,65 @@ def decode_page_token(token: str, query: EventQuery) -> tuple[int, int]:
             field="page",
         )
     return (sort_value, seq)
+
+
+def equality_filter(where: Mapping[str, Any], schema: Schema | None) -> Filter:
+    """Return the filter that ``where`` (field path -> value, all equal) means for a channel's schema."""
+    return And(tuple(_equality(str(attribute), value, schema) for attribute, value in where.items()))
+
+
+def _equality(attribute: str, value: Any, schema: Schema | None) -> Filter:
+    if attribute in ENVELOPE_FIELDS:
+        if attribute == "seq":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise InvalidQuery(f"seq: {value!r} is not a whole number", field="seq") from None
+        return Compare(attribute, Op.EQ_CS, value)
+    segments = body_path(attribute)
+    if schema is None:
+        return _loose_equality(attribute, value)
+    for depth in range(1, len(segments) + 1):
+        field = schema.field(".".join(segments[:depth]))
+        if field is None:
+            if schema.additional_fields:
+                return _loose_equality(attribute, value)
+            raise InvalidQuery(f"{attribute}: the channel schema has no such field", field=attribute)
+        if field.mode is Mode.REPEATED:
+            raise InvalidQuery(
+                f"{attribute}: {'.'.join(segments[:depth])} is REPEATED; equality on list fields is not supported",
+                field=attribute,
+            )
+    assert field is not None
+    return Compare(attribute, Op.EQ_CS, _typed(field.type, value, attribute))
+
+
+def _typed(kind: FieldType, value: Any, attribute: str) -> Any:
+    """Read a query value as the schema type, so ``--where amount=101.12`` matches a FLOAT."""
+    if not isinstance(value, str) or kind is FieldType.STRING:
+        return value
+    try:
+        if kind is FieldType.INTEGER:
+            return int(value)
+        if kind is FieldType.FLOAT:
+            return float(value)
+        if kind is FieldType.BOOLEAN and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if kind is FieldType.TIMESTAMP:
+            return format_timestamp(parse_timestamp(value, field=attribute))
+    except (ValueError, InvalidInput):
+        pass
+    raise InvalidQuery(f"{attribute}: {value!r} is not a {kind}", field=attribute)
+
+
+def _loose_equality(attribute: str, value: Any) -> Filter:
+    """Without a schema, a text value also matches the number or boolean it spells."""
+    if not isinstance(value, str):
+        return Compare(attribute, Op.EQ_CS, value)
+    options: list[Filter] = [Compare(attribute, Op.EQ_CS, value)]
+    if value.lower() in ("true", "false"):
+        options.append(Compare(attribute, Op.EQ_CS, value.lower() == "true"))
+    else:
+        with contextlib.suppress(ValueError):
+            options.append(Compare(attribute, Op.EQ_CS, float(value)))
+    return options[0] if len(options) == 1 else Or(tuple(options))

@@ -7,7 +7,6 @@ the group committer; reads go straight to the store.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 import time as clock
@@ -15,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import orjson
 import uuid_utils
@@ -36,25 +35,29 @@ from trailvault.errors import (
     TrailvaultError,
     ValidationFailed,
 )
-from trailvault.event import Event, NewEvent, PendingEvent, Posted, check_id, check_name, fingerprint
+from trailvault.event import (
+    Event,
+    NewEvent,
+    PendingEvent,
+    Posted,
+    check_id,
+    check_name,
+    entry_document,
+    fingerprint,
+)
 from trailvault.integrity.note import Verifier, verifier_key
+from trailvault.integrity.receipt import make_receipt
 from trailvault.jsontext import decode_json
 from trailvault.keys import create_signing_key, default_key_path, load_signing_key
 from trailvault.proofs import ConsistencyProof, InclusionProof, build_consistency, build_inclusion
 from trailvault.query import (
-    ENVELOPE_FIELDS,
     MAX_LIMIT,
-    And,
-    Compare,
     EventQuery,
-    Filter,
-    Op,
-    Or,
-    body_path,
     decode_page_token,
     encode_page_token,
+    equality_filter,
 )
-from trailvault.schema import FieldType, Mode, Schema, evolve, parse_schema
+from trailvault.schema import Schema, evolve, parse_schema
 from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
 from trailvault.store.base import ChannelRecord, StoredCheckpoint
@@ -206,6 +209,28 @@ class Vault:
 
     # -- posting -----------------------------------------------------------------
 
+    @overload
+    def post(
+        self,
+        channel: str,
+        values: Mapping[str, Any] | str | bytes,
+        *,
+        id: str | None = None,
+        time: datetime | str | None = None,
+        wait: Literal[False] = False,
+    ) -> Posted: ...
+
+    @overload
+    def post(
+        self,
+        channel: str,
+        values: Mapping[str, Any] | str | bytes,
+        *,
+        id: str | None = None,
+        time: datetime | str | None = None,
+        wait: Literal[True],
+    ) -> dict[str, Any]: ...
+
     def post(
         self,
         channel: str,
@@ -213,13 +238,16 @@ class Vault:
         *,
         id: str | None = None,  # noqa: A002 - the envelope's own word
         time: datetime | str | None = None,
-    ) -> Posted:
+        wait: bool = False,
+    ) -> Posted | dict[str, Any]:
         """Record one event (a dict or a JSON object text) and return its id and seq.
 
         Durable when it returns. Posting an ``id`` that exists with the same content
         returns the kept seq with ``duplicate=True``; with other content it raises
         IdConflict. Raises ValidationFailed, MalformedJSON, EventTooLarge, TimeSkew
-        or ChannelNotFound for bad input, naming the field.
+        or ChannelNotFound for bad input, naming the field. With ``wait=True`` it
+        waits for a signed checkpoint covering the event and returns its receipt
+        (see :meth:`receipt`) instead.
         """
         state = self._channel_state(channel)
         received_us = _now_us()
@@ -230,7 +258,8 @@ class Vault:
             if fresh is None:
                 raise
             pending = self._prepare(fresh, values, id, time, received_us)
-        return self._committer.submit((pending,))[0]
+        posted = self._committer.submit((pending,))[0]
+        return self.receipt(posted.seq) if wait else posted
 
     def _fresher(self, channel: str, state: _OpenChannel) -> _OpenChannel | None:
         """Return the channel's newer schema version when another writer added one, else None."""
@@ -419,12 +448,11 @@ class Vault:
             channel=channel,
             time_from=None if time_from is None else _query_time(time_from, "from"),
             time_to=None if time_to is None else _query_time(time_to, "to"),
-            filter=_equalities(where, schema) if where else None,
+            filter=equality_filter(where, schema) if where else None,
             sort_by=sort_by,
             descending=descending,
             limit=limit,
         )
-
 
     # -- integrity -----------------------------------------------------------------
 
@@ -484,6 +512,24 @@ class Vault:
         """
         verifier = Verifier.parse(key if key is not None else self.verifier_key())
         return verify_log(self._store, verifier, trusted_checkpoint)
+
+    def receipt(self, event: str | int) -> dict[str, Any]:
+        """Return a self-contained receipt for an event (by id or seq): entry, body, proof, checkpoint.
+
+        ``trailvault verify receipt`` (or :func:`trailvault.integrity.receipt.check_receipt`)
+        checks it with nothing but the vault's verifier key.
+        """
+        seq = event if isinstance(event, int) else self.get(event).seq
+        stored = self._store.entries(seq - 1, 1)
+        if not stored or stored[0].seq != seq or stored[0].app != self.app:
+            raise EventNotFound(f"seq: no entry {seq} in app {self.app!r}", field="seq")
+        entry = stored[0]
+        proof = self.prove_inclusion(seq)
+        if proof.checkpoint is None:
+            raise NotFound("checkpoint: no signed checkpoint covers this event yet; retry in a second", field="seq")
+        body = None if entry.body_json is None else orjson.loads(entry.body_json)
+        document = entry_document(entry, seq, entry.body_sha256)
+        return make_receipt(document, body, proof.index, proof.size, proof.leaf_hash, proof.hashes, proof.checkpoint)
 
     def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
         """Prove that the log of ``new_size`` entries extends the log of ``old_size`` entries."""
@@ -572,64 +618,3 @@ def _query_time(value: datetime | str, field: str) -> int:
         return parse_timestamp(value, field=field)
     except InvalidInput as exc:
         raise InvalidQuery(exc.message, field=field) from None
-
-
-def _equalities(where: Mapping[str, Any], schema: Schema | None) -> Filter:
-    return And(tuple(_equality(str(attribute), value, schema) for attribute, value in where.items()))
-
-
-def _equality(attribute: str, value: Any, schema: Schema | None) -> Filter:
-    if attribute in ENVELOPE_FIELDS:
-        if attribute == "seq":
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise InvalidQuery(f"seq: {value!r} is not a whole number", field="seq") from None
-        return Compare(attribute, Op.EQ_CS, value)
-    segments = body_path(attribute)
-    if schema is None:
-        return _loose_equality(attribute, value)
-    for depth in range(1, len(segments) + 1):
-        field = schema.field(".".join(segments[:depth]))
-        if field is None:
-            if schema.additional_fields:
-                return _loose_equality(attribute, value)
-            raise InvalidQuery(f"{attribute}: the channel schema has no such field", field=attribute)
-        if field.mode is Mode.REPEATED:
-            raise InvalidQuery(
-                f"{attribute}: {'.'.join(segments[:depth])} is REPEATED; equality on list fields is not supported",
-                field=attribute,
-            )
-    assert field is not None
-    return Compare(attribute, Op.EQ_CS, _typed(field.type, value, attribute))
-
-
-def _typed(kind: FieldType, value: Any, attribute: str) -> Any:
-    """Read a query value as the schema type, so ``--where amount=101.12`` matches a FLOAT."""
-    if not isinstance(value, str) or kind is FieldType.STRING:
-        return value
-    try:
-        if kind is FieldType.INTEGER:
-            return int(value)
-        if kind is FieldType.FLOAT:
-            return float(value)
-        if kind is FieldType.BOOLEAN and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if kind is FieldType.TIMESTAMP:
-            return format_timestamp(parse_timestamp(value, field=attribute))
-    except (ValueError, InvalidInput):
-        pass
-    raise InvalidQuery(f"{attribute}: {value!r} is not a {kind}", field=attribute)
-
-
-def _loose_equality(attribute: str, value: Any) -> Filter:
-    """Without a schema, a text value also matches the number or boolean it spells."""
-    if not isinstance(value, str):
-        return Compare(attribute, Op.EQ_CS, value)
-    options: list[Filter] = [Compare(attribute, Op.EQ_CS, value)]
-    if value.lower() in ("true", "false"):
-        options.append(Compare(attribute, Op.EQ_CS, value.lower() == "true"))
-    else:
-        with contextlib.suppress(ValueError):
-            options.append(Compare(attribute, Op.EQ_CS, float(value)))
-    return options[0] if len(options) == 1 else Or(tuple(options))

@@ -38,12 +38,8 @@ def shape(schema: Schema) -> dict[str, tuple[FieldType, bool]]:
 
 def test_platform6_mapping_parses(elasticsearch_example: dict[str, Any]) -> None:
     """The Platform 6 mapping (old mapping type, _all, multi-field) reads as the expected schema."""
-    timestamp = Field(
-        "timestamp", FieldType.TIMESTAMP, time_formats=("YYYY-MM-dd HH:mm:ss.SSSZ",), epoch_unit="ms"
-    )
-    expected = Schema(
-        (timestamp, Field("company", FieldType.STRING), Field("amount", FieldType.FLOAT), TAXES)
-    )
+    timestamp = Field("timestamp", FieldType.TIMESTAMP, time_formats=("YYYY-MM-dd HH:mm:ss.SSSZ",), epoch_unit="ms")
+    expected = Schema((timestamp, Field("company", FieldType.STRING), Field("amount", FieldType.FLOAT), TAXES))
     assert parse_schema(elasticsearch_example) == expected
 
 
@@ -100,9 +96,7 @@ def test_leaf_types_map(es_type: str, expected: FieldType) -> None:
 def test_object_is_nullable_record() -> None:
     """An object (even without "type") is a NULLABLE RECORD."""
     schema = parse_schema({"properties": {"user": {"properties": {"email": {"type": "keyword"}}}}})
-    assert schema.fields[0] == Field(
-        "user", FieldType.RECORD, Mode.NULLABLE, (Field("email", FieldType.STRING),)
-    )
+    assert schema.fields[0] == Field("user", FieldType.RECORD, Mode.NULLABLE, (Field("email", FieldType.STRING),))
 
 
 def test_date_without_format_gets_elasticsearch_default() -> None:
@@ -113,9 +107,7 @@ def test_date_without_format_gets_elasticsearch_default() -> None:
 
 def test_date_format_is_split_on_double_bar() -> None:
     """ "format" lists alternatives separated by ||."""
-    field = parse_schema(
-        {"properties": {"t": {"type": "date", "format": "yyyy-MM-dd || epoch_second"}}}
-    ).fields[0]
+    field = parse_schema({"properties": {"t": {"type": "date", "format": "yyyy-MM-dd || epoch_second"}}}).fields[0]
     assert field.time_formats == ("yyyy-MM-dd", "epoch_second")
 
 
@@ -125,9 +117,7 @@ def test_epoch_second_only_means_seconds() -> None:
     assert field.epoch_unit == "s"
 
 
-@pytest.mark.parametrize(
-    ("dynamic", "expected"), [(True, True), ("true", True), (False, False), ("strict", False)]
-)
+@pytest.mark.parametrize(("dynamic", "expected"), [(True, True), ("true", True), (False, False), ("strict", False)])
 def test_dynamic_at_root_sets_additional_fields(dynamic: Any, expected: bool) -> None:
     """Only "dynamic": true opens the schema; false and strict keep it closed."""
     document = {"mappings": {"dynamic": dynamic, "properties": {"a": {"type": "keyword"}}}}
@@ -191,6 +181,4 @@ def test_bad_date_pattern_is_refused_at_parse_time() -> None:
 
 def test_non_text_type_is_refused() -> None:
     """A "type" that is not a text is refused, not a Python error."""
-    assert (
-        refusal({"properties": {"a": {"type": ["keyword"]}}}) == 'a: "type" must be a text such as "keyword"'
-    )
+    assert refusal({"properties": {"a": {"type": ["keyword"]}}}) == 'a: "type" must be a text such as "keyword"'

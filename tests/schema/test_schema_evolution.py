@@ -57,9 +57,7 @@ def test_adding_nullable_top_level_field() -> None:
 def test_adding_nullable_field_inside_repeated_record() -> None:
     """A new NULLABLE child inside a REPEATED RECORD is allowed."""
     taxes = field("taxes")
-    proposed = changed(
-        taxes=dataclasses.replace(taxes, fields=(*taxes.fields, Field("region", FieldType.STRING)))
-    )
+    proposed = changed(taxes=dataclasses.replace(taxes, fields=(*taxes.fields, Field("region", FieldType.STRING))))
     assert evolve(CURRENT, proposed) == proposed
 
 
@@ -141,17 +139,13 @@ def test_epoch_unit_change_is_refused() -> None:
 def test_nested_type_change_is_refused_by_path() -> None:
     """A type change inside a record is named by its dotted path."""
     taxes = field("taxes")
-    proposed = changed(
-        taxes=dataclasses.replace(taxes, fields=(Field("salestax", FieldType.STRING), taxes.fields[1]))
-    )
+    proposed = changed(taxes=dataclasses.replace(taxes, fields=(Field("salestax", FieldType.STRING), taxes.fields[1])))
     assert "taxes.salestax: type FLOAT -> STRING" in refusal(proposed)
 
 
 def test_every_refused_difference_is_listed() -> None:
     """All refused differences appear in one message, and field is the first path."""
-    proposed = changed(
-        amount=Field("amount", FieldType.STRING), vat=Field("vat", FieldType.FLOAT, Mode.REQUIRED)
-    )
+    proposed = changed(amount=Field("amount", FieldType.STRING), vat=Field("vat", FieldType.FLOAT, Mode.REQUIRED))
     with pytest.raises(SchemaChangeRefused) as caught:
         evolve(CURRENT, proposed)
     assert (caught.value.message, caught.value.field) == (

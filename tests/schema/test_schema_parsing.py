@@ -25,9 +25,7 @@ def refusal(document: Any) -> str:
 
 def test_platform6_bigquery_example_parses(bigquery_example: list[dict[str, Any]]) -> None:
     """The Platform 6 BigQuery example reads as company REQUIRED, amount FLOAT, taxes REPEATED RECORD."""
-    expected = Schema(
-        (Field("company", FieldType.STRING, Mode.REQUIRED), Field("amount", FieldType.FLOAT), TAXES)
-    )
+    expected = Schema((Field("company", FieldType.STRING, Mode.REQUIRED), Field("amount", FieldType.FLOAT), TAXES))
     assert parse_schema(bigquery_example) == expected
 
 
@@ -129,9 +127,7 @@ def test_non_boolean_index_is_refused() -> None:
 @pytest.mark.parametrize("name", ["1abc", "has space", "dot.ted", "", "x" * 129, "é"])
 def test_invalid_names_are_refused(name: str) -> None:
     """A name breaking the rule is refused, naming the field and the rule."""
-    assert refusal([{"name": name, "type": "STRING"}]).startswith(
-        f'{name}: invalid field name "{name}"; a name must'
-    )
+    assert refusal([{"name": name, "type": "STRING"}]).startswith(f'{name}: invalid field name "{name}"; a name must')
 
 
 @pytest.mark.parametrize("name", ["_a", "@timestamp", "a-b", "A9", "x" * 128])
@@ -149,9 +145,7 @@ def test_duplicate_names_ignoring_case_are_refused() -> None:
             "nested": [{"name": "Vat", "type": "FLOAT"}, {"name": "vat", "type": "FLOAT"}],
         }
     ]
-    assert (
-        refusal(document) == 'r.vat: duplicate field name (same as "Vat", ignoring case); rename one of them'
-    )
+    assert refusal(document) == 'r.vat: duplicate field name (same as "Vat", ignoring case); rename one of them'
 
 
 def test_record_without_children_is_refused() -> None:

@@ -13,9 +13,7 @@ from trailvault.schema import Field, FieldType, Mode, Schema, evolve, parse_sche
 NAMES = st.from_regex(r"[A-Za-z_@][A-Za-z0-9_@-]{0,12}", fullmatch=True)
 LEAF_TYPES = st.sampled_from([t for t in FieldType if t is not FieldType.RECORD])
 TIME_FORMATS = st.lists(
-    st.sampled_from(
-        ["strict_date_optional_time", "epoch_millis", "epoch_second", "YYYY-MM-dd HH:mm:ss.SSSZ"]
-    ),
+    st.sampled_from(["strict_date_optional_time", "epoch_millis", "epoch_second", "YYYY-MM-dd HH:mm:ss.SSSZ"]),
     max_size=2,
     unique=True,
 ).map(tuple)
@@ -84,20 +82,14 @@ def test_empty_body_is_valid_unless_something_is_required(schema: Schema) -> Non
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
 FIELD_KEYS = st.sampled_from(["name", "type", "mode", "nested", "fields", "index", "properties", "format"])
-SCHEMA_LIKE = st.lists(
-    st.dictionaries(FIELD_KEYS, JSON | st.sampled_from(["RECORD", "date", "x"]), max_size=5)
-)
+SCHEMA_LIKE = st.lists(st.dictionaries(FIELD_KEYS, JSON | st.sampled_from(["RECORD", "date", "x"]), max_size=5))
 
 
-@given(
-    JSON | SCHEMA_LIKE | st.builds(lambda p: {"properties": p}, st.dictionaries(st.text(max_size=5), JSON))
-)
+@given(JSON | SCHEMA_LIKE | st.builds(lambda p: {"properties": p}, st.dictionaries(st.text(max_size=5), JSON)))
 def test_parse_schema_raises_only_invalid_schema(document: object) -> None:
     """Any JSON value either parses or raises InvalidSchema, never a bare Python error."""
     with contextlib.suppress(InvalidSchema):
@@ -120,16 +112,12 @@ def body_for(fields: tuple[Field, ...], data: st.DataObject, depth: int = 0) -> 
                 inner = body_for(f.fields, data, depth + 1)
                 body[f.name] = [inner, inner] if f.mode is Mode.REPEATED else inner
             else:
-                body[f.name] = data.draw(
-                    JSON | st.sampled_from(["2024-12-30T10:00:00+01:00", "42", "true", 1e300])
-                )
+                body[f.name] = data.draw(JSON | st.sampled_from(["2024-12-30T10:00:00+01:00", "42", "true", 1e300]))
     return body
 
 
 @given(schemas, st.data())
-def test_validate_on_declared_names_raises_only_validation_failed(
-    schema: Schema, data: st.DataObject
-) -> None:
+def test_validate_on_declared_names_raises_only_validation_failed(schema: Schema, data: st.DataObject) -> None:
     """Bodies using the declared names validate with the same keys or raise ValidationFailed."""
     body = body_for(schema.fields, data)
     with contextlib.suppress(ValidationFailed):

@@ -120,9 +120,7 @@ def test_repeated_given_a_scalar() -> None:
 
 def test_null_element_in_repeated() -> None:
     """A null inside a REPEATED list is refused by index."""
-    assert problems({"company": "c", "tags": ["a", None]}) == [
-        ("tags[1]", "null is not allowed in a REPEATED field")
-    ]
+    assert problems({"company": "c", "tags": ["a", None]}) == [("tags[1]", "null is not allowed in a REPEATED field")]
 
 
 def test_repeated_null_stays_null() -> None:
@@ -181,9 +179,7 @@ def test_problems_are_capped_at_twenty() -> None:
 
 def test_long_values_are_cut_in_messages() -> None:
     """An offending value is shown in at most 60 characters."""
-    assert problems({"company": "c", "count": "y" * 100}) == [
-        ("count", f'expected INTEGER, got "{"y" * 58}…')
-    ]
+    assert problems({"company": "c", "count": "y" * 100}) == [("count", f'expected INTEGER, got "{"y" * 58}…')]
 
 
 @pytest.mark.parametrize(("given", "expected"), [("42", 42), ("-7", -7), (10.0, 10), (2**63 - 1, 2**63 - 1)])
@@ -338,9 +334,7 @@ def test_huge_integer_is_refused_cleanly() -> None:
 
 def test_huge_digit_text_is_refused_cleanly() -> None:
     """A digit text of thousands of digits is refused as out of range."""
-    assert problems({"company": "c", "count": "9" * 5000})[0][1].endswith(
-        "outside the signed 64-bit range of INTEGER"
-    )
+    assert problems({"company": "c", "count": "9" * 5000})[0][1].endswith("outside the signed 64-bit range of INTEGER")
 
 
 def test_path_through_list_record_list() -> None:

@@ -10,6 +10,9 @@ import click
 from trailvault.cli import Session
 from trailvault.cli.output import emit_json
 from trailvault.errors import InvalidInput
+from trailvault.integrity.note import Verifier
+from trailvault.integrity.receipt import check_receipt
+from trailvault.jsontext import decode_json
 from trailvault.store.base import StoredCheckpoint
 
 __all__ = ["checkpoint", "key", "proof", "verify"]
@@ -157,3 +160,33 @@ def _read_text(path: str, field: str) -> str:
             return handle.read()
     except OSError as exc:
         raise InvalidInput(f"{field}: cannot read {path} ({exc.strerror})", field=field) from None
+
+
+@verify.command("receipt")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--key", "key_text", required=True, help="The vault's verifier key, or @FILE (from `key show`).")
+@click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
+def verify_receipt(path: str, key_text: str, output: str) -> None:
+    """Check a receipt offline, with nothing but the vault's verifier key.
+
+    \b
+    Example:
+      trailvault verify receipt receipt.json --key @vault.pub
+    """
+    key_value = _read_text(key_text[1:], "key").strip() if key_text.startswith("@") else key_text
+    receipt = decode_json(_read_text(path, "receipt"), field="receipt")
+    checkpoint = check_receipt(receipt, Verifier.parse(key_value))
+    entry = receipt["entry"]
+    if output == "json":
+        emit_json(
+            {
+                "ok": True,
+                "seq": entry["seq"],
+                "id": entry["id"],
+                "size": checkpoint.size,
+                "signed_at": checkpoint.timestamp,
+            }
+        )
+    else:
+        signer = key_value.split("+")[0]
+        click.echo(f"ok: event {entry['id']} is entry {entry['seq']} of a log of {checkpoint.size}, signed by {signer}")

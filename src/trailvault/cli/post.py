@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 import click
+import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -37,6 +38,12 @@ _PROGRESS_AFTER_SECONDS = 1.0
     help="From stdin: lines stored per all-or-nothing transaction.",
 )
 @click.option("--atomic", is_flag=True, help="From stdin: store every line or none (holds all lines in memory).")
+@click.option(
+    "--receipt",
+    "receipt_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="One event: wait for its signed checkpoint and write its receipt (JSON) to this file.",
+)
 @click.pass_obj
 def post(
     session: Session,
@@ -47,6 +54,7 @@ def post(
     envelope: bool,
     batch_size: int,
     atomic: bool,
+    receipt_path: str | None,
 ) -> None:
     """Record events in CHANNEL. VALUES is a JSON object, @FILE, or - for NDJSON on stdin.
 
@@ -59,8 +67,11 @@ def post(
       trailvault post myindex '{"company": "Amalto", "amount": 101.12}'
       trailvault post myindex @event.json --id order-1
       trailvault post myindex - < events.ndjson
+      trailvault post myindex @event.json --receipt receipt.json
     """
     vault = session.vault()
+    if receipt_path and (values == "-" or _read_values(values).lstrip().startswith("[")):
+        raise click.UsageError("--receipt applies to one event; post a single JSON object")
     if values == "-":
         if event_id or event_time:
             raise click.UsageError("--id and --time apply to one event; with -, use --envelope lines instead")
@@ -75,11 +86,19 @@ def post(
         emit_line(_summary(posted))
         return
     item = _item(text, envelope, None)
-    if isinstance(item, NewEvent):
-        result = vault.post(channel, item.body, id=event_id or item.id, time=event_time or item.time)
-    else:
-        result = vault.post(channel, item, id=event_id, time=event_time)
+    body, given_id, given_time = (item.body, item.id, item.time) if isinstance(item, NewEvent) else (item, None, None)
+    result = vault.post(channel, body, id=event_id or given_id, time=event_time or given_time)
+    if receipt_path:
+        _write_receipt(receipt_path, vault.receipt(result.seq))
     emit_line({"id": result.id, "seq": result.seq, "duplicate": result.duplicate})
+
+
+def _write_receipt(path: str, receipt: dict[str, Any]) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(orjson.dumps(receipt, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as exc:
+        raise InvalidInput(f"receipt: cannot write {path} ({exc.strerror})", field="receipt") from None
 
 
 def _read_values(values: str) -> str:

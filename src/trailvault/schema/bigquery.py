@@ -51,9 +51,7 @@ def _parse_field(item: Any, prefix: str, position: int) -> Field:
     path = prefix + name
     unknown = [key for key in item if key not in _KEYS]
     if unknown:
-        raise InvalidSchema(
-            f'{path}: unknown key "{unknown[0]}"; a field may have {", ".join(_KEYS)}', field=path
-        )
+        raise InvalidSchema(f'{path}: unknown key "{unknown[0]}"; a field may have {", ".join(_KEYS)}', field=path)
     if "nested" in item and "fields" in item:
         raise InvalidSchema(f'{path}: give the nested fields once, in "nested" or in "fields"', field=path)
     children = item.get("nested", item.get("fields"))

@@ -107,9 +107,7 @@ def compile_time_format(fmt: str) -> TimeParser:
     Cached, so checking a schema and compiling its validator share the work.
     """
     if not isinstance(fmt, str) or not fmt.strip():
-        raise InvalidSchema(
-            f"{_quote(fmt)} is not a date format; use a name such as strict_date_optional_time"
-        )
+        raise InvalidSchema(f"{_quote(fmt)} is not a date format; use a name such as strict_date_optional_time")
     name = fmt.strip()
     if name in _EPOCH_NAMES:
         return _epoch_parser(_EPOCH_NAMES[name])

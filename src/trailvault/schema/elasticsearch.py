@@ -78,9 +78,7 @@ def parse_mapping(document: dict[str, Any]) -> Schema:
     root = _mapping_root(document)
     unknown = [key for key in root if key not in _ROOT_KEYS]
     if unknown:
-        raise InvalidSchema(
-            f'mapping: unknown key "{unknown[0]}"; field definitions belong under "properties"'
-        )
+        raise InvalidSchema(f'mapping: unknown key "{unknown[0]}"; field definitions belong under "properties"')
     dynamic = root.get("dynamic")
     # Closed unless asked: an audit channel should not grow fields by accident.
     additional = dynamic is True or (isinstance(dynamic, str) and dynamic.lower() == "true")
@@ -159,19 +157,13 @@ def _parse_property(name: str, spec: Any, prefix: str) -> Field:
         return Field(name, field_type, index=index, sensitive=sensitive)
     formats = _parse_formats(spec.get("format"), path)
     # A number means milliseconds in Elasticsearch, unless only epoch_second is allowed.
-    epoch_unit: Literal["s", "ms"] = (
-        "s" if "epoch_second" in formats and "epoch_millis" not in formats else "ms"
-    )
-    return Field(
-        name, field_type, index=index, sensitive=sensitive, time_formats=formats, epoch_unit=epoch_unit
-    )
+    epoch_unit: Literal["s", "ms"] = "s" if "epoch_second" in formats and "epoch_millis" not in formats else "ms"
+    return Field(name, field_type, index=index, sensitive=sensitive, time_formats=formats, epoch_unit=epoch_unit)
 
 
 def _parse_formats(value: Any, path: str) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_ES_FORMATS
     if not isinstance(value, str) or not value.strip():
-        raise InvalidSchema(
-            f'{path}: "format" must be a text such as "strict_date_optional_time"', field=path
-        )
+        raise InvalidSchema(f'{path}: "format" must be a text such as "strict_date_optional_time"', field=path)
     return tuple(part.strip() for part in value.split("||"))

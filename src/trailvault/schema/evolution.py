@@ -38,9 +38,7 @@ def evolve(current: Schema, proposed: Schema) -> Schema | None:
     return proposed
 
 
-def _compare(
-    old: tuple[Field, ...], new: tuple[Field, ...], prefix: str, refused: list[tuple[str, str]]
-) -> None:
+def _compare(old: tuple[Field, ...], new: tuple[Field, ...], prefix: str, refused: list[tuple[str, str]]) -> None:
     new_by_name = {f.name: f for f in new}
     old_names = {f.name for f in old}
     for before in old:

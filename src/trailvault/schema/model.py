@@ -89,9 +89,7 @@ class Schema:
         if not isinstance(self.additional_fields, bool):
             raise InvalidSchema("additional_fields: must be true or false")
         if not self.fields and not self.additional_fields:
-            raise InvalidSchema(
-                "the schema declares no fields; declare at least one, or allow additional fields"
-            )
+            raise InvalidSchema("the schema declares no fields; declare at least one, or allow additional fields")
         _check_fields(self.fields, "", inside_repeated=False)
 
     def validate(self, body: Any) -> dict[str, Any]:
@@ -227,9 +225,7 @@ def _check_field(f: Field, path: str, *, inside_repeated: bool) -> None:
 
 def _check_index(f: Field, path: str, *, inside_repeated: bool) -> None:
     if f.type is FieldType.RECORD:
-        raise InvalidSchema(
-            f'{path}: "index" applies to leaf fields; set it on the fields inside', field=path
-        )
+        raise InvalidSchema(f'{path}: "index" applies to leaf fields; set it on the fields inside', field=path)
     if inside_repeated or f.mode is Mode.REPEATED:
         raise InvalidSchema(
             f'{path}: cannot be indexed because it is (inside) a REPEATED field, a list; remove "index"',

@@ -62,9 +62,7 @@ _MIN_US, _MAX_US = -62135596800_000000, 253402300799_999999  # years 0001 to 999
 # ASCII digits only: int() and float() would also take other scripts' digits.
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_UNKNOWN_FIELD = (
-    "unknown field; declare it in the channel schema as a NULLABLE field, or allow additional fields"
-)
+_UNKNOWN_FIELD = "unknown field; declare it in the channel schema as a NULLABLE field, or allow additional fields"
 
 
 class _NoFastPath:
@@ -239,9 +237,7 @@ def _check_integer(value: Any, problems: list[Problem]) -> Any:
     elif type(value) is str and len(value) > 30 and _INTEGER_TEXT.fullmatch(value):
         # Python refuses to convert very long digit strings; this one is out of range anyway.
         raise _BadValueError(f"{describe(value)} is outside the signed 64-bit range of INTEGER")
-    elif (type(value) is str and _INTEGER_TEXT.fullmatch(value)) or (
-        type(value) is float and value.is_integer()
-    ):
+    elif (type(value) is str and _INTEGER_TEXT.fullmatch(value)) or (type(value) is float and value.is_integer()):
         number = int(value)
     else:
         raise _BadValueError(f"expected INTEGER, got {describe(value)}")
@@ -300,26 +296,21 @@ def _timestamp_check(f: Field) -> Check:
             else:
                 found = parse_formats(value)
                 if found is None:
-                    raise _BadValueError(
-                        f"{describe(value)} does not match any of the formats {formats_text}"
-                    )
+                    raise _BadValueError(f"{describe(value)} does not match any of the formats {formats_text}")
                 micros = found
         elif isinstance(value, datetime):
             try:
                 micros = from_datetime(value)
             except InvalidInput:
                 shown = value.isoformat()
-                raise _BadValueError(
-                    f"{shown} has no UTC offset; add one (for example Z or +02:00)"
-                ) from None
+                raise _BadValueError(f"{shown} has no UTC offset; add one (for example Z or +02:00)") from None
         elif type(value) is int:
             micros = value * micros_per_unit
         elif type(value) is float and math.isfinite(value):
             micros = round(value * micros_per_unit)
         else:
             raise _BadValueError(
-                f"expected TIMESTAMP (text such as 2024-10-07T01:00:00Z, or epoch {unit_name}), "
-                f"got {describe(value)}"
+                f"expected TIMESTAMP (text such as 2024-10-07T01:00:00Z, or epoch {unit_name}), got {describe(value)}"
             )
         if not _MIN_US <= micros <= _MAX_US:
             raise _BadValueError(f"{describe(value)} is outside the years 0001 to 9999")

@@ -12,10 +12,7 @@ from trailvault.integrity.tiles import TileKey, append_leaves, nodes_from_tiles,
 
 __all__ = ["backfill_tiles", "grow_tree", "read_tiles", "tree_nodes"]
 
-_UPSERT = (
-    "INSERT INTO merkle_tiles VALUES (?, ?, ?) "
-    "ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes"
-)
+_UPSERT = "INSERT INTO merkle_tiles VALUES (?, ?, ?) ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes"
 _BACKFILL_CHUNK = 10_000
 
 
