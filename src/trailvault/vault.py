@@ -71,6 +71,14 @@ DEFAULT_MAX_FUTURE_SKEW = 300.0
 _MAX_REPORTED_FAILURES = 100
 _SORTED = orjson.OPT_SORT_KEYS
 _SORT_ORDERS = {"asc": False, "desc": True}
+REDACTIONS_CHANNEL = "trailvault.redactions"
+_REDACTION_SCHEMA = {
+    "fields": [
+        {"name": "redacted_id", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "redacted_seq", "type": "INTEGER", "mode": "REQUIRED"},
+        {"name": "reason", "type": "STRING", "mode": "REQUIRED"},
+    ]
+}
 
 SchemaSource = Mapping[str, Any] | Sequence[Any] | str | Path
 
@@ -379,6 +387,26 @@ class Vault:
         if event is None:
             raise EventNotFound(f"id: no event with id {str(event_id)[:128]!r} in app {self.app!r}", field="id")
         return event
+
+    def redact(self, event_id: str, reason: str) -> Posted:
+        """Remove an event's body (an erasure request) and record why, as an event itself.
+
+        The entry keeps its envelope and body hash, so the tree, every checkpoint and
+        every proof still verify; the body reads as None from then on. The redaction is
+        an event in the channel ``trailvault.redactions`` (``redacted_id``,
+        ``redacted_seq``, ``reason``), appended in the same transaction. Returns it.
+        """
+        if not reason.strip():
+            raise InvalidInput("reason: say why the body is removed (kept in the log)", field="reason")
+        event = self.get(event_id)
+        if event.channel == REDACTIONS_CHANNEL:
+            raise InvalidInput("id: redaction records themselves cannot be redacted", field="id")
+        if event.body is None:
+            raise Conflict(f"id: the body of {event.id!r} was already removed", field="id")
+        self.open(REDACTIONS_CHANNEL, _REDACTION_SCHEMA)
+        state = self._channel_state(REDACTIONS_CHANNEL)
+        record = {"redacted_id": event.id, "redacted_seq": event.seq, "reason": reason}
+        return self._store.redact(self.app, event.seq, reason, self._prepare(state, record, None, None, _now_us()))
 
     def events(
         self,

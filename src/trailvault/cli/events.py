@@ -112,6 +112,21 @@ def get(session: Session, event_id: str, output: str | None) -> None:
         print_table(event_table([event]))
 
 
+@events.command("redact")
+@click.argument("event_id", metavar="ID")
+@click.option("--reason", required=True, help="Why the body is removed (kept in the log).")
+@click.pass_obj
+def redact(session: Session, event_id: str, reason: str) -> None:
+    """Remove an event's body for an erasure request; the log, its tree and its proofs still verify.
+
+    \b
+    Example:
+      trailvault events redact 01930a4e-8c1f-7d33-b1a2-6f1e2d3c4b5a --reason "GDPR erasure request #4411"
+    """
+    record = session.vault().redact(event_id, reason)
+    emit_line({"redacted": event_id, "record": {"id": record.id, "seq": record.seq}})
+
+
 def _condition(text: str) -> tuple[str, str]:
     path, sep, value = text.partition("=")
     if not sep or not path:

@@ -106,6 +106,13 @@ class Store(Protocol):
         (unless the store was opened with relaxed durability).
         """
 
+    def redact(self, app: str, seq: int, reason: str, record: PendingEvent) -> Posted:
+        """Remove the body of the app's entry ``seq`` and append ``record`` (the redaction's own event).
+
+        One transaction: the body goes (its hash, and so the tree, stay), the record is
+        appended like any event. Raises EventNotFound for another app's or a missing seq.
+        """
+
     def get_event(self, app: str, event_id: str) -> Event | None:
         """Return the app's event with this id, or None."""
 

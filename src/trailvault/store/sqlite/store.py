@@ -25,6 +25,7 @@ from trailvault.errors import (
     AppendOnlyViolation,
     ChannelNotFound,
     Conflict,
+    EventNotFound,
     IdConflict,
     IntegrityFailure,
     InvalidInput,
@@ -323,6 +324,24 @@ class SQLiteStore:
                 # The tree grows in the same transaction, so it always matches the log.
                 grow_tree(tx, rows[0][0] - 1, leaves)
         return outcomes
+
+    def redact(self, app: str, seq: int, reason: str, record: PendingEvent) -> Posted:
+        with self._transaction() as tx:
+            app_key = self._app_key(tx, app)
+            row = tx.execute("SELECT app_key FROM events WHERE seq = ?", (seq,)).fetchone()
+            if app_key is None or row is None or row[0] != app_key:
+                raise EventNotFound(f"seq: no entry {seq} in app {app!r}", field="seq")
+            # The one sanctioned change of a kept event: a grant for exactly this seq,
+            # used and withdrawn inside this transaction (see the events_refuse_update trigger).
+            tx.execute("INSERT INTO erasure_grants VALUES (?, ?, ?)", (seq, seq, reason))
+            tx.execute("UPDATE events SET body = NULL WHERE seq = ?", (seq,))
+            tx.execute("DELETE FROM erasure_grants")
+            outcomes, rows, leaves = self._admit(tx, [[record]])
+            tx.executemany(_INSERT, rows)
+            grow_tree(tx, rows[0][0] - 1, leaves)
+        outcome = outcomes[0]
+        assert isinstance(outcome, list)
+        return outcome[0]
 
     def _admit(
         self, tx: sqlite3.Connection, batches: Sequence[Sequence[PendingEvent]]
