@@ -40,6 +40,7 @@ lint: $(VENV)/.installed-dev
 ## bench: the performance tables of docs/benchmarks.md
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/integrity.py
 
 clean:
 	rm -rf $(VENV) trailvault-data .pytest_cache .mypy_cache .ruff_cache

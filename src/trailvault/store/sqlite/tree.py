@@ -17,13 +17,22 @@ _BACKFILL_CHUNK = 10_000
 
 
 def read_tiles(conn: sqlite3.Connection, keys: Iterable[TileKey]) -> dict[TileKey, bytes]:
-    """Return the stored tiles among ``keys`` (absent ones are left out)."""
-    wanted = list(keys)
-    if not wanted:
+    """Return the stored tiles among ``keys`` (absent ones are left out), in one statement.
+
+    One ``level = ? AND idx IN (...)`` term per tile level, so each is a primary-key
+    lookup; a row-value ``IN (VALUES ...)`` made SQLite scan the whole table.
+    """
+    by_level: dict[int, list[int]] = {}
+    for level, index in keys:
+        by_level.setdefault(level, []).append(index)
+    if not by_level:
         return {}
-    marks = ", ".join("(?, ?)" for _ in wanted)
-    params = [part for key in wanted for part in key]
-    rows = conn.execute(f"SELECT level, idx, hashes FROM merkle_tiles WHERE (level, idx) IN (VALUES {marks})", params)
+    parts, params = [], []
+    for level, indexes in by_level.items():
+        marks = ", ".join("?" for _ in indexes)
+        parts.append(f"SELECT level, idx, hashes FROM merkle_tiles WHERE level = ? AND idx IN ({marks})")
+        params.extend([level, *indexes])
+    rows = conn.execute(" UNION ALL ".join(parts), params)
     return {(level, idx): hashes for level, idx, hashes in rows}
 
 
