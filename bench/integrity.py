@@ -160,18 +160,45 @@ def main() -> None:
         on_rates.append(ingest_rate(folder / f"on{attempt}", bodies, integrity=True))
         print(f"  round {attempt}: off {off_rates[-1]:,.0f}, on {on_rates[-1]:,.0f}", file=sys.stderr)
     on, off = statistics.median(on_rates), statistics.median(off_rates)
-    rows.append(("post_many with integrity (median of rounds)", f"{on:,.0f} events/s",
-                 f"integrity off: {off:,.0f} events/s", f"{on / off:.2f}x", ">= 0.85x"))  # fmt: skip
+    rows.append(
+        (
+            "post_many with integrity (median of rounds)",
+            f"{on:,.0f} events/s",
+            f"integrity off: {off:,.0f} events/s",
+            f"{on / off:.2f}x",
+            ">= 0.85x",
+        )
+    )
     verified, bare = verify_rate(folder / "verify", args.events)
-    rows.append(("full verify", f"{verified:,.0f} entries/s", f"bare sha256 loop: {bare:,.0f}/s",
-                 f"{verified / bare:.2f}x", ">= 400,000 entries/s"))  # fmt: skip
+    rows.append(
+        (
+            "full verify",
+            f"{verified:,.0f} entries/s",
+            f"bare sha256 loop: {bare:,.0f}/s",
+            f"{verified / bare:.2f}x",
+            ">= 400,000 entries/s",
+        )
+    )
     median_ms, p99_ms = checkpoint_latency(folder / "latency", 5 if args.quick else 20, 500)
-    rows.append(("post to a signed checkpoint covering it, 500 posts/s", f"median {median_ms:.0f} ms, p99 {p99_ms:.0f} ms",
-                 "", "", "median <= 300 ms, p99 <= 1,500 ms"))  # fmt: skip
+    rows.append(
+        (
+            "post to a signed checkpoint covering it, 500 posts/s",
+            f"median {median_ms:.0f} ms, p99 {p99_ms:.0f} ms",
+            "",
+            "",
+            "median <= 300 ms, p99 <= 1,500 ms",
+        )
+    )
     proof_median, proof_p99, largest, bound = proofs(folder / "proofs", args.proof_events)
-    rows.append((f"inclusion proof, generated and verified, {args.proof_events:,}-entry vault",
-                 f"median {proof_median:.3f} ms, p99 {proof_p99:.3f} ms; largest {largest} bytes",
-                 f"bound 32 x ceil(log2 n) = {bound} bytes", "", "median <= 1 ms"))  # fmt: skip
+    rows.append(
+        (
+            f"inclusion proof, generated and verified, {args.proof_events:,}-entry vault",
+            f"median {proof_median:.3f} ms, p99 {proof_p99:.3f} ms; largest {largest} bytes",
+            f"bound 32 x ceil(log2 n) = {bound} bytes",
+            "",
+            "median <= 1 ms",
+        )
+    )
     print(f"\nMachine: {ingest.machine()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n")
     print("| measure | trailvault | baseline (same run) | ratio | target |")
     print("|---|---|---|---|---|")
