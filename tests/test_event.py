@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import hashlib
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailvault.errors import InvalidInput
-from trailvault.event import Event, canonical_body, canonical_entry, check_id, check_name, fingerprint
+from trailvault.event import (
+    Event,
+    canonical_body,
+    canonical_entry,
+    check_id,
+    check_name,
+    entry_document,
+    fingerprint,
+)
 
 
 def test_canonical_body_sorts_keys_at_every_depth() -> None:
@@ -69,3 +80,14 @@ def test_check_name_refuses(bad: str) -> None:
     """Channel and app names use a safe alphabet and name the field when refused."""
     with pytest.raises(InvalidInput, match="channel:"):
         check_name(bad, field="channel")
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20),
+       st.integers(0, 2**40), st.integers(1, 2**40))  # fmt: skip
+def test_canonical_entry_is_the_sorted_encoding(event_id: str, time_us: int, seq: int) -> None:
+    """canonical_entry (written without a key sort) equals the sorted-key encoding of the entry."""
+    event = Event(event_id, time_us, time_us + 5, "default", "myindex", seq, None)
+    body_hash = hashlib.sha256(b"{}").digest()
+    assert canonical_entry(event, seq, body_hash) == orjson.dumps(
+        entry_document(event, seq, body_hash), option=orjson.OPT_SORT_KEYS
+    )

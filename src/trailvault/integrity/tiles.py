@@ -16,9 +16,10 @@ over HTTP), sized for rows instead.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from trailvault.integrity.merkle import NodeKey, node_hash
+from trailvault.integrity.merkle import NodeKey
 
 __all__ = ["HEIGHT", "WIDTH", "TileKey", "append_leaves", "nodes_from_tiles", "partial_tiles", "tiles_for_nodes"]
 
@@ -44,8 +45,10 @@ def partial_tiles(size: int) -> list[TileKey]:
 def _perfect_root(hashes: bytes) -> bytes:
     """Fold a power-of-two run of concatenated hashes into its subtree root."""
     level = [hashes[offset : offset + _HASH] for offset in range(0, len(hashes), _HASH)]
+    sha256 = hashlib.sha256
     while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        # node_hash written out: this runs for every 16 entries appended.
+        level = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
     return level[0]
 
 
