@@ -111,3 +111,13 @@ def test_vault_without_its_key_still_proves(vault_dir: Path) -> None:
         assert verify_inclusion(2, proof.size, proof.leaf_hash, proof.hashes, root)
         with pytest.raises(trailvault.errors.NotFound, match="signing_key"):
             reader.issue_checkpoint()
+
+
+def test_proofs_are_scoped_to_the_app(myindex: Vault, vault_dir: Path) -> None:
+    """Another app cannot get a proof or receipt for this app's entry by its seq."""
+    myindex.post("myindex", {"company": "A"})
+    with trailvault.open_vault(vault_dir, app="other") as other:
+        with pytest.raises(trailvault.errors.EventNotFound):
+            other.prove_inclusion(1)
+        with pytest.raises(trailvault.errors.EventNotFound):
+            other.receipt(1)

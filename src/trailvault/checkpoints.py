@@ -7,6 +7,7 @@ checkpoint is kept. A vault closing issues a last one if its log grew.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from trailvault.integrity.merkle import root_hash, subtree_nodes
 from trailvault.store.base import Store, StoredCheckpoint
 
 __all__ = ["Checkpointer", "tree_root"]
+
+_log = logging.getLogger("trailvault.checkpoints")
 
 BUSY_INTERVAL = 0.2
 IDLE_INTERVAL = 60.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trailvault.integrity.merkle import consistency_proof, inclusion_proof
+from trailvault.integrity.merkle import consistency_proof, inclusion_plan, plan_hashes, plan_nodes
 from trailvault.store.base import Store
 
 __all__ = ["ConsistencyProof", "InclusionProof", "build_consistency", "build_inclusion"]
@@ -55,9 +55,10 @@ class ConsistencyProof:
 
 
 def build_inclusion(store: Store, index: int, size: int, checkpoint: str | None) -> InclusionProof:
-    """Read the O(log n) nodes of the inclusion proof of entry ``index`` in the tree of ``size``."""
-    leaf = store.tree_nodes([(0, index)])[(0, index)]
-    return InclusionProof(index, size, leaf, inclusion_proof(index, size, store.tree_nodes), checkpoint)
+    """Read the leaf and the O(log n) nodes of its inclusion proof in the tree of ``size``, in one read."""
+    plan = inclusion_plan(index, size)
+    nodes = store.tree_nodes([(0, index), *plan_nodes(plan)])
+    return InclusionProof(index, size, nodes[(0, index)], plan_hashes(plan, nodes), checkpoint)
 
 
 def build_consistency(

@@ -60,7 +60,7 @@ from trailvault.query import (
 from trailvault.schema import Schema, evolve, parse_schema
 from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
-from trailvault.store.base import ChannelRecord, StoredCheckpoint
+from trailvault.store.base import ChannelRecord, StoredCheckpoint, StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
 from trailvault.verification import VerifyReport, verify_log
 
@@ -512,10 +512,8 @@ class Vault:
         Without ``size`` the proof is against the earliest checkpoint that covers the
         event (one is issued now when none does yet), and carries that checkpoint.
         """
-        seq = event if isinstance(event, int) else self.get(event).seq
+        seq = self._own_entry(event).seq
         log_size = self._store.log_size()
-        if not 1 <= seq <= log_size:
-            raise EventNotFound(f"seq: no entry {seq} in a log of {log_size}", field="seq")
         if size is None:
             covering = self._store.checkpoint_covering(seq)
             if covering is None and self._checkpointer is not None:
@@ -541,17 +539,22 @@ class Vault:
         verifier = Verifier.parse(key if key is not None else self.verifier_key())
         return verify_log(self._store, verifier, trusted_checkpoint)
 
+    def _own_entry(self, event: str | int) -> StoredEntry:
+        """Return this app's entry by id or seq; another app's entry is as absent as a missing one."""
+        seq = event if isinstance(event, int) else self.get(event).seq
+        stored = self._store.entries(seq - 1, 1) if seq >= 1 else []
+        if not stored or stored[0].seq != seq or stored[0].app != self.app:
+            raise EventNotFound(f"seq: no entry {seq} in app {self.app!r}", field="seq")
+        return stored[0]
+
     def receipt(self, event: str | int) -> dict[str, Any]:
         """Return a self-contained receipt for an event (by id or seq): entry, body, proof, checkpoint.
 
         ``trailvault verify receipt`` (or :func:`trailvault.integrity.receipt.check_receipt`)
         checks it with nothing but the vault's verifier key.
         """
-        seq = event if isinstance(event, int) else self.get(event).seq
-        stored = self._store.entries(seq - 1, 1)
-        if not stored or stored[0].seq != seq or stored[0].app != self.app:
-            raise EventNotFound(f"seq: no entry {seq} in app {self.app!r}", field="seq")
-        entry = stored[0]
+        entry = self._own_entry(event)
+        seq = entry.seq
         proof = self.prove_inclusion(seq)
         if proof.checkpoint is None:
             raise NotFound("checkpoint: no signed checkpoint covers this event yet; retry in a second", field="seq")

@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from trailvault.config import load_settings, open_configured_vault
-from trailvault.errors import TrailvaultError
+from trailvault.errors import InvalidInput, TrailvaultError
 from trailvault.vault import Vault
 
-__all__ = ["Session", "main"]
+__all__ = ["Session", "main", "read_argument", "read_file"]
 
 
 @dataclass
@@ -37,6 +37,22 @@ class Session:
     def close(self) -> None:
         if self._vault is not None:
             self._vault.close()
+
+
+def read_argument(value: str, *, field: str) -> str:
+    """Return an argument's text: the value itself, or the contents of FILE when given as ``@FILE``."""
+    if not value.startswith("@"):
+        return value
+    return read_file(value[1:], field=field)
+
+
+def read_file(path: str, *, field: str) -> str:
+    """Return a text file's contents; raise InvalidInput naming ``field`` when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InvalidInput(f"{field}: cannot read {path} ({exc.strerror}); check the path", field=field) from None
 
 
 class _Shell(click.Group):

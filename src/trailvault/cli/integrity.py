@@ -7,9 +7,8 @@ import sys
 
 import click
 
-from trailvault.cli import Session
+from trailvault.cli import Session, read_argument, read_file
 from trailvault.cli.output import emit_json
-from trailvault.errors import InvalidInput
 from trailvault.integrity.note import Verifier
 from trailvault.integrity.receipt import check_receipt
 from trailvault.jsontext import decode_json
@@ -140,8 +139,8 @@ def verify(ctx: click.Context, trusted_checkpoint: str | None, key_text: str | N
         return
     session = ctx.find_object(Session)
     assert session is not None
-    trusted = _read_text(trusted_checkpoint, "trusted-checkpoint") if trusted_checkpoint else None
-    key_value = _read_text(key_text[1:], "key").strip() if key_text and key_text.startswith("@") else key_text
+    trusted = read_file(trusted_checkpoint, field="trusted-checkpoint") if trusted_checkpoint else None
+    key_value = read_argument(key_text, field="key").strip() if key_text else None
     report = session.vault().verify(trusted, key_value)
     if output == "json":
         emit_json(report.to_dict())
@@ -152,14 +151,6 @@ def verify(ctx: click.Context, trusted_checkpoint: str | None, key_text: str | N
         click.echo(f"trailvault: verify failed: {report.problem}", err=True)
     if not report.ok:
         ctx.exit(1)
-
-
-def _read_text(path: str, field: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise InvalidInput(f"{field}: cannot read {path} ({exc.strerror})", field=field) from None
 
 
 @verify.command("receipt")
@@ -173,8 +164,8 @@ def verify_receipt(path: str, key_text: str, output: str) -> None:
     Example:
       trailvault verify receipt receipt.json --key @vault.pub
     """
-    key_value = _read_text(key_text[1:], "key").strip() if key_text.startswith("@") else key_text
-    receipt = decode_json(_read_text(path, "receipt"), field="receipt")
+    key_value = read_argument(key_text, field="key").strip()
+    receipt = decode_json(read_file(path, field="receipt"), field="receipt")
     checkpoint = check_receipt(receipt, Verifier.parse(key_value))
     entry = receipt["entry"]
     if output == "json":

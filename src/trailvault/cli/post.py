@@ -12,7 +12,7 @@ import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from trailvault.cli import Session
+from trailvault.cli import Session, read_argument
 from trailvault.cli.output import emit_line
 from trailvault.errors import BatchRejected, InvalidInput
 from trailvault.event import NewEvent, Posted
@@ -70,15 +70,15 @@ def post(
       trailvault post myindex @event.json --receipt receipt.json
     """
     vault = session.vault()
-    if receipt_path and (values == "-" or _read_values(values).lstrip().startswith("[")):
-        raise click.UsageError("--receipt applies to one event; post a single JSON object")
     if values == "-":
-        if event_id or event_time:
-            raise click.UsageError("--id and --time apply to one event; with -, use --envelope lines instead")
+        if event_id or event_time or receipt_path:
+            raise click.UsageError("--id, --time and --receipt apply to one event; with -, use --envelope lines")
         _post_stream(vault, channel, sys.stdin, batch_size=batch_size, atomic=atomic, envelope=envelope)
         return
-    text = _read_values(values)
+    text = read_argument(values, field="values")
     if text.lstrip().startswith("["):
+        if receipt_path:
+            raise click.UsageError("--receipt applies to one event; post a single JSON object")
         items = decode_json(text, field="values")
         if event_id or event_time:
             raise click.UsageError("--id and --time apply to one event; give ids inside --envelope items")
@@ -99,17 +99,6 @@ def _write_receipt(path: str, receipt: dict[str, Any]) -> None:
             handle.write(orjson.dumps(receipt, option=orjson.OPT_INDENT_2) + b"\n")
     except OSError as exc:
         raise InvalidInput(f"receipt: cannot write {path} ({exc.strerror})", field="receipt") from None
-
-
-def _read_values(values: str) -> str:
-    if not values.startswith("@"):
-        return values
-    path = values[1:]
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise InvalidInput(f"values: cannot read {path} ({exc.strerror}); check the path", field="values") from None
 
 
 def _item(value: Any, envelope: bool, line: int | None) -> Any:

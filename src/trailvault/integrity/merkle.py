@@ -31,6 +31,8 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "plan_hashes",
+    "plan_nodes",
     "root_hash",
     "subtree_hash",
     "subtree_nodes",
@@ -136,10 +138,18 @@ def consistency_plan(old_size: int, new_size: int) -> list[Range]:
     return proof
 
 
+def plan_nodes(plan: Sequence[Range]) -> list[NodeKey]:
+    """Return the stored nodes a proof plan's hashes are folded from."""
+    return [key for start, end in plan for key in subtree_nodes(start, end)]
+
+
+def plan_hashes(plan: Sequence[Range], nodes: Mapping[NodeKey, bytes]) -> list[bytes]:
+    """Return a proof plan's hashes from the nodes :func:`plan_nodes` named."""
+    return [subtree_hash(start, end, nodes) for start, end in plan]
+
+
 def _proof(plan: list[Range], node: Callable[[Iterable[NodeKey]], Mapping[NodeKey, bytes]]) -> list[bytes]:
-    keys = [key for start, end in plan for key in subtree_nodes(start, end)]
-    found = node(keys)
-    return [subtree_hash(start, end, found) for start, end in plan]
+    return plan_hashes(plan, node(plan_nodes(plan)))
 
 
 def inclusion_proof(

@@ -318,11 +318,14 @@ class SQLiteStore:
 
     def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
         with self._transaction() as tx:
-            outcomes, rows, leaves = self._admit(tx, batches)
-            if rows:
-                tx.executemany(_INSERT, rows)
-                # The tree grows in the same transaction, so it always matches the log.
-                grow_tree(tx, rows[0][0] - 1, leaves)
+            return self._append_in(tx, batches)
+
+    def _append_in(self, tx: sqlite3.Connection, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
+        """Append inside the caller's transaction: rows, then the tree, so the tree always matches the log."""
+        outcomes, rows, leaves = self._admit(tx, batches)
+        if rows:
+            tx.executemany(_INSERT, rows)
+            grow_tree(tx, rows[0][0] - 1, leaves)
         return outcomes
 
     def redact(self, app: str, seq: int, reason: str, record: PendingEvent) -> Posted:
@@ -336,10 +339,7 @@ class SQLiteStore:
             tx.execute("INSERT INTO erasure_grants VALUES (?, ?, ?)", (seq, seq, reason))
             tx.execute("UPDATE events SET body = NULL WHERE seq = ?", (seq,))
             tx.execute("DELETE FROM erasure_grants")
-            outcomes, rows, leaves = self._admit(tx, [[record]])
-            tx.executemany(_INSERT, rows)
-            grow_tree(tx, rows[0][0] - 1, leaves)
-        outcome = outcomes[0]
+            outcome = self._append_in(tx, [[record]])[0]
         assert isinstance(outcome, list)
         return outcome[0]
 
