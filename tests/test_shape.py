@@ -23,7 +23,8 @@ MODULE_LAYERS = {
     **dict.fromkeys(["errors", "timestamps", "event", "query", "schema", "jsontext", "channel", "integrity"], "core"),
     **dict.fromkeys(["store", "sources", "keys", "formats", "sinks", "importers"], "adapter"),
     **dict.fromkeys(
-        ["vault", "commit", "checkpoints", "proofs", "verification", "archive", "forward", "client"], "workflow"
+        ["vault", "proving", "commit", "checkpoints", "proofs", "verification", "archive", "forward", "client"],
+        "workflow",
     ),
     **dict.fromkeys(["cli", "server", "web", "config", "compat"], "edge"),
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import trailvault
+import trailvault.verification
 from trailvault.integrity.checkpoint import sign_checkpoint
 from trailvault.keys import load_signing_key
 
@@ -39,16 +40,44 @@ def intruder(kept: Path) -> Iterator[sqlite3.Connection]:
     conn.close()
 
 
-def _verify(vault_dir: Path, trusted: str | None = None) -> trailvault.vault.VerifyReport:
+_JOBS = 1
+
+
+@pytest.fixture(autouse=True, params=["whole log", "segments of 8 in 2 processes"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case runs twice: in one pass, and split into segments checked by worker processes.
+
+    Segments of 8 put the checkpoints (sizes 20 and 40) and the tampered seqs inside
+    segments, so folding segment frontiers and reporting the first problem in order
+    are exercised; the workers are real spawned processes with their own connections.
+    """
+    global _JOBS
+    if request.param == "whole log":
+        _JOBS = 1
+    else:
+        monkeypatch.setattr(trailvault.verification, "SEGMENT", 8)
+        _JOBS = 2
+
+
+def _verify(vault_dir: Path, trusted: str | None = None) -> trailvault.verification.VerifyReport:
     """Verify as an auditor would: with the vault file but not its signing key."""
     with trailvault.open_vault(vault_dir, create=False, signing_key=vault_dir / "not-here.key") as vault:
-        return vault.verify(trusted)
+        return vault.verify(trusted, jobs=_JOBS)
 
 
 def test_untouched_vault_verifies(kept: Path) -> None:
     """A vault nobody touched verifies: every entry and every checkpoint."""
     report = _verify(kept)
     assert report.ok and report.entries == 40 and report.checkpoints >= 2
+
+
+def test_problem_reports_entries_checked_before_it(kept: Path, intruder: sqlite3.Connection) -> None:
+    """The report counts the good entries before the first bad one, across segments."""
+    intruder.execute("UPDATE events SET time = time + 1 WHERE seq = 27")
+    intruder.execute("UPDATE events SET time = time + 1 WHERE seq = 35")
+    report = _verify(kept)
+    assert (report.seq, report.entries) == (27, 26)
+    assert "checkpoint of size 20" not in (report.problem or "")
 
 
 def test_body_changed(kept: Path, intruder: sqlite3.Connection) -> None:

@@ -7,10 +7,11 @@ the group committer; reads go straight to the store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time as clock
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ import orjson
 import uuid_utils
 
 from trailvault.channel import Channel
-from trailvault.checkpoints import Checkpointer, tree_root
+from trailvault.checkpoints import Checkpointer
 from trailvault.commit import GroupCommitter
 from trailvault.errors import (
     BatchRejected,
@@ -30,7 +31,6 @@ from trailvault.errors import (
     EventTooLarge,
     InvalidInput,
     InvalidQuery,
-    NotFound,
     TimeSkew,
     TrailvaultError,
     ValidationFailed,
@@ -42,14 +42,12 @@ from trailvault.event import (
     Posted,
     check_id,
     check_name,
-    entry_document,
     fingerprint,
 )
-from trailvault.integrity.note import Verifier, verifier_key
-from trailvault.integrity.receipt import make_receipt
+from trailvault.integrity.note import verifier_key
 from trailvault.jsontext import decode_json
 from trailvault.keys import create_signing_key, default_key_path, load_signing_key
-from trailvault.proofs import ConsistencyProof, InclusionProof, build_consistency, build_inclusion
+from trailvault.proving import Proving
 from trailvault.query import (
     MAX_LIMIT,
     EventQuery,
@@ -60,9 +58,8 @@ from trailvault.query import (
 from trailvault.schema import Schema, evolve, parse_schema
 from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
-from trailvault.store.base import ChannelRecord, StoredCheckpoint, StoredEntry
+from trailvault.store.base import ChannelRecord
 from trailvault.timestamps import format_timestamp, parse_timestamp
-from trailvault.verification import VerifyReport, verify_log
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_FUTURE_SKEW", "EventPage", "Vault", "open_vault"]
 
@@ -107,7 +104,7 @@ class EventPage(Sequence[Event]):
         return iter(self.events)
 
 
-class Vault:
+class Vault(Proving):
     """One app's view of a vault.
 
     Thread-safe: posts from many threads share transactions (group commit).
@@ -122,9 +119,12 @@ class Vault:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
         checkpointer: Checkpointer | None = None,
+        reopen: Callable[[], Store] | None = None,
     ) -> None:
         self.app = check_name(app, field="app")
         self._store = store
+        # Opens another connection to the same store in a worker process (verify's jobs).
+        self._reopen = reopen
         self._checkpointer = checkpointer
         self._max_event_bytes = max_event_bytes
         self._max_future_skew_us = int(max_future_skew * 1_000_000)
@@ -482,97 +482,6 @@ class Vault:
             limit=limit,
         )
 
-    # -- integrity -----------------------------------------------------------------
-
-    def verifier_key(self) -> str:
-        """Return the vault's public key as a signed-note verifier key (``trailvault key show``)."""
-        key = self._store.meta("verifier_key")
-        if key is None:
-            raise NotFound("key: this vault has no signing key yet; run `trailvault init`", field="key")
-        return key
-
-    def issue_checkpoint(self) -> StoredCheckpoint:
-        """Sign a checkpoint of the log as it is now (they are also issued automatically)."""
-        if self._checkpointer is None:
-            raise NotFound("signing_key: this vault was opened without its signing key", field="signing_key")
-        checkpoint = self._checkpointer.issue()
-        return StoredCheckpoint(checkpoint.size, checkpoint.root, checkpoint.timestamp or 0, checkpoint.note)
-
-    def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
-        """Return the latest checkpoint, or the latest of exactly ``size`` entries."""
-        found = self._store.latest_checkpoint() if size is None else self._store.checkpoint_of_size(size)
-        if found is None:
-            what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
-            raise NotFound(f"size: {what}; checkpoints are issued as events arrive", field="size")
-        return found
-
-    def prove_inclusion(self, event: str | int, size: int | None = None) -> InclusionProof:
-        """Prove that an event (by id, or by seq) is entry ``seq - 1`` of the tree of ``size``.
-
-        Without ``size`` the proof is against the earliest checkpoint that covers the
-        event (one is issued now when none does yet), and carries that checkpoint.
-        """
-        seq = self._own_entry(event).seq
-        log_size = self._store.log_size()
-        if size is None:
-            covering = self._store.checkpoint_covering(seq)
-            if covering is None and self._checkpointer is not None:
-                self._checkpointer.issue()
-                covering = self._store.checkpoint_covering(seq)
-            size = covering.size if covering is not None else log_size
-            note = covering.note if covering is not None else None
-        else:
-            if not seq <= size <= log_size:
-                raise InvalidQuery(f"size: use a size from {seq} to {log_size}", field="size")
-            exact = self._store.checkpoint_of_size(size)
-            note = exact.note if exact is not None else None
-        return build_inclusion(self._store, seq - 1, size, note)
-
-    def verify(self, trusted_checkpoint: str | None = None, key: str | None = None) -> VerifyReport:
-        """Recompute every leaf, rebuild the tree, and check it against every kept checkpoint.
-
-        ``key`` is the verifier key to trust (default: the one recorded in the vault, which
-        someone holding the database could have replaced: pass the key you were given).
-        ``trusted_checkpoint`` is a checkpoint note kept elsewhere: the log must extend it.
-        Streams the log in constant memory; the report names the first bad seq or check.
-        """
-        verifier = Verifier.parse(key if key is not None else self.verifier_key())
-        return verify_log(self._store, verifier, trusted_checkpoint)
-
-    def _own_entry(self, event: str | int) -> StoredEntry:
-        """Return this app's entry by id or seq; another app's entry is as absent as a missing one."""
-        seq = event if isinstance(event, int) else self.get(event).seq
-        stored = self._store.entries(seq - 1, 1) if seq >= 1 else []
-        if not stored or stored[0].seq != seq or stored[0].app != self.app:
-            raise EventNotFound(f"seq: no entry {seq} in app {self.app!r}", field="seq")
-        return stored[0]
-
-    def receipt(self, event: str | int) -> dict[str, Any]:
-        """Return a self-contained receipt for an event (by id or seq): entry, body, proof, checkpoint.
-
-        ``trailvault verify receipt`` (or :func:`trailvault.integrity.receipt.check_receipt`)
-        checks it with nothing but the vault's verifier key.
-        """
-        entry = self._own_entry(event)
-        seq = entry.seq
-        proof = self.prove_inclusion(seq)
-        if proof.checkpoint is None:
-            raise NotFound("checkpoint: no signed checkpoint covers this event yet; retry in a second", field="seq")
-        body = None if entry.body_json is None else orjson.loads(entry.body_json)
-        document = entry_document(entry, seq, entry.body_sha256)
-        return make_receipt(document, body, proof.index, proof.size, proof.leaf_hash, proof.hashes, proof.checkpoint)
-
-    def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
-        """Prove that the log of ``new_size`` entries extends the log of ``old_size`` entries."""
-        log_size = self._store.log_size()
-        if not 0 < old_size <= new_size <= log_size:
-            raise InvalidQuery(f"from/to: use 0 < from <= to <= {log_size}", field="from")
-        exact = self._store.checkpoint_of_size(new_size)
-        return build_consistency(
-            self._store, old_size, new_size, tree_root(self._store, old_size), tree_root(self._store, new_size),
-            exact.note if exact is not None else None,
-        )  # fmt: skip
-
 
 def open_vault(
     path_or_url: str | Path = "trailvault-data",
@@ -603,7 +512,12 @@ def open_vault(
         store.close()
         raise
     vault = Vault(
-        store, app=app, max_event_bytes=max_event_bytes, max_future_skew=max_future_skew, checkpointer=checkpointer
+        store,
+        app=app,
+        max_event_bytes=max_event_bytes,
+        max_future_skew=max_future_skew,
+        checkpointer=checkpointer,
+        reopen=functools.partial(open_store, path_or_url, create=False, durability=durability),
     )
     if checkpointer is not None:
         checkpointer.start()

@@ -6,24 +6,37 @@ rebuilt from the recomputed leaves must have each signed checkpoint's root at th
 checkpoint's size. A checkpoint kept elsewhere (``trusted``) proves the log only grew
 since: it catches truncation and rewrites by someone who also re-signed the vault's own
 checkpoints.
+
+The log is checked in aligned segments of ``2**16`` entries. Each segment is a perfect
+subtree, so segments can be checked in parallel by worker processes (``jobs``), each
+with its own connection to the store, and their frontiers folded together in order
+here (:mod:`trailvault.integrity.rebuild`). Hashing is CPU-bound Python, so threads
+would not help; processes use every core.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from trailvault.errors import IntegrityFailure, InvalidInput
+from trailvault.errors import InvalidInput
 from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.note import Verifier
-from trailvault.integrity.rebuild import TreeBuilder
+from trailvault.integrity.rebuild import Frontier, TreeBuilder, fold_frontier
 from trailvault.store.base import Store, StoredEntry
 
-__all__ = ["VerifyReport", "verify_log"]
+__all__ = ["SEGMENT", "Segment", "VerifyReport", "check_segment", "verify_log"]
 
+#: Entries per segment: a power of two, so each segment is one perfect subtree.
+SEGMENT = 1 << 16
 _CHUNK = 4096
+_HASH = 32
 
 
 @dataclass
@@ -57,12 +70,38 @@ class _Problem(Exception):
         self.seq = seq
 
 
-def verify_log(store: Store, verifier: Verifier, trusted: str | None = None) -> VerifyReport:
-    """Check the whole log; return a report naming the first bad seq or check."""
+@dataclass(frozen=True)
+class Segment:
+    """What checking the entries ``[start, end)`` of the log found.
+
+    ``roots`` holds the segment's own frontier at each size asked for (absolute
+    sizes); ``frontier`` is the frontier after the last good entry; ``problem`` is the
+    first bad entry's message and seq, after which nothing was checked.
+    """
+
+    count: int
+    roots: tuple[tuple[int, Frontier], ...]
+    frontier: Frontier
+    problem: tuple[str, int | None] | None = None
+
+
+def verify_log(
+    store: Store,
+    verifier: Verifier,
+    trusted: str | None = None,
+    *,
+    jobs: int = 1,
+    reopen: Callable[[], Store] | None = None,
+) -> VerifyReport:
+    """Check the whole log; return a report naming the first bad seq or check.
+
+    With ``jobs`` above 1 and ``reopen`` (a picklable callable opening the same store),
+    segments are checked by that many worker processes; otherwise in this process.
+    """
     report = VerifyReport()
     try:
         trusted_checkpoint = _open_trusted(trusted, verifier)
-        _check(store, verifier, trusted_checkpoint, report)
+        _check(store, verifier, trusted_checkpoint, report, jobs, reopen)
     except _Problem as problem:
         report.problem, report.seq = str(problem), problem.seq
     return report
@@ -77,10 +116,20 @@ def _open_trusted(trusted: str | None, verifier: Verifier) -> Checkpoint | None:
         raise _Problem(f"the trusted checkpoint does not verify with the key: {exc.message}") from None
 
 
-def _check(store: Store, verifier: Verifier, trusted: Checkpoint | None, report: VerifyReport) -> None:
-    checkpoints = store.all_checkpoints()
-    pending: list[tuple[int, bytes, str, str | None]] = [
-        (cp.size, cp.root, f"checkpoint of size {cp.size}", cp.note) for cp in checkpoints
+#: A root to compare: (size, root, what to call it, the checkpoint's note or None if trusted).
+_Pending = tuple[int, bytes, str, str | None]
+
+
+def _check(
+    store: Store,
+    verifier: Verifier,
+    trusted: Checkpoint | None,
+    report: VerifyReport,
+    jobs: int,
+    reopen: Callable[[], Store] | None,
+) -> None:
+    pending: list[_Pending] = [
+        (cp.size, cp.root, f"checkpoint of size {cp.size}", cp.note) for cp in store.all_checkpoints()
     ]
     if trusted is not None:
         pending.append((trusted.size, trusted.root, f"the trusted checkpoint (size {trusted.size})", None))
@@ -88,61 +137,143 @@ def _check(store: Store, verifier: Verifier, trusted: Checkpoint | None, report:
     for _, _, name, note in pending:
         if note is not None:
             _check_signature(note, name, verifier)
+    # Read after the checkpoints, so every checkpoint's size is within it.
+    size = store.log_size()
+    starts = range(0, size, SEGMENT)
+    asked = [sorted({p[0] for p in pending if start < p[0] <= min(start + SEGMENT, size)}) for start in starts]
     builder = TreeBuilder()
-    position = 0
-    position = _compare_roots(builder, pending, position, report)
-    after = 0
-    while True:
-        chunk = store.entries(after, _CHUNK)
-        if not chunk:
-            break
-        stored = _stored_leaves(store, chunk)
-        for entry in chunk:
-            if entry.seq != builder.size + 1:
-                raise _Problem(
-                    f"seq {builder.size + 1} is missing: a row was deleted outside trailvault", builder.size + 1
-                )
-            leaf = _entry_leaf(entry)
-            if stored.get(entry.seq - 1) != leaf:
-                raise _Problem(
-                    f"seq {entry.seq} does not match its leaf in the Merkle tree: its envelope or body hash "
-                    "was changed outside trailvault (or the row was moved)",
-                    entry.seq,
-                )
-            builder.append(leaf)
-            report.entries += 1
-            position = _compare_roots(builder, pending, position, report)
-        after = chunk[-1].seq
+    position = _compare_roots(0, builder.root(), pending, 0, report)
+    for result in _segments(store, starts, size, asked, jobs, reopen):
+        for at_size, frontier in result.roots:
+            position = _compare_roots(at_size, fold_frontier(builder.frontier() + frontier), pending, position, report)
+        report.entries += result.count
+        if result.problem is not None:
+            raise _Problem(*result.problem)
+        builder.absorb(result.frontier)
     if position < len(pending):
-        size, _, name, _ = pending[position]
-        raise _Problem(
-            f"{name} covers {size} entries but the log has only {builder.size}: the log was truncated",
-            builder.size + 1,
-        )
+        at_size, _, name, _ = pending[position]
+        raise _Problem(f"{name} covers {at_size} entries but the log has only {size}: the log was truncated", size + 1)
+
+
+def _segments(
+    store: Store, starts: range, size: int, asked: list[list[int]], jobs: int, reopen: Callable[[], Store] | None
+) -> Iterator[Segment]:
+    """Yield each segment's result in order, checked here or by ``jobs`` worker processes."""
+    tasks = [(start, min(start + SEGMENT, size), sizes) for start, sizes in zip(starts, asked, strict=True)]
+    if jobs <= 1 or reopen is None or len(tasks) <= 1:
+        for start, end, sizes in tasks:
+            yield check_segment(store, start, end, sizes)
+        return
+    # spawn, not fork: the vault has a checkpoint thread and open connections that a
+    # forked child must not inherit.
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(reopen,),
+    )
+    try:
+        # A bounded window of segments in flight keeps memory constant on any log size.
+        window: deque[Future[Segment]] = deque()
+        queued = iter(tasks)
+        for task in queued:
+            window.append(pool.submit(_check_in_worker, *task))
+            if len(window) >= 2 * jobs:
+                break
+        while window:
+            result = window.popleft().result()
+            for task in queued:
+                window.append(pool.submit(_check_in_worker, *task))
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker_store: Store | None = None
+
+
+def _start_worker(reopen: Callable[[], Store]) -> None:
+    global _worker_store
+    _worker_store = reopen()
+
+
+def _check_in_worker(start: int, end: int, sizes: list[int]) -> Segment:
+    assert _worker_store is not None, "the worker's store is opened by its initializer"
+    return check_segment(_worker_store, start, end, sizes)
+
+
+def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> Segment:
+    """Check entries ``[start, end)`` (seqs ``start + 1`` to ``end``) against their leaves.
+
+    Recomputes each body hash and leaf from the stored row, compares the leaves with
+    the tree's, and rebuilds the segment's subtree, recording its frontier at each of
+    ``sizes``. ``start`` must be a multiple of a power of two at least ``end - start``.
+    """
+    builder = TreeBuilder()
+    wanted = deque(sizes)
+    roots: list[tuple[int, Frontier]] = []
+
+    def feed(leaves: Sequence[bytes], first: int) -> None:
+        # Append leaves of indexes first.., stopping at each asked size to record a frontier.
+        taken = 0
+        while wanted and wanted[0] <= first + len(leaves):
+            cut = wanted.popleft() - first
+            builder.extend(leaves[taken:cut])
+            taken = cut
+            roots.append((first + cut, builder.frontier()))
+        builder.extend(leaves[taken:])
+
+    position = start
+    while position < end:
+        chunk = store.entries(position, min(_CHUNK, end - position))
+        leaves: list[bytes] = []
+        try:
+            for entry in chunk:
+                if entry.seq != position + len(leaves) + 1:
+                    missing = position + len(leaves) + 1
+                    raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
+                leaves.append(_entry_leaf(entry))
+            if position + len(leaves) < end and len(chunk) < min(_CHUNK, end - position):
+                missing = position + len(leaves) + 1
+                raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
+            _compare_leaves(store, position, leaves)
+        except _Problem as problem:
+            assert problem.seq is not None
+            good = problem.seq - 1 - position
+            feed(leaves[:good], position)
+            return Segment(position + good - start, tuple(roots), builder.frontier(), (str(problem), problem.seq))
+        feed(leaves, position)
+        position += len(leaves)
+    return Segment(end - start, tuple(roots), builder.frontier())
+
+
+def _compare_leaves(store: Store, position: int, leaves: list[bytes]) -> None:
+    """Raise a problem at the first recomputed leaf the stored tree disagrees with."""
+    stored = store.leaf_hashes(position, position + len(leaves))
+    if b"".join(leaves) == stored:
+        return
+    for index, leaf in enumerate(leaves):
+        kept = stored[index * _HASH : (index + 1) * _HASH]
+        seq = position + index + 1
+        if not kept:
+            raise _Problem(
+                f"seq {seq} has no leaf in the Merkle tree: a row was inserted outside trailvault "
+                "or the tree was damaged",
+                seq,
+            )
+        if kept != leaf:
+            raise _Problem(
+                f"seq {seq} does not match its leaf in the Merkle tree: its envelope or body hash "
+                "was changed outside trailvault (or the row was moved)",
+                seq,
+            )
 
 
 def _entry_leaf(entry: StoredEntry) -> bytes:
     if entry.body_json is not None and hashlib.sha256(entry.body_json.encode()).digest() != entry.body_sha256:
         raise _Problem(f"seq {entry.seq}: the body was changed outside trailvault (its SHA-256 differs)", entry.seq)
     return entry_leaf(entry, entry.seq, entry.body_sha256)
-
-
-def _stored_leaves(store: Store, chunk: list[StoredEntry]) -> dict[int, bytes]:
-    try:
-        nodes = store.tree_nodes([(0, entry.seq - 1) for entry in chunk])
-    except IntegrityFailure:
-        # Find the first entry without a leaf; only a damaged vault pays for this.
-        nodes = {}
-        for entry in chunk:
-            try:
-                nodes.update(store.tree_nodes([(0, entry.seq - 1)]))
-            except IntegrityFailure:
-                raise _Problem(
-                    f"seq {entry.seq} has no leaf in the Merkle tree: a row was inserted outside trailvault "
-                    "or the tree was damaged",
-                    entry.seq,
-                ) from None
-    return {index: value for (_, index), value in nodes.items()}
 
 
 def _check_signature(note: str, name: str, verifier: Verifier) -> None:
@@ -152,12 +283,11 @@ def _check_signature(note: str, name: str, verifier: Verifier) -> None:
         raise _Problem(f"{name}: {exc.message}") from None
 
 
-def _compare_roots(
-    builder: TreeBuilder, pending: list[tuple[int, bytes, str, str | None]], position: int, report: VerifyReport
-) -> int:
-    while position < len(pending) and pending[position][0] == builder.size:
-        size, root, name, note = pending[position]
-        if builder.root() != root:
+def _compare_roots(size: int, root: bytes, pending: list[_Pending], position: int, report: VerifyReport) -> int:
+    """Compare ``root`` (the log's root at ``size``) with every pending root of that size."""
+    while position < len(pending) and pending[position][0] == size:
+        _, expected, name, note = pending[position]
+        if root != expected:
             raise _Problem(
                 f"{name}: its root differs from the log's first {size} entries: "
                 "the log was rewritten before that size, or the checkpoint was altered",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import sys
 
 import click
@@ -125,15 +126,22 @@ def proof_consistency(session: Session, old_size: int, new_size: int, output: st
 @click.group(invoke_without_command=True)
 @click.option("--trusted-checkpoint", type=click.Path(dir_okay=False), help="A checkpoint kept elsewhere earlier.")
 @click.option("--key", "key_text", help="The verifier key to trust, or @FILE (default: the vault's own record).")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    help="Worker processes checking segments of 65,536 entries in parallel (default: one per CPU).",
+)
 @click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
 @click.pass_context
-def verify(ctx: click.Context, trusted_checkpoint: str | None, key_text: str | None, output: str) -> None:
+def verify(
+    ctx: click.Context, trusted_checkpoint: str | None, key_text: str | None, jobs: int | None, output: str
+) -> None:
     """Recompute every entry and check the tree and every signed checkpoint; exit 1 on any problem.
 
     \b
     Example:
       trailvault verify
-      trailvault verify --trusted-checkpoint trusted-checkpoint.txt --key @vault.pub
+      trailvault verify --trusted-checkpoint trusted-checkpoint.txt --key @vault.pub --jobs 4
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -141,7 +149,7 @@ def verify(ctx: click.Context, trusted_checkpoint: str | None, key_text: str | N
     assert session is not None
     trusted = read_file(trusted_checkpoint, field="trusted-checkpoint") if trusted_checkpoint else None
     key_value = read_argument(key_text, field="key").strip() if key_text else None
-    report = session.vault().verify(trusted, key_value)
+    report = session.vault().verify(trusted, key_value, jobs=jobs or os.cpu_count() or 1)
     if output == "json":
         emit_json(report.to_dict())
     elif report.ok:

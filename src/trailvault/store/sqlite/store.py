@@ -40,7 +40,7 @@ from trailvault.query import EventQuery
 from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
 from trailvault.store.sqlite.migrations import MIGRATIONS
 from trailvault.store.sqlite.sql import body_expression, compile_listing
-from trailvault.store.sqlite.tree import grow_tree, tree_nodes
+from trailvault.store.sqlite.tree import grow_tree, leaf_hashes, tree_nodes
 
 __all__ = ["SQLiteStore"]
 
@@ -495,6 +495,12 @@ class SQLiteStore:
             raise IntegrityFailure(
                 "the vault's Merkle tree lacks nodes the log needs; run `trailvault verify` to find where"
             ) from None
+
+    def leaf_hashes(self, start: int, end: int) -> bytes:
+        try:
+            return leaf_hashes(self._reader(), start, end)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
