@@ -27,11 +27,13 @@ run: $(VENV)/.installed
 	$(BIN)/trailvault events list --channel myindex --sort-order desc --limit 10 --output table
 	$(BIN)/trailvault checkpoint show
 
-## test: lint, type-check and run the whole suite
+## test: lint, type-check, start a throwaway PostgreSQL server, run the whole suite on both backends, stop it
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 -q
+	scripts/test-postgres start
+	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python -m pytest -n 2 -q; \
+	status=$$?; scripts/test-postgres stop; exit $$status
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
@@ -41,6 +43,10 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/integrity.py
+	scripts/test-postgres start
+	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python bench/postgres.py; \
+	status=$$?; scripts/test-postgres stop; exit $$status
 
 clean:
+	scripts/test-postgres stop
 	rm -rf $(VENV) trailvault-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,11 +1,18 @@
-"""Fixtures that start real components: SQLite vault files and the installed CLI."""
+"""Fixtures that start real components: SQLite vault files, PostgreSQL databases and the installed CLI.
+
+PostgreSQL comes from ``make test``, which starts a throwaway server
+(scripts/test-postgres) and passes its superuser URL in ``TRAILVAULT_TEST_POSTGRES``.
+Without it every PostgreSQL case fails, never skips: a suite that silently ran on
+one backend would prove nothing about the other.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +65,67 @@ ACCESS = {
 }
 
 
+#: Every backend a vault can live on; backend-neutral tests run once per backend.
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The superuser URL of the test PostgreSQL server."""
+    url = os.environ.get("TRAILVAULT_TEST_POSTGRES")
+    if not url:
+        pytest.fail(
+            "TRAILVAULT_TEST_POSTGRES is not set: run the suite with `make test`, which starts a PostgreSQL "
+            "server (scripts/test-postgres start; then export TRAILVAULT_TEST_POSTGRES=$(scripts/test-postgres url))"
+        )
+    return url
+
+
+@pytest.fixture
+def new_database(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty PostgreSQL databases (dropped afterwards); returns each one's URL."""
+    import psycopg
+
+    created: list[str] = []
+
+    def factory() -> str:
+        name = f"tv_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")  # a name we made, not user input
+        created.append(name)
+        return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+    yield factory
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(new_database: Callable[[], str]) -> str:
+    """The URL of a fresh PostgreSQL database for one vault."""
+    return new_database()
+
+
+@pytest.fixture(params=BACKENDS)
+def vault_location(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str | Path:
+    """Where a fresh vault lives: a SQLite folder, or a PostgreSQL database URL."""
+    if request.param == "sqlite":
+        return tmp_path / "vault"
+    # A PostgreSQL vault's signing key goes to the configuration folder; keep it in the test's.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def vault_dir(tmp_path: Path) -> Path:
+    """A SQLite vault folder, for tests about the embedded store or its files."""
     return tmp_path / "vault"
 
 
 @pytest.fixture
-def vault(vault_dir: Path) -> Iterator[Vault]:
-    with trailvault.open_vault(vault_dir) as opened:
+def vault(vault_location: str | Path) -> Iterator[Vault]:
+    with trailvault.open_vault(vault_location) as opened:
         yield opened
 
 

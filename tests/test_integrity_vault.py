@@ -18,9 +18,14 @@ from trailvault.integrity.note import Verifier
 from .conftest import MYINDEX
 
 
-def test_new_vault_gets_a_private_key_file(vault: Vault, vault_dir: Path) -> None:
-    """A new vault has an Ed25519 key beside its database, readable only by its owner."""
-    key = vault_dir / "vault.key"
+def test_new_vault_gets_a_private_key_file(vault: Vault, vault_location: str | Path, tmp_path: Path) -> None:
+    """A new vault has an Ed25519 key readable only by its owner: beside a SQLite database, or
+    in the configuration folder under the vault id for a PostgreSQL vault."""
+    vault_id = vault.verifier_key().split("+")[0].split("/")[1]
+    if isinstance(vault_location, Path):
+        key = vault_location / "vault.key"
+    else:
+        key = tmp_path / "config" / "trailvault" / "keys" / f"{vault_id}.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert b"PRIVATE KEY" in key.read_bytes()
 

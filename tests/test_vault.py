@@ -76,9 +76,9 @@ def test_other_schema_change_is_refused(myindex: Vault) -> None:
     assert myindex.channel("myindex").version == 1
 
 
-def test_second_vault_object_sees_new_schema_version(vault_dir: Path, myindex: Vault) -> None:
+def test_second_vault_object_sees_new_schema_version(vault_location: str | Path, myindex: Vault) -> None:
     """A vault whose cached schema is stale reloads it when an event uses a newly added field."""
-    with trailvault.open_vault(vault_dir) as other:
+    with trailvault.open_vault(vault_location) as other:
         other.post("myindex", {"company": "warm the cache"})
         myindex.open("myindex", [*MYINDEX, {"name": "currency", "type": "STRING"}])
         assert other.post("myindex", {"company": "A", "currency": "EUR"}).seq == 2

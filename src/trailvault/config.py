@@ -46,11 +46,18 @@ def _durability(text: str) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("vault", "trailvault-data", "the vault: a folder, a .sqlite3 file, or a sqlite:/// URL"),
+    Setting(
+        "vault", "trailvault-data", "the vault: a folder, a .sqlite3 file, a sqlite:/// URL or a postgresql:// URL"
+    ),
     Setting("app", "default", "the app (tenant) to write and read as; Platform 6's application_id"),
     Setting("max_event_bytes", DEFAULT_MAX_EVENT_BYTES, "largest event accepted, in bytes of canonical JSON", int),
     Setting("max_future_skew", DEFAULT_MAX_FUTURE_SKEW, "seconds an event's time may be ahead of the clock", float),
-    Setting("signing_key", "", "the vault's Ed25519 key file (default: vault.key beside the database)"),
+    Setting(
+        "signing_key",
+        "",
+        "the vault's Ed25519 key file (default: vault.key beside a SQLite database; "
+        "~/.config/trailvault/keys/<vault id>.key for PostgreSQL)",
+    ),
     Setting("log_name", "trailvault", "the first part of the checkpoints' origin, <log_name>/<vault id>"),
     Setting(
         "durability",

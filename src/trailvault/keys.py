@@ -1,7 +1,9 @@
 """The vault's Ed25519 signing key on disk: created once, readable only by its owner, never logged.
 
-The key is a PKCS #8 PEM file. By default it sits beside the database
-(``trailvault-data/vault.key``); the ``signing_key`` setting puts it elsewhere,
+The key is a PKCS #8 PEM file. By default it sits beside a SQLite database
+(``trailvault-data/vault.key``), or, for a PostgreSQL vault, in the user's
+configuration folder under the vault's id
+(``~/.config/trailvault/keys/<vault id>.key``); the ``signing_key`` setting puts it elsewhere,
 which is what the threat model in docs/integrity.md recommends: whoever holds both
 the database and the key can rewrite history.
 """
@@ -24,9 +26,16 @@ from trailvault.errors import InvalidInput, NotFound
 __all__ = ["create_signing_key", "default_key_path", "load_signing_key"]
 
 
-def default_key_path(database: Path) -> Path:
-    """Return where a vault's key lives by default: beside its database, ending in ``.key``."""
-    return database.with_suffix(".key")
+def default_key_path(location: str, vault_id: str) -> Path:
+    """Return where a vault's key lives by default.
+
+    ``location`` is the store's: a SQLite file gets ``vault.key`` beside it; a server
+    URL gets ``$XDG_CONFIG_HOME/trailvault/keys/<vault_id>.key`` (``~/.config`` when unset).
+    """
+    if "://" not in location:
+        return Path(location).with_suffix(".key")
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "trailvault" / "keys" / f"{vault_id}.key"
 
 
 def create_signing_key(path: Path) -> Ed25519PrivateKey:

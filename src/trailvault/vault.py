@@ -525,7 +525,7 @@ def open_vault(
 
 
 def _checkpointer(store: Store, signing_key: str | Path | None, log_name: str, *, create: bool) -> Checkpointer | None:
-    key_path = Path(signing_key).expanduser() if signing_key else default_key_path(Path(store.location))
+    key_path = Path(signing_key).expanduser() if signing_key else default_key_path(store.location, store.vault_id())
     known = store.meta("verifier_key")
     if key_path.exists():
         key = load_signing_key(key_path)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from trailvault.store import Store
+from trailvault.store.postgres import PostgresStore
 from trailvault.store.sqlite import SQLiteStore
 
-BACKENDS = ["sqlite"]
+from ..conftest import BACKENDS
 
 StoreFactory = Callable[[], Store]
 
@@ -19,12 +20,15 @@ StoreFactory = Callable[[], Store]
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Return a factory of stores that all open the same fresh vault."""
     opened: list[Store] = []
+    database: list[str] = []
 
     def factory() -> Store:
         if request.param == "sqlite":
             store: Store = SQLiteStore(tmp_path / "vault.sqlite3", create=True)
-        else:  # pragma: no cover - each backend adds its branch
-            raise AssertionError(request.param)
+        else:
+            if not database:
+                database.append(request.getfixturevalue("postgres_url"))
+            store = PostgresStore(database[0], create=True)
         opened.append(store)
         return store
 

@@ -70,7 +70,9 @@ class _Shell(click.Group):
 
 @click.group(cls=_Shell, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="trailvault")
-@click.option("--vault", envvar="TRAILVAULT_VAULT", help="Vault folder, .sqlite3 file or sqlite:/// URL.")
+@click.option(
+    "--vault", envvar="TRAILVAULT_VAULT", help="Vault folder, .sqlite3 file, sqlite:/// URL or postgresql:// URL."
+)
 @click.option("--app", envvar="TRAILVAULT_APP", help="App (tenant) to write and read as.")
 @click.option(
     "--config", "config", type=click.Path(dir_okay=False), envvar="TRAILVAULT_CONFIG", help="TOML config file."

@@ -21,7 +21,17 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from trailvault.integrity.merkle import NodeKey
 
-__all__ = ["HEIGHT", "WIDTH", "TileKey", "append_leaves", "nodes_from_tiles", "partial_tiles", "tiles_for_nodes"]
+__all__ = [
+    "HEIGHT",
+    "WIDTH",
+    "TileKey",
+    "append_leaves",
+    "leaf_run",
+    "leaf_tile_range",
+    "nodes_from_tiles",
+    "partial_tiles",
+    "tiles_for_nodes",
+]
 
 HEIGHT = 4
 WIDTH = 1 << HEIGHT
@@ -106,3 +116,26 @@ def nodes_from_tiles(keys: Iterable[NodeKey], tiles: Mapping[TileKey, bytes]) ->
             raise ValueError(f"tile {tile} is too short for node {key}")
         found[key] = _perfect_root(run)
     return found
+
+
+def leaf_tile_range(start: int, end: int) -> tuple[int, int]:
+    """Return the first and last index of the level-0 tiles holding leaves ``[start, end)``."""
+    return start // WIDTH, max(start, end - 1) // WIDTH
+
+
+def leaf_run(tiles: Iterable[tuple[int, bytes]], start: int, end: int) -> bytes:
+    """Cut leaves ``[start, end)`` out of level-0 tiles given in index order from :func:`leaf_tile_range`.
+
+    Stops at the first missing or short tile (only the rightmost may be short), so a
+    damaged tree yields fewer leaves rather than wrong ones.
+    """
+    first = start // WIDTH
+    parts = []
+    for expected, (index, hashes) in enumerate(tiles, first):
+        if index != expected:
+            break
+        parts.append(hashes)
+        if len(hashes) != WIDTH * _HASH:
+            break
+    offset = (start - first * WIDTH) * _HASH
+    return b"".join(parts)[offset : offset + max(0, end - start) * _HASH]

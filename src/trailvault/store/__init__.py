@@ -7,11 +7,12 @@ from pathlib import Path
 from trailvault.errors import InvalidInput
 from trailvault.store.base import AppendOutcome, ChannelRecord, Store
 
-__all__ = ["AppendOutcome", "ChannelRecord", "Store", "open_store", "resolve_location"]
+__all__ = ["AppendOutcome", "ChannelRecord", "Store", "is_server_url", "open_store", "resolve_location"]
 
 DEFAULT_LOCATION = "trailvault-data"
 _DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DATABASE_FILE = "vault.sqlite3"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def resolve_location(path_or_url: str | Path) -> Path:
@@ -26,21 +27,35 @@ def resolve_location(path_or_url: str | Path) -> Path:
         text = text[len("sqlite:///") :]
     elif "://" in text:
         scheme = text.split("://", 1)[0]
-        if scheme in ("postgresql", "postgres"):
-            raise InvalidInput(
-                "vault: PostgreSQL vaults are not available in this version; use a folder or sqlite:/// URL",
-                field="vault",
-            )
         raise InvalidInput(
-            f"vault: unknown vault URL scheme {scheme!r}; use a folder path or sqlite:///path/vault.sqlite3",
+            f"vault: unknown vault URL scheme {scheme!r}; use a folder path, sqlite:///path/vault.sqlite3 "
+            "or postgresql://user:password@host:5432/database",
             field="vault",
         )
     path = Path(text).expanduser()
     return path if path.suffix in _DATABASE_SUFFIXES else path / DATABASE_FILE
 
 
+def is_server_url(path_or_url: str | Path) -> bool:
+    """Tell whether a vault location is a PostgreSQL URL (``postgresql://`` or ``postgres://``)."""
+    return str(path_or_url).startswith(_POSTGRES_SCHEMES)
+
+
 def open_store(path_or_url: str | Path, *, create: bool, durability: str = "full") -> Store:
-    """Open the store a vault path or URL points at, creating it when ``create``."""
+    """Open the store a vault path or URL points at, creating it when ``create``.
+
+    A folder, a database file or a ``sqlite:///`` URL opens the embedded SQLite store;
+    ``postgresql://user:password@host:port/database`` opens the PostgreSQL store
+    (the ``postgres`` extra).
+    """
+    if is_server_url(path_or_url):
+        try:
+            from trailvault.store.postgres import PostgresStore
+        except ImportError:
+            raise InvalidInput(
+                "vault: PostgreSQL vaults need psycopg 3: pip install 'trailvault[postgres]'", field="vault"
+            ) from None
+        return PostgresStore(str(path_or_url), create=create, durability=durability)
     from trailvault.store.sqlite import SQLiteStore
 
     return SQLiteStore(resolve_location(path_or_url), create=create, durability=durability)

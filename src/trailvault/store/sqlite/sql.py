@@ -1,29 +1,25 @@
-"""Compile an :class:`~trailvault.query.EventQuery` into parameterized SQLite SQL.
+"""SQLite's dialect of the listing compiler (:mod:`trailvault.store.listing`).
 
-Values are always bound parameters. A body path is rendered into the SQL text
-as a JSON path literal so that it matches the expression indexes built for
-``"index": true`` fields; that is safe because :func:`trailvault.query.body_path`
-admits only segments of ``[A-Za-z_@][A-Za-z0-9_@-]*``, which can hold no quote.
+Body paths are read with ``json_extract``, which yields SQL integers for JSON booleans
+and the canonical text for timestamps, so values are converted the same way. ``eq`` on
+text compares with ``COLLATE NOCASE``; ``co``, ``sw`` and ``ew`` use LIKE, which in
+SQLite ignores ASCII case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from trailvault.errors import InvalidQuery
-from trailvault.query import And, Compare, EventQuery, Filter, Not, Op, Or, Present, body_path
-from trailvault.timestamps import format_timestamp, from_datetime, parse_timestamp
+from trailvault.query import EventQuery, Op
+from trailvault.store.listing import ChannelKeys, ListingCompiler, like_pattern
+from trailvault.timestamps import format_timestamp, from_datetime
 
 __all__ = ["body_expression", "compile_listing"]
 
-_ENVELOPE_COLUMNS = {"id": "id", "time": "time", "received": "received", "seq": "seq"}
 _COMPARISONS = {Op.EQ_CS: "=", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
-_LIKE_PATTERNS = {Op.CO: "%{}%", Op.SW: "{}%", Op.EW: "%{}"}
-
-#: Resolves a channel name of the querying app to its key (None when it does not exist).
-ChannelKeys = Callable[[str], int | None]
 
 
 def body_expression(segments: tuple[str, ...]) -> str:
@@ -34,110 +30,38 @@ def body_expression(segments: tuple[str, ...]) -> str:
 
 def compile_listing(query: EventQuery, app_key: int, channel_keys: ChannelKeys) -> tuple[str, list[Any]]:
     """Return ``(sql, params)`` selecting the query's page of event rows."""
-    # A channel key belongs to exactly one app, so with a channel the app test is
-    # implied; leaving it out steers SQLite to the (channel, time) index.
-    if query.channel is not None:
-        where = ["channel_key = ?"]
-        params: list[Any] = [channel_keys(query.channel) or -1]
-    else:
-        where = ["app_key = ?"]
-        params = [app_key]
-    if query.time_from is not None:
-        where.append("time >= ?")
-        params.append(query.time_from)
-    if query.time_to is not None:
-        where.append("time < ?")
-        params.append(query.time_to)
-    if query.filter is not None:
-        where.append(_compile(query.filter, params, query.app, channel_keys))
-    sort_column = query.sort_by
-    direction = "DESC" if query.descending else "ASC"
-    if query.after is not None:
-        # Row values keep the keyset exact when many events share one time.
-        where.append(f"({sort_column}, seq) {'<' if query.descending else '>'} (?, ?)")
-        params.extend(query.after)
-    sql = (
-        "SELECT seq, id, channel_key, time, received, body FROM events WHERE "
-        + " AND ".join(where)
-        + f" ORDER BY {sort_column} {direction}, seq {direction} LIMIT ?"
-    )
-    params.append(query.limit)
-    return sql, params
+    return _SQLiteListing(query, app_key, channel_keys).compile()
 
 
-def _compile(node: Filter, params: list[Any], app: str, channel_keys: ChannelKeys) -> str:
-    if isinstance(node, And):
-        return "(" + " AND ".join(_compile(item, params, app, channel_keys) for item in node.items) + ")"
-    if isinstance(node, Or):
-        return "(" + " OR ".join(_compile(item, params, app, channel_keys) for item in node.items) + ")"
-    if isinstance(node, Not):
-        return "(NOT coalesce(" + _compile(node.item, params, app, channel_keys) + ", 0))"
-    if isinstance(node, Present):
-        column, _ = _attribute(node.attribute)
-        return f"({column} IS NOT NULL)"
-    return _compare(node, params, app, channel_keys)
+class _SQLiteListing(ListingCompiler):
+    def _present_body(self, segments: tuple[str, ...]) -> str:
+        return f"({body_expression(segments)} IS NOT NULL)"
 
+    def _compare_channel(self, negated: bool, keys: list[int]) -> str:
+        marks = ", ".join(self.bind(key) for key in keys)
+        return f"(channel_key {'NOT IN' if negated else 'IN'} ({marks}))"
 
-def _compare(node: Compare, params: list[Any], app: str, channel_keys: ChannelKeys) -> str:
-    if node.attribute == "app":
-        # A query only ever sees its own app: compare the name here, in Python.
-        return _constant(node, app)
-    if node.attribute == "channel":
-        column = "channel_key"
-        convert: Callable[[Any], Any] = lambda value: channel_keys(str(value)) or -1  # noqa: E731
-        if node.op not in (Op.EQ, Op.EQ_CS, Op.NE, Op.IN, Op.NOT_IN):
-            raise InvalidQuery(f"channel: operator {node.op} does not apply to channel names", field="channel")
-    else:
-        column, convert = _attribute(node.attribute)
-    op = node.op
-    if op in (Op.IN, Op.NOT_IN):
-        values = node.value if isinstance(node.value, (tuple, list)) else (node.value,)
-        params.extend(convert(value) for value in values)
-        marks = ", ".join("?" for _ in values)
-        if op is Op.IN:
-            return f"({column} IN ({marks}))"
-        return f"({column} IS NULL OR {column} NOT IN ({marks}))"
-    value = convert(node.value)
-    if op in _LIKE_PATTERNS:
-        escaped = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.append(_LIKE_PATTERNS[op].format(escaped))
-        return f"({column} LIKE ? ESCAPE '\\')"
-    params.append(value)
-    if op is Op.EQ:
-        return f"({column} = ? COLLATE NOCASE)" if isinstance(value, str) else f"({column} = ?)"
-    if op is Op.NE:
-        return f"({column} IS NULL OR {column} <> ?)"
-    return f"({column} {_COMPARISONS[op]} ?)"
+    def _compare_envelope(self, column: str, op: Op, values: Sequence[Any]) -> str:
+        return self._compare_values(column, op, values)
 
+    def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
+        return self._compare_values(body_expression(segments), op, [_body_value(value) for value in values])
 
-def _constant(node: Compare, app: str) -> str:
-    values = node.value if isinstance(node.value, (tuple, list)) else (node.value,)
-    if node.op is Op.EQ:
-        truth = app.lower() in {str(value).lower() for value in values}
-    elif node.op in (Op.EQ_CS, Op.IN):
-        truth = app in values
-    elif node.op in (Op.NE, Op.NOT_IN):
-        truth = app not in values
-    else:
-        raise InvalidQuery(f"app: operator {node.op} does not apply to app names", field="app")
-    return "1" if truth else "0"
-
-
-def _attribute(attribute: str) -> tuple[str, Callable[[Any], Any]]:
-    if attribute in _ENVELOPE_COLUMNS:
-        if attribute in ("time", "received"):
-            return attribute, lambda value: _envelope_time(value, attribute)
-        return _ENVELOPE_COLUMNS[attribute], lambda value: value
-    return body_expression(body_path(attribute)), _body_value
-
-
-def _envelope_time(value: Any, field: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return parse_timestamp(value, field=field)
-    except Exception as exc:
-        raise InvalidQuery(str(exc), field=field) from None
+    def _compare_values(self, expression: str, op: Op, values: Sequence[Any]) -> str:
+        if op in (Op.IN, Op.NOT_IN):
+            marks = ", ".join(self.bind(value) for value in values)
+            if op is Op.IN:
+                return f"({expression} IN ({marks}))"
+            return f"({expression} IS NULL OR {expression} NOT IN ({marks}))"
+        value = values[0]
+        if op in (Op.CO, Op.SW, Op.EW):
+            return f"({expression} LIKE {self.bind(like_pattern(op, value))} ESCAPE '\\')"
+        mark = self.bind(value)
+        if op is Op.EQ:
+            return f"({expression} = {mark} COLLATE NOCASE)" if isinstance(value, str) else f"({expression} = {mark})"
+        if op is Op.NE:
+            return f"({expression} IS NULL OR {expression} <> {mark})"
+        return f"({expression} {_COMPARISONS[op]} {mark})"
 
 
 def _body_value(value: Any) -> Any:

@@ -8,13 +8,20 @@ from collections.abc import Iterable, Sequence
 from trailvault.event import Event
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import NodeKey
-from trailvault.integrity.tiles import WIDTH, TileKey, append_leaves, nodes_from_tiles, partial_tiles, tiles_for_nodes
+from trailvault.integrity.tiles import (
+    TileKey,
+    append_leaves,
+    leaf_run,
+    leaf_tile_range,
+    nodes_from_tiles,
+    partial_tiles,
+    tiles_for_nodes,
+)
 
 __all__ = ["backfill_tiles", "grow_tree", "leaf_hashes", "read_tiles", "tree_nodes"]
 
 _UPSERT = "INSERT INTO merkle_tiles VALUES (?, ?, ?) ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes"
 _BACKFILL_CHUNK = 10_000
-_HASH = 32
 
 
 def read_tiles(conn: sqlite3.Connection, keys: Iterable[TileKey]) -> dict[TileKey, bytes]:
@@ -56,19 +63,11 @@ def leaf_hashes(conn: sqlite3.Connection, start: int, end: int) -> bytes:
     """Return the leaf hashes of ``[start, end)`` from the level-0 tiles, stopping at the first gap."""
     if end <= start:
         return b""
-    first, last = start // WIDTH, (end - 1) // WIDTH
     rows = conn.execute(
-        "SELECT idx, hashes FROM merkle_tiles WHERE level = 0 AND idx BETWEEN ? AND ? ORDER BY idx", (first, last)
+        "SELECT idx, hashes FROM merkle_tiles WHERE level = 0 AND idx BETWEEN ? AND ? ORDER BY idx",
+        leaf_tile_range(start, end),
     )
-    parts = []
-    for expected, (idx, hashes) in enumerate(rows, first):
-        if idx != expected:
-            break
-        parts.append(hashes)
-        if len(hashes) != WIDTH * _HASH:
-            break  # only the rightmost tile is partial; anything after it is not the log's
-    offset = (start - first * WIDTH) * _HASH
-    return b"".join(parts)[offset : offset + (end - start) * _HASH]
+    return leaf_run(rows, start, end)
 
 
 def backfill_tiles(conn: sqlite3.Connection) -> None:

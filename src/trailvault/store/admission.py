@@ -1,0 +1,105 @@
+"""Admission of batches into the log, shared by every store backend.
+
+Inside the store's append transaction (after it has locked the sequence), each batch
+gets consecutive seqs and its leaf hashes, or is kept out whole when one of its
+producer-given ids already exists with different content. An id that exists with the
+same content is a retry: it gets the kept seq back, marked ``duplicate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from trailvault.errors import IdConflict
+from trailvault.event import PendingEvent, Posted
+from trailvault.integrity.log import entry_leaf
+from trailvault.store.base import AppendOutcome
+
+__all__ = ["Admitted", "Kept", "admit", "given_ids"]
+
+
+class Kept(NamedTuple):
+    """What an idempotency check needs to know about an event already in the log."""
+
+    seq: int
+    channel_key: int
+    body_sha256: bytes
+    fingerprint: bytes | None
+
+
+class Admitted(NamedTuple):
+    """An outcome per batch, the event rows to insert (in the events table's column order), their leaves."""
+
+    outcomes: list[AppendOutcome]
+    rows: list[tuple[Any, ...]]
+    leaves: list[bytes]
+
+
+#: (app, channel) of an event to (app_key, channel_key); raises ChannelNotFound.
+KeysFor = Callable[[PendingEvent], tuple[int, int]]
+#: The kept events among a batch's producer-given ids, by (app_key, id).
+KeptIds = Callable[[Sequence[PendingEvent]], Mapping[tuple[int, str], Kept]]
+
+
+def admit(batches: Sequence[Sequence[PendingEvent]], next_seq: int, keys_for: KeysFor, kept_ids: KeptIds) -> Admitted:
+    """Give each batch's new events their seqs (from ``next_seq``) and leaf hashes; keep out conflicting batches."""
+    admitted = Admitted([], [], [])
+    accepted: dict[tuple[int, str], Kept] = {}
+    for batch in batches:
+        staged: list[tuple[Any, ...]] = []
+        staged_leaves: list[bytes] = []
+        staged_ids: dict[tuple[int, str], Kept] = {}
+        posted: list[Posted] = []
+        kept = kept_ids(batch) if any(event.fingerprint is not None for event in batch) else {}
+        conflict: IdConflict | None = None
+        last_names: tuple[str, str] | None = None
+        app_key = channel_key = 0
+        for event in batch:
+            if (event.app, event.channel) != last_names:
+                app_key, channel_key = keys_for(event)
+                last_names = (event.app, event.channel)
+            if event.fingerprint is not None:
+                key = (app_key, event.id)
+                prior = staged_ids.get(key) or accepted.get(key) or kept.get(key)
+                if prior is not None:
+                    if not _same_content(prior, channel_key, event):
+                        conflict = IdConflict(
+                            f"id: event {event.id!r} already exists (seq {prior.seq}) with different content; "
+                            "use a new id, or repeat exactly the same post to retry it",
+                            field="id",
+                        )
+                        break
+                    posted.append(Posted(event.id, prior.seq, True))
+                    continue
+                staged_ids[key] = Kept(next_seq + len(staged), channel_key, event.body_sha256, event.fingerprint)
+            seq = next_seq + len(staged)
+            # PendingEvent ends with the remaining columns, in the table's order.
+            staged.append((seq, event.id, app_key, channel_key, *event[3:]))
+            staged_leaves.append(entry_leaf(event, seq, event.body_sha256))
+            posted.append(Posted(event.id, seq))
+        if conflict is not None:
+            admitted.outcomes.append(conflict)
+            continue
+        admitted.rows.extend(staged)
+        admitted.leaves.extend(staged_leaves)
+        accepted.update(staged_ids)
+        next_seq += len(staged)
+        admitted.outcomes.append(posted)
+    return admitted
+
+
+def given_ids(batch: Sequence[PendingEvent]) -> dict[str, list[str]]:
+    """Return the producer-given ids of a batch, by app (generated ids cannot have been posted before)."""
+    given: dict[str, list[str]] = {}
+    for event in batch:
+        if event.fingerprint is not None:
+            given.setdefault(event.app, []).append(event.id)
+    return given
+
+
+def _same_content(prior: Kept, channel_key: int, event: PendingEvent) -> bool:
+    if prior.fingerprint is not None:
+        return prior.fingerprint == event.fingerprint
+    # The kept event's id was generated here, so only its channel and body can be compared.
+    return prior.channel_key == channel_key and prior.body_sha256 == event.body_sha256

@@ -1,0 +1,202 @@
+"""Versioned migrations of the PostgreSQL store, with the same shape and numbers as SQLite's.
+
+Never edit a released migration: add the next one. Migrations run as the role that
+owns the tables (see docs/storage.md, "PostgreSQL roles"); the application role
+needs only the privileges :data:`APP_GRANTS` lists: SELECT and INSERT, and EXECUTE
+on the functions below, which are the only ways a row ever changes:
+
+- ``trailvault_put_tiles`` grows Merkle tiles (a tile only ever gets longer);
+- ``trailvault_erase`` removes one body for ``redact``, leaving the grant it used;
+- ``trailvault_body_index`` builds the expression index of an ``"index": true`` field.
+
+They are ``SECURITY DEFINER``: they run with the owner's rights, so the application
+role holds no UPDATE or DELETE privilege at all, and the triggers still refuse
+every change that is not one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["APP_GRANTS", "MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Statements run in order, in one transaction."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_APPEND_ONLY = "trailvault: events are append-only; a body is removed only through redact or purge"
+
+
+def _refuse_changes(table: str, message: str) -> tuple[str, str]:
+    """A trigger function and trigger refusing every UPDATE and DELETE of ``table`` (our names only)."""
+    return (
+        f"""CREATE FUNCTION {table}_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'trailvault: {message}' USING ERRCODE = 'TV001'; END $$""",
+        f"""CREATE TRIGGER {table}_refuse_change BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION {table}_refuse_change()""",
+    )
+
+
+_INITIAL = (
+    """CREATE TABLE vault_meta (
+        key text PRIMARY KEY,
+        value text NOT NULL
+    )""",
+    """CREATE TABLE apps (
+        app_key integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        created bigint NOT NULL
+    )""",
+    """CREATE TABLE channels (
+        channel_key integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        app_key integer NOT NULL REFERENCES apps (app_key),
+        name text NOT NULL,
+        created bigint NOT NULL,
+        UNIQUE (app_key, name)
+    )""",
+    """CREATE TABLE schema_versions (
+        channel_key integer NOT NULL REFERENCES channels (channel_key),
+        version integer NOT NULL,
+        schema text NOT NULL,
+        created bigint NOT NULL,
+        PRIMARY KEY (channel_key, version)
+    )""",
+    # body is the canonical text that body_sha256 hashes (jsonb would reorder keys and
+    # renormalise numbers, so it cannot be hashed); body_json is the same document as
+    # jsonb, derived by PostgreSQL, for filters and expression indexes.
+    """CREATE TABLE events (
+        seq bigint PRIMARY KEY,
+        id text NOT NULL,
+        app_key integer NOT NULL,
+        channel_key integer NOT NULL,
+        time bigint NOT NULL,
+        received bigint NOT NULL,
+        body text,
+        body_sha256 bytea NOT NULL,
+        fingerprint bytea,
+        body_json jsonb GENERATED ALWAYS AS (body::jsonb) STORED
+    )""",
+    "CREATE UNIQUE INDEX events_by_id ON events (app_key, id)",
+    "CREATE INDEX events_by_channel_time ON events (channel_key, time, seq)",
+    "CREATE INDEX events_by_app_time ON events (app_key, time, seq)",
+    """CREATE TABLE body_indexes (
+        path text PRIMARY KEY,
+        index_name text NOT NULL,
+        created bigint NOT NULL
+    )""",
+    # A grant names the seq range one redact or purge may change; it is kept, so the
+    # database itself records every sanctioned change.
+    """CREATE TABLE erasure_grants (
+        first_seq bigint NOT NULL,
+        last_seq bigint NOT NULL,
+        reason text NOT NULL,
+        txid bigint NOT NULL DEFAULT txid_current()
+    )""",
+    f"""CREATE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM erasure_grants
+                   WHERE OLD.seq BETWEEN first_seq AND last_seq AND txid = txid_current()) THEN
+            IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+            IF NEW.body IS NULL AND NEW.seq = OLD.seq AND NEW.id = OLD.id AND NEW.app_key = OLD.app_key
+               AND NEW.channel_key = OLD.channel_key AND NEW.time = OLD.time AND NEW.received = OLD.received
+               AND NEW.body_sha256 = OLD.body_sha256
+               AND NEW.fingerprint IS NOT DISTINCT FROM OLD.fingerprint THEN
+                RETURN NEW;
+            END IF;
+        END IF;
+        RAISE EXCEPTION '{_APPEND_ONLY}' USING ERRCODE = 'TV001';
+    END $$""",
+    """CREATE TRIGGER events_refuse_change BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_refuse_change()""",
+    *_refuse_changes("channels", "channels are append-only"),
+    *_refuse_changes("schema_versions", "schema versions are append-only"),
+    *_refuse_changes("erasure_grants", "erasure grants are append-only"),
+    """CREATE FUNCTION trailvault_erase(p_seq bigint, p_reason text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO erasure_grants (first_seq, last_seq, reason) VALUES (p_seq, p_seq, p_reason);
+        UPDATE events SET body = NULL WHERE seq = p_seq;
+    END $$""",
+    # Paths reach here already checked by trailvault.query.body_path; the function checks
+    # them again so that the application role cannot use it to run other DDL.
+    """CREATE FUNCTION trailvault_body_index(p_path text[], p_created bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE
+        dotted text := array_to_string(p_path, '.');
+        index_name text := 'body_' || left(encode(sha256(convert_to(dotted, 'UTF8')), 'hex'), 16);
+        segment text;
+    BEGIN
+        IF EXISTS (SELECT 1 FROM body_indexes WHERE path = dotted) THEN RETURN; END IF;
+        FOREACH segment IN ARRAY p_path LOOP
+            IF segment !~ '^[A-Za-z_@][A-Za-z0-9_@-]*$' THEN
+                RAISE EXCEPTION 'trailvault: % is not a body path', dotted USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON events (channel_key, (body_json #> %L), time, seq) '
+                       'WHERE (body_json #> %L) IS NOT NULL', index_name, p_path, p_path);
+        INSERT INTO body_indexes VALUES (dotted, index_name, p_created);
+    END $$""",
+    "REVOKE EXECUTE ON FUNCTION trailvault_erase(bigint, text), trailvault_body_index(text[], bigint) FROM PUBLIC",
+)
+
+_TILES = (
+    """CREATE TABLE merkle_tiles (
+        level integer NOT NULL,
+        idx bigint NOT NULL,
+        hashes bytea NOT NULL,
+        PRIMARY KEY (level, idx)
+    )""",
+    """CREATE FUNCTION merkle_tiles_only_grow() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND NEW.level = OLD.level AND NEW.idx = OLD.idx
+           AND length(NEW.hashes) > length(OLD.hashes)
+           AND substring(NEW.hashes FROM 1 FOR length(OLD.hashes)) = OLD.hashes THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'trailvault: Merkle tiles only grow' USING ERRCODE = 'TV001';
+    END $$""",
+    """CREATE TRIGGER merkle_tiles_only_grow BEFORE UPDATE OR DELETE ON merkle_tiles
+    FOR EACH ROW EXECUTE FUNCTION merkle_tiles_only_grow()""",
+    """CREATE FUNCTION trailvault_put_tiles(p_levels integer[], p_idxs bigint[], p_hashes bytea[]) RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+        INSERT INTO merkle_tiles (level, idx, hashes)
+        SELECT * FROM unnest(p_levels, p_idxs, p_hashes)
+        ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes
+    $$""",
+    # PostgreSQL lets PUBLIC execute new functions; only the roles granted below may.
+    "REVOKE EXECUTE ON FUNCTION trailvault_put_tiles(integer[], bigint[], bytea[]) FROM PUBLIC",
+)
+
+_CHECKPOINTS = (
+    """CREATE TABLE checkpoints (
+        checkpoint_key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        size bigint NOT NULL,
+        root bytea NOT NULL,
+        timestamp bigint NOT NULL,
+        note text NOT NULL
+    )""",
+    "CREATE INDEX checkpoints_by_size ON checkpoints (size, timestamp)",
+    *_refuse_changes("checkpoints", "checkpoints are append-only"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
+    Migration(2, "Merkle tree tiles", _TILES),
+    Migration(3, "signed checkpoints", _CHECKPOINTS),
+)
+
+#: What the application role needs, for docs/storage.md and the role test: no UPDATE, no DELETE.
+APP_GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "GRANT INSERT ON vault_meta, apps, channels, schema_versions, events, checkpoints TO {role}",
+    "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    "GRANT EXECUTE ON FUNCTION trailvault_put_tiles(integer[], bigint[], bytea[]), "
+    "trailvault_erase(bigint, text), trailvault_body_index(text[], bigint) TO {role}",
+)

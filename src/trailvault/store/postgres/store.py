@@ -1,0 +1,280 @@
+"""The PostgreSQL store: one vault per database (or per schema, through ``search_path``).
+
+A connection pool serves reads and writes. Every append takes a transaction-scoped
+advisory lock before it reads the next seq, so any number of processes on any
+number of hosts append to one vault with gap-free seqs, one Merkle tree and exact
+checkpoints; inside one process the group committer already makes one leader at
+a time, so the lock is contended only across processes.
+
+A commit acknowledged by PostgreSQL is durable (``synchronous_commit`` on, unless the
+store is opened with ``durability="normal"``). A connection lost inside a batch rolls
+the whole batch back; one lost while committing is resolved by looking the batch's
+last event up on a fresh connection, so the caller learns whether it was kept.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from trailvault.errors import (
+    AppendOnlyViolation,
+    Conflict,
+    InvalidInput,
+    StoreUnavailable,
+    TrailvaultError,
+    VaultNotFound,
+)
+from trailvault.event import PendingEvent
+from trailvault.store.admission import admit
+from trailvault.store.base import AppendOutcome
+from trailvault.store.postgres.migrations import MIGRATIONS
+from trailvault.store.postgres.sql import compile_listing
+from trailvault.store.postgres.tree import Conn, grow_tree, leaf_hashes, tree_nodes
+from trailvault.store.relational import RelationalStore
+
+__all__ = ["PostgresStore", "masked_url"]
+
+_DURABILITY = {"full": "on", "normal": "off"}
+_CONNECT_TIMEOUT_S = 10
+_POOL_TIMEOUT_S = 30.0
+# pg_advisory_xact_lock keys (any fixed 64-bit numbers; "tvseq" and "tvmig" in ASCII).
+_SEQ_LOCK = 0x7476736571
+_MIGRATION_LOCK = 0x74766D6967
+_COPY = "COPY events (seq, id, app_key, channel_key, time, received, body, body_sha256, fingerprint) FROM STDIN"
+
+
+def masked_url(url: str) -> str:
+    """Return the URL with any password replaced by ``***``, fit for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        if ":" in credentials:
+            credentials = credentials.split(":", 1)[0] + ":***"
+        netloc = f"{credentials}@{host}"
+    query = urlencode([(key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class PostgresStore(RelationalStore):
+    """A vault's store in a PostgreSQL database (see :class:`trailvault.store.base.Store`)."""
+
+    def __init__(self, url: str, *, create: bool, durability: str = "full", pool_size: int = 8) -> None:
+        if durability not in _DURABILITY:
+            raise InvalidInput(f"durability: use 'full' or 'normal', not {durability!r}", field="durability")
+        super().__init__()
+        self.location = masked_url(url)
+        self._url = url
+        self._secrets = _passwords(url)
+        self._synchronous_commit = _DURABILITY[durability]
+        # One direct connection first: a wrong host, database or password gets its own
+        # clear message here, where a pool would only time out.
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S) as conn:
+                self._migrate(conn, create=create)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            configure=self._configure,
+            timeout=_POOL_TIMEOUT_S,
+            name="trailvault",
+            open=True,
+        )
+
+    # -- connections -------------------------------------------------------------
+
+    def _configure(self, conn: Conn) -> None:
+        conn.execute(f"SET synchronous_commit = {self._synchronous_commit}")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    _placeholder = "%s"
+    _compile_listing = staticmethod(compile_listing)
+    _read_tree_nodes = staticmethod(tree_nodes)
+    _read_leaf_hashes = staticmethod(leaf_hashes)
+
+    def _erase(self, tx: Conn, seq: int, reason: str) -> None:
+        # trailvault_erase records the grant and removes the body with the owner's rights.
+        tx.execute("SELECT trailvault_erase(%s, %s)", (seq, reason))
+
+    def _lock_log(self, tx: Conn) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQ_LOCK,))
+
+    def _insert_app(self, tx: Conn, app: str, created_us: int) -> int:
+        row = tx.execute(
+            "INSERT INTO apps (name, created) VALUES (%s, %s) RETURNING app_key", (app, created_us)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _bind_ids(self, ids: list[str]) -> tuple[str, Any]:
+        return "id = ANY(?)", ids
+
+    def _ensure_body_index(self, tx: Conn, path: tuple[str, ...], created_us: int) -> None:
+        # trailvault_body_index checks the path again and runs with the owner's rights.
+        tx.execute("SELECT trailvault_body_index(%s, %s)", (list(path), created_us))
+
+    def _reading(self) -> AbstractContextManager[Conn]:
+        return self._connection()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Conn]:
+        """A pooled connection in autocommit mode (each statement its own transaction)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        except PoolTimeout as exc:
+            raise StoreUnavailable(
+                f"no connection to the PostgreSQL server at {self.location} within {_POOL_TIMEOUT_S:.0f} s; retry"
+            ) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Conn]:
+        """One transaction on a pooled connection, committed when the block succeeds."""
+        with self._connection() as conn:
+            try:
+                with conn.transaction():
+                    yield conn
+            except psycopg.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _migrate(self, conn: Conn, *, create: bool) -> None:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            if not create:
+                raise VaultNotFound(
+                    f"no vault at {self.location}; create one with `trailvault init --vault URL` or open_vault()"
+                )
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version integer PRIMARY KEY, description text NOT NULL, applied bigint NOT NULL)"
+                )
+        latest = MIGRATIONS[-1].version
+        for migration in MIGRATIONS:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+                applied = int(row[0]) if row else 0
+                if applied > latest:
+                    raise TrailvaultError(
+                        f"the vault at {self.location} was written by a newer trailvault "
+                        f"(migration {applied}, this one knows {latest}); upgrade trailvault"
+                    )
+                if migration.version <= applied:
+                    continue
+                for statement in migration.statements:
+                    conn.execute(statement)
+                if migration.version == 1:
+                    conn.execute("INSERT INTO vault_meta VALUES ('vault_id', %s)", (str(uuid.uuid4()),))
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                    (migration.version, migration.description, time.time_ns() // 1000),
+                )
+
+    # -- names and keys ----------------------------------------------------------
+
+    # -- channels ----------------------------------------------------------------
+
+    # -- events ------------------------------------------------------------------
+
+    def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
+        staged: list[tuple[Any, ...]] = []
+        outcomes: list[AppendOutcome] = []
+        try:
+            with self._transaction() as tx:
+                outcomes = self._append_in(tx, batches, staged)
+        except StoreUnavailable:
+            if staged and self._was_kept(staged[-1]):
+                return outcomes
+            raise
+        return outcomes
+
+    def _was_kept(self, row: tuple[Any, ...]) -> bool:
+        """After a connection was lost while committing: did the commit happen? Ask a fresh connection."""
+        try:
+            with self._connection() as conn:
+                found = conn.execute("SELECT 1 FROM events WHERE seq = %s AND id = %s", (row[0], row[1])).fetchone()
+        except StoreUnavailable:
+            return False
+        return found is not None
+
+    def _append_in(
+        self, tx: Conn, batches: Sequence[Sequence[PendingEvent]], staged: list[tuple[Any, ...]] | None = None
+    ) -> list[AppendOutcome]:
+        """Append inside the caller's transaction: lock the sequence, rows by COPY, then the tree.
+
+        The rows written are added to ``staged``, so that a commit whose answer was lost
+        can be checked afterwards.
+        """
+        self._lock_log(tx)
+        row = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()
+        outcomes, rows, leaves = admit(
+            batches,
+            int(row[0]) if row else 1,
+            lambda event: self._keys_for(tx, event),
+            lambda batch: self._kept_ids(tx, batch),
+        )
+        if rows:
+            with tx.cursor().copy(_COPY) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            grow_tree(tx, rows[0][0] - 1, leaves)
+            if staged is not None:
+                staged.extend(rows)
+        return outcomes
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _translate(self, exc: psycopg.Error) -> TrailvaultError:
+        """Turn a driver error into the library's; no password ever reaches the message."""
+        text = str(exc).strip().split("\n")[0]
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        state = exc.sqlstate
+        if state == "TV001":
+            return AppendOnlyViolation(text.removeprefix("trailvault: "))
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            return Conflict("another writer changed the same record first; retry")
+        if state in ("28P01", "28000") or "password authentication failed" in text:
+            return InvalidInput(
+                f"vault: the PostgreSQL server refused the login ({text}); check the user and password "
+                f"of {self.location}",
+                field="vault",
+            )
+        if state == "3D000" or (state is None and "does not exist" in text):
+            return VaultNotFound(f"vault: {text}; create the database first (createdb), then `trailvault init`")
+        if state == "42501":
+            return TrailvaultError(
+                f"the database role lacks a privilege trailvault needs ({text}); see docs/storage.md, PostgreSQL roles"
+            )
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return StoreUnavailable(
+                f"the PostgreSQL server at {self.location} cannot be reached or dropped the connection ({text}); "
+                "nothing of the interrupted call was kept; retry"
+            )
+        return StoreUnavailable(f"the vault database failed ({text}); retry, and check the server log if it repeats")
+
+
+def _passwords(url: str) -> list[str]:
+    parts = urlsplit(url)
+    found = [value for key, value in parse_qsl(parts.query) if key == "password" and value]
+    if parts.password:
+        found.append(parts.password)
+    return found

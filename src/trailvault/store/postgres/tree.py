@@ -1,0 +1,69 @@
+"""The Merkle tree of a PostgreSQL vault: its tiles, read and grown inside the store's transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from trailvault.integrity.merkle import NodeKey
+from trailvault.integrity.tiles import (
+    TileKey,
+    append_leaves,
+    leaf_run,
+    leaf_tile_range,
+    nodes_from_tiles,
+    partial_tiles,
+    tiles_for_nodes,
+)
+
+__all__ = ["Conn", "grow_tree", "leaf_hashes", "read_tiles", "tree_nodes"]
+
+#: A psycopg connection with plain tuple rows.
+Conn = psycopg.Connection[Any]
+
+
+def read_tiles(conn: Conn, keys: Iterable[TileKey]) -> dict[TileKey, bytes]:
+    """Return the stored tiles among ``keys`` (absent ones are left out), in one statement of key lookups."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        "SELECT t.level, t.idx, t.hashes FROM unnest(%s::integer[], %s::bigint[]) AS k (level, idx) "
+        "JOIN merkle_tiles AS t ON t.level = k.level AND t.idx = k.idx",
+        ([level for level, _ in wanted], [idx for _, idx in wanted]),
+    ).fetchall()
+    return {(int(level), int(idx)): bytes(hashes) for level, idx, hashes in rows}
+
+
+def grow_tree(conn: Conn, size: int, leaves: Sequence[bytes]) -> None:
+    """Append leaf hashes to the tree of ``size`` leaves, in the caller's transaction.
+
+    Tiles are written by ``trailvault_put_tiles``, which runs with the owner's rights,
+    so the application role needs no UPDATE privilege.
+    """
+    if not leaves:
+        return
+    written = append_leaves(size, leaves, read_tiles(conn, partial_tiles(size)))
+    conn.execute(
+        "SELECT trailvault_put_tiles(%s::integer[], %s::bigint[], %s::bytea[])",
+        ([level for level, _ in written], [idx for _, idx in written], list(written.values())),
+    )
+
+
+def tree_nodes(conn: Conn, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+    """Return the given complete nodes of the tree, reading each needed tile once."""
+    wanted = list(keys)
+    return nodes_from_tiles(wanted, read_tiles(conn, tiles_for_nodes(wanted)))
+
+
+def leaf_hashes(conn: Conn, start: int, end: int) -> bytes:
+    """Return the leaf hashes of ``[start, end)`` from the level-0 tiles, stopping at the first gap."""
+    if end <= start:
+        return b""
+    rows = conn.execute(
+        "SELECT idx, hashes FROM merkle_tiles WHERE level = 0 AND idx BETWEEN %s AND %s ORDER BY idx",
+        leaf_tile_range(start, end),
+    )
+    return leaf_run(((int(idx), bytes(hashes)) for idx, hashes in rows), start, end)
