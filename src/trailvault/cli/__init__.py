@@ -94,7 +94,7 @@ def main(ctx: click.Context, vault: str | None, app: str | None, config: str | N
 
 
 def _register() -> None:
-    from trailvault.cli import channels, events, init, integrity, post
+    from trailvault.cli import channels, events, init, integrity, migrate, post
 
     main.add_command(init.init)
     main.add_command(integrity.key)
@@ -104,6 +104,7 @@ def _register() -> None:
     main.add_command(channels.channels)
     main.add_command(post.post)
     main.add_command(events.events)
+    main.add_command(migrate.migrate)
 
 
 _register()

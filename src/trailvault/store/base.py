@@ -58,6 +58,8 @@ class StoredEntry:
     received_us: int
     body_json: str | None
     body_sha256: bytes
+    #: Identifies what the producer posted under its own id (None for generated ids).
+    fingerprint: bytes | None = None
 
 
 class Store(Protocol):
@@ -77,6 +79,19 @@ class Store(Protocol):
 
     def list_channels(self, app: str) -> list[ChannelRecord]:
         """Return the app's channels, each at its latest version, ordered by name."""
+
+    def channel_versions(self) -> list[ChannelRecord]:
+        """Return every version of every channel of every app, in the order they were saved.
+
+        ``created_us`` is the version's own time. For ``trailvault migrate``.
+        """
+
+    def adopt_vault_id(self, vault_id: str) -> None:
+        """Give this empty vault the id of the vault it becomes a copy of (``trailvault migrate``).
+
+        The id is part of every checkpoint's origin, so a copy keeps it to keep its proofs.
+        Raises Conflict when the vault holds any event, channel or checkpoint.
+        """
 
     def save_channel_version(
         self,

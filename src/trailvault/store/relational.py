@@ -232,6 +232,22 @@ class RelationalStore:
         assert record is not None
         return record
 
+    def channel_versions(self) -> list[ChannelRecord]:
+        rows = self._rows(
+            "SELECT a.name, c.name, v.created, v.version, v.schema FROM schema_versions AS v "
+            "JOIN channels AS c ON c.channel_key = v.channel_key JOIN apps AS a ON a.app_key = c.app_key "
+            "ORDER BY v.created, c.channel_key, v.version"
+        )
+        return [_channel_record(row) for row in rows]
+
+    def adopt_vault_id(self, vault_id: str) -> None:
+        with self._transaction() as tx:
+            self._lock_log(tx)
+            for table in ("events", "channels", "checkpoints"):
+                if self._execute(tx, f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                    raise Conflict(f"vault: {self.location} already holds {table}; copy into a new, empty vault")
+            self._execute(tx, "UPDATE vault_meta SET value = ? WHERE key = 'vault_id'", (vault_id,))
+
     # -- reading events ----------------------------------------------------------------
 
     def get_event(self, app: str, event_id: str) -> Event | None:
@@ -257,7 +273,8 @@ class RelationalStore:
 
     def entries(self, after_seq: int, limit: int) -> list[StoredEntry]:
         rows = self._rows(
-            "SELECT e.seq, e.id, a.name, c.name, e.time, e.received, e.body, e.body_sha256 FROM events AS e "
+            "SELECT e.seq, e.id, a.name, c.name, e.time, e.received, e.body, e.body_sha256, e.fingerprint "
+            "FROM events AS e "
             "JOIN channels AS c ON c.channel_key = e.channel_key JOIN apps AS a ON a.app_key = e.app_key "
             "WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
             (after_seq, limit),

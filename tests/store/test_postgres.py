@@ -1,0 +1,262 @@
+"""What only the PostgreSQL store does: URLs and credentials, the database's own append-only rules,
+a restricted application role, lost connections, and several writer processes on one vault.
+
+All against the real test server (``make test`` starts it); raw ``psycopg`` connections
+play the intruder or the database administrator.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+import trailvault
+from trailvault.errors import AppendOnlyViolation, InvalidInput, StoreUnavailable, TrailvaultError, VaultNotFound
+from trailvault.store.postgres import PostgresStore, masked_url
+from trailvault.store.postgres.migrations import APP_GRANTS
+
+from ..conftest import MYINDEX, run_cli
+
+
+def _with_password(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, parts.fragment))
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> Path:
+    return tmp_path / "vault.key"
+
+
+@pytest.fixture
+def pg_vault(postgres_url: str, key: Path) -> str:
+    """A PostgreSQL vault with the myindex channel and 30 events."""
+    with trailvault.open_vault(postgres_url, signing_key=key) as vault:
+        vault.open("myindex", MYINDEX)
+        vault.post_many("myindex", [{"company": f"c{i}", "amount": float(i)} for i in range(30)])
+    return postgres_url
+
+
+def test_masked_url_hides_every_password() -> None:
+    """Passwords in the user part or the query never reach a message."""
+    assert masked_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert "s3cret" not in masked_url("postgresql://u@h/db?password=s3cret&sslmode=require")
+    assert masked_url("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_wrong_password_is_clear_and_never_shows_it(postgres_url: str, key: Path) -> None:
+    """A refused login names the user and the fix, and neither the message nor the CLI prints the password."""
+    wrong = _with_password(postgres_url, "postgres", "not-the-Password-42")
+    with pytest.raises(InvalidInput) as caught:
+        trailvault.open_vault(wrong, signing_key=key)
+    assert "password authentication failed" in caught.value.message and caught.value.field == "vault"
+    assert "not-the-Password-42" not in str(caught.value)
+    result = run_cli("events", "list", env={"TRAILVAULT_VAULT": wrong, "TRAILVAULT_SIGNING_KEY": str(key)})
+    assert result.returncode == 1 and "refused the login" in result.stderr
+    assert "not-the-Password-42" not in result.stderr + result.stdout
+
+
+def test_missing_database_and_missing_vault(postgres_url: str, key: Path) -> None:
+    """A database that does not exist, or one without a vault, is named with what to run."""
+    absent = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(VaultNotFound, match="createdb"):
+        trailvault.open_vault(absent, signing_key=key)
+    with pytest.raises(VaultNotFound, match="trailvault init"):
+        trailvault.open_vault(postgres_url, create=False, signing_key=key)
+
+
+def test_unreachable_server_is_retryable(key: Path) -> None:
+    """Nothing listening: a StoreUnavailable (retry) naming the server, not a driver exception."""
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        PostgresStore("postgresql://u:pw@127.0.0.1:9/db?connect_timeout=2", create=True)
+
+
+def test_database_refuses_changes_to_kept_rows(pg_vault: str, postgres_server: str) -> None:
+    """Even a superuser's UPDATE or DELETE hits the triggers: events, tiles, checkpoints, channels."""
+    with psycopg.connect(pg_vault, autocommit=True) as conn:
+        for statement in (
+            "UPDATE events SET body = '{}' WHERE seq = 3",
+            "DELETE FROM events WHERE seq = 3",
+            "UPDATE merkle_tiles SET hashes = '' WHERE level = 0 AND idx = 0",
+            "DELETE FROM merkle_tiles",
+            "DELETE FROM checkpoints",
+            "UPDATE channels SET name = 'other'",
+        ):
+            with pytest.raises(psycopg.Error, match=r"trailvault: .*(append-only|only grow)"):
+                conn.execute(statement)  # type: ignore[call-overload]
+        # Erasing outside trailvault_erase's transaction-bound grant is refused too.
+        conn.execute("INSERT INTO erasure_grants (first_seq, last_seq, reason) VALUES (1, 30, 'old grant')")
+        with pytest.raises(psycopg.Error, match="append-only"):
+            conn.execute("UPDATE events SET body = NULL WHERE seq = 4")
+
+
+def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, key: Path) -> None:
+    """The documented role set-up: the application role posts, opens indexed channels and redacts,
+    yet holds no UPDATE or DELETE privilege on any table."""
+    database = urlsplit(pg_vault).path.lstrip("/")
+    role = f"app_{database}"
+    with psycopg.connect(pg_vault, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'app-pw-1'")  # type: ignore[call-overload]
+        for grant in APP_GRANTS:
+            admin.execute(grant.format(schema="public", role=role))  # type: ignore[call-overload]
+    app_url = _with_password(pg_vault, role, "app-pw-1")
+    try:
+        with trailvault.open_vault(app_url, create=False, signing_key=key) as vault:
+            vault.open("access", {"fields": [{"name": "who", "type": "STRING", "index": True}]})
+            posted = vault.post("access", {"who": "alice"})
+            vault.redact(posted.id, "erasure request")
+            assert vault.get(posted.id).body is None
+            assert vault.events("access", where={"who": "alice"}).events == []
+            assert vault.verify().ok
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            for statement in ("UPDATE events SET time = 0", "DELETE FROM events", "DELETE FROM merkle_tiles"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)  # type: ignore[call-overload]
+            # The tile function it may call still only lets a tile grow.
+            with pytest.raises(psycopg.Error, match="only grow"):
+                conn.execute("SELECT trailvault_put_tiles('{0}', '{0}', ARRAY['\\x00'::bytea])")
+    finally:
+        with psycopg.connect(pg_vault, autocommit=True) as admin:
+            admin.execute(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"  # type: ignore[call-overload]
+            )
+            admin.execute(f"DROP OWNED BY {role}")  # type: ignore[call-overload]
+            admin.execute(f"DROP ROLE {role}")  # type: ignore[call-overload]
+
+
+def test_connection_lost_mid_batch_keeps_nothing(pg_vault: str, key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server drops the connection while a batch is being written: nothing of it is kept,
+    the caller gets a retryable error, and the next post (on a fresh connection) works."""
+    import trailvault.store.postgres.store as module
+
+    real = module.grow_tree
+
+    def dropped(conn: psycopg.Connection[Any], size: int, leaves: list[bytes]) -> None:
+        real(conn, size, leaves)
+        with psycopg.connect(pg_vault, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        conn.execute("SELECT 1")
+
+    with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
+        monkeypatch.setattr(module, "grow_tree", dropped)
+        with pytest.raises(StoreUnavailable, match="retry"):
+            vault.post_many("myindex", [{"company": f"lost{i}"} for i in range(50)])
+        monkeypatch.setattr(module, "grow_tree", real)
+        assert vault.post("myindex", {"company": "after"}).seq == 31
+        assert [e.body["company"] for e in vault.events("myindex", sort_order="desc", limit=1)] == ["after"]
+        assert vault.verify().ok
+
+
+def test_commit_answer_lost_is_resolved(pg_vault: str, key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the commit happened but its answer was lost, the store finds the batch and reports success."""
+    store_class = PostgresStore
+    real = store_class._transaction
+
+    def commit_then_fail(self: PostgresStore) -> Any:
+        context = real(self)
+
+        class Lost:
+            def __enter__(self) -> Any:
+                return context.__enter__()
+
+            def __exit__(self, *info: Any) -> None:
+                context.__exit__(*info)
+                if info[0] is None:
+                    raise StoreUnavailable("the server dropped the connection")
+
+        return Lost()
+
+    with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
+        monkeypatch.setattr(store_class, "_transaction", commit_then_fail)
+        posted = vault.post_many("myindex", [{"company": "kept"}, {"company": "too"}])
+        monkeypatch.setattr(store_class, "_transaction", real)
+        assert [p.seq for p in posted] == [31, 32]
+        assert vault.get(posted[1].id).body == {"company": "too"}
+
+
+def _writer(url: str, key: str, config: str, start: Any, index: int, count: int) -> None:
+    os.environ["XDG_CONFIG_HOME"] = config
+    with trailvault.open_vault(url, create=False, signing_key=key) as vault:
+        start.wait()
+        for first in range(0, count, 250):
+            vault.post_many("myindex", [{"company": f"w{index}-{i}"} for i in range(first, first + 250)])
+        for i in range(5):
+            vault.post("myindex", {"company": f"w{index}-single{i}"})
+
+
+def test_four_writer_processes(postgres_url: str, key: Path, tmp_path: Path) -> None:
+    """4 processes x 25,000 events at once into one vault: no gap in seq, every event there once,
+    and verify passes (tree and every checkpoint exact)."""
+    with trailvault.open_vault(postgres_url, signing_key=key) as vault:
+        vault.open("myindex", MYINDEX)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    writers = [
+        context.Process(target=_writer, args=(postgres_url, str(key), str(tmp_path), start, index, 25_000))
+        for index in range(4)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=600)
+        assert writer.exitcode == 0
+    with psycopg.connect(postgres_url) as conn:
+        count, low, high, distinct = conn.execute(  # type: ignore[misc]
+            "SELECT count(*), min(seq), max(seq), count(DISTINCT id) FROM events"
+        ).fetchone()
+    assert (count, low, high, distinct) == (100_020, 1, 100_020, 100_020)
+    with trailvault.open_vault(postgres_url, create=False, signing_key=key) as vault:
+        report = vault.verify(jobs=2)
+        assert report.ok and report.entries == 100_020 and report.checkpoints >= 1, report
+
+
+def test_tampering_found_on_postgres(pg_vault: str, key: Path) -> None:
+    """verify on PostgreSQL names the seq of a body changed by someone who disabled the triggers."""
+    with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
+        vault.issue_checkpoint()
+        trusted = vault.checkpoint().note
+    with psycopg.connect(pg_vault, autocommit=True) as conn:
+        conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+        conn.execute("""UPDATE events SET body = '{"amount":1.0,"company":"forged"}' WHERE seq = 12""")
+    with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
+        report = vault.verify()
+        assert report.seq == 12 and "body was changed" in (report.problem or "")
+    with psycopg.connect(pg_vault, autocommit=True) as conn:
+        conn.execute("DELETE FROM events WHERE seq > 20")
+    with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
+        report = vault.verify(trusted)
+        assert not report.ok and report.seq == 12
+
+
+def test_errors_are_trailvault_errors(pg_vault: str, key: Path) -> None:
+    """No psycopg exception escapes the store: a privilege or SQL failure arrives as a TrailvaultError."""
+    store = PostgresStore(pg_vault, create=False)
+    try:
+        with pytest.raises(TrailvaultError) as caught, store._transaction() as tx:
+            tx.execute("SELECT no_such_function()")
+        assert not isinstance(caught.value, psycopg.Error)
+        with pytest.raises(AppendOnlyViolation), store._transaction() as tx:
+            tx.execute("DELETE FROM checkpoints")
+    finally:
+        store.close()
+
+
+def test_cli_against_postgres(postgres_url: str, tmp_path: Path) -> None:
+    """The README's commands work unchanged with --vault postgresql://..."""
+    env = {"TRAILVAULT_VAULT": postgres_url, "XDG_CONFIG_HOME": str(tmp_path)}
+    assert run_cli("init", env=env).returncode == 0
+    schema = Path(__file__).resolve().parents[2] / "examples" / "platform6" / "myindex.json"
+    assert run_cli("channels", "open", "myindex", "--schema", str(schema), env=env).returncode == 0
+    posted = run_cli("post", "myindex", '{"company": "Amalto", "amount": 101.12}', env=env)
+    assert posted.returncode == 0, posted.stderr
+    listed = run_cli("events", "list", "--channel", "myindex", "--output", "json", env=env)
+    assert "Amalto" in listed.stdout
+    verified = run_cli("verify", env=env)
+    assert verified.returncode == 0 and "ok: 1 entries" in verified.stdout
