@@ -138,11 +138,12 @@ def test_connection_lost_mid_batch_keeps_nothing(pg_vault: str, key: Path, monke
 
     real = module.grow_tree
 
-    def dropped(conn: psycopg.Connection[Any], size: int, leaves: list[bytes]) -> None:
-        real(conn, size, leaves)
+    def dropped(conn: psycopg.Connection[Any], *args: Any) -> Any:
+        grown = real(conn, *args)
         with psycopg.connect(pg_vault, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
         conn.execute("SELECT 1")
+        return grown
 
     with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
         monkeypatch.setattr(module, "grow_tree", dropped)

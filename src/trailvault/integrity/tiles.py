@@ -24,10 +24,12 @@ from trailvault.integrity.merkle import NodeKey
 __all__ = [
     "HEIGHT",
     "WIDTH",
+    "PartialCache",
     "TileKey",
     "append_leaves",
     "leaf_run",
     "leaf_tile_range",
+    "next_partials",
     "nodes_from_tiles",
     "partial_tiles",
     "tiles_for_nodes",
@@ -139,3 +141,32 @@ def leaf_run(tiles: Iterable[tuple[int, bytes]], start: int, end: int) -> bytes:
             break
     offset = (start - first * WIDTH) * _HASH
     return b"".join(parts)[offset : offset + max(0, end - start) * _HASH]
+
+
+def next_partials(
+    size: int, count: int, partial: Mapping[TileKey, bytes], written: Mapping[TileKey, bytes]
+) -> dict[TileKey, bytes]:
+    """Return the partial tiles of the tree after appending ``count`` leaves to one of ``size``.
+
+    Each is either a tile the append wrote or one that was already partial and did not change.
+    """
+    return {key: written.get(key, partial.get(key, b"")) for key in partial_tiles(size + count)}
+
+
+class PartialCache:
+    """The partial tiles of the last tree size this process committed, to skip reading them back.
+
+    Tiles at a committed size never change (the log only grows), so an entry stays true
+    for its size forever, whoever appends next; a store puts one only after its commit
+    succeeded and uses it only when the log still has exactly that size.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[int, dict[TileKey, bytes]] | None = None
+
+    def get(self, size: int) -> dict[TileKey, bytes] | None:
+        entry = self._entry
+        return entry[1] if entry is not None and entry[0] == size else None
+
+    def put(self, size: int, tiles: dict[TileKey, bytes]) -> None:
+        self._entry = (size, tiles)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from trailvault.errors import IdConflict
 from trailvault.event import PendingEvent, Posted
-from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.log import LeafParts, entry_leaf, leaf_from_parts
 from trailvault.store.base import AppendOutcome
 
 __all__ = ["Admitted", "Kept", "admit", "given_ids"]
@@ -42,11 +42,22 @@ KeysFor = Callable[[PendingEvent], tuple[int, int]]
 KeptIds = Callable[[Sequence[PendingEvent]], Mapping[tuple[int, str], Kept]]
 
 
-def admit(batches: Sequence[Sequence[PendingEvent]], next_seq: int, keys_for: KeysFor, kept_ids: KeptIds) -> Admitted:
-    """Give each batch's new events their seqs (from ``next_seq``) and leaf hashes; keep out conflicting batches."""
+def admit(
+    batches: Sequence[Sequence[PendingEvent]],
+    next_seq: int,
+    keys_for: KeysFor,
+    kept_ids: KeptIds,
+    parts: Sequence[Sequence[LeafParts]] | None = None,
+) -> Admitted:
+    """Give each batch's new events their seqs (from ``next_seq``) and leaf hashes; keep out conflicting batches.
+
+    ``parts`` (shaped like ``batches``) holds each event's :func:`leaf_parts`, computed
+    before the caller locked the sequence; without it the leaves are computed whole here.
+    """
     admitted = Admitted([], [], [])
     accepted: dict[tuple[int, str], Kept] = {}
-    for batch in batches:
+    for number, batch in enumerate(batches):
+        batch_parts = parts[number] if parts is not None else None
         staged: list[tuple[Any, ...]] = []
         staged_leaves: list[bytes] = []
         staged_ids: dict[tuple[int, str], Kept] = {}
@@ -55,7 +66,7 @@ def admit(batches: Sequence[Sequence[PendingEvent]], next_seq: int, keys_for: Ke
         conflict: IdConflict | None = None
         last_names: tuple[str, str] | None = None
         app_key = channel_key = 0
-        for event in batch:
+        for position, event in enumerate(batch):
             if (event.app, event.channel) != last_names:
                 app_key, channel_key = keys_for(event)
                 last_names = (event.app, event.channel)
@@ -76,7 +87,10 @@ def admit(batches: Sequence[Sequence[PendingEvent]], next_seq: int, keys_for: Ke
             seq = next_seq + len(staged)
             # PendingEvent ends with the remaining columns, in the table's order.
             staged.append((seq, event.id, app_key, channel_key, *event[3:]))
-            staged_leaves.append(entry_leaf(event, seq, event.body_sha256))
+            if batch_parts is not None:
+                staged_leaves.append(leaf_from_parts(batch_parts[position], seq))
+            else:
+                staged_leaves.append(entry_leaf(event, seq, event.body_sha256))
             posted.append(Posted(event.id, seq))
         if conflict is not None:
             admitted.outcomes.append(conflict)

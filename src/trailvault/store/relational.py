@@ -22,6 +22,7 @@ import orjson
 from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
+from trailvault.integrity.tiles import PartialCache, TileKey
 from trailvault.query import EventQuery
 from trailvault.store.admission import Kept, given_ids
 from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
@@ -57,6 +58,7 @@ class RelationalStore:
         self._channel_keys: dict[tuple[str, str], int] = {}
         self._channel_names: dict[int, tuple[str, str]] = {}
         self._names_lock = threading.Lock()
+        self._partials = PartialCache()
 
     # -- what a backend supplies ---------------------------------------------------
 
@@ -83,6 +85,11 @@ class RelationalStore:
     def _append_in(self, tx: Any, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
         """Append inside the caller's transaction (sequence locked, rows, then the tree)."""
         raise NotImplementedError
+
+    def _remember(self, grown: list[tuple[int, dict[TileKey, bytes]]]) -> None:
+        """After a commit succeeded: keep the partial tiles of the size it reached, for the next append."""
+        if grown:
+            self._partials.put(*grown[-1])
 
     def _erase(self, tx: Any, seq: int, reason: str) -> None:
         """Remove one body through the store's sanctioned path, recording the grant."""

@@ -69,7 +69,8 @@ _INITIAL = (
     )""",
     # body is the canonical text that body_sha256 hashes (jsonb would reorder keys and
     # renormalise numbers, so it cannot be hashed); body_json is the same document as
-    # jsonb, derived by PostgreSQL, for filters and expression indexes.
+    # jsonb, for filters and expression indexes. PostgreSQL parses it from body while a
+    # batch is staged, before the sequence lock (see store.py), so it is a plain column.
     """CREATE TABLE events (
         seq bigint PRIMARY KEY,
         id text NOT NULL,
@@ -80,7 +81,7 @@ _INITIAL = (
         body text,
         body_sha256 bytea NOT NULL,
         fingerprint bytea,
-        body_json jsonb GENERATED ALWAYS AS (body::jsonb) STORED
+        body_json jsonb
     )""",
     "CREATE UNIQUE INDEX events_by_id ON events (app_key, id)",
     "CREATE INDEX events_by_channel_time ON events (channel_key, time, seq)",
@@ -103,8 +104,9 @@ _INITIAL = (
         IF EXISTS (SELECT 1 FROM erasure_grants
                    WHERE OLD.seq BETWEEN first_seq AND last_seq AND txid = txid_current()) THEN
             IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-            IF NEW.body IS NULL AND NEW.seq = OLD.seq AND NEW.id = OLD.id AND NEW.app_key = OLD.app_key
-               AND NEW.channel_key = OLD.channel_key AND NEW.time = OLD.time AND NEW.received = OLD.received
+            IF NEW.body IS NULL AND NEW.body_json IS NULL AND NEW.seq = OLD.seq AND NEW.id = OLD.id
+               AND NEW.app_key = OLD.app_key AND NEW.channel_key = OLD.channel_key
+               AND NEW.time = OLD.time AND NEW.received = OLD.received
                AND NEW.body_sha256 = OLD.body_sha256
                AND NEW.fingerprint IS NOT DISTINCT FROM OLD.fingerprint THEN
                 RETURN NEW;
@@ -121,7 +123,7 @@ _INITIAL = (
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     BEGIN
         INSERT INTO erasure_grants (first_seq, last_seq, reason) VALUES (p_seq, p_seq, p_reason);
-        UPDATE events SET body = NULL WHERE seq = p_seq;
+        UPDATE events SET body = NULL, body_json = NULL WHERE seq = p_seq;
     END $$""",
     # Paths reach here already checked by trailvault.query.body_path; the function checks
     # them again so that the application role cannot use it to run other DDL.

@@ -33,6 +33,8 @@ from trailvault.errors import (
     VaultNotFound,
 )
 from trailvault.event import PendingEvent
+from trailvault.integrity.log import LeafParts, leaf_parts
+from trailvault.integrity.tiles import TileKey
 from trailvault.store.admission import admit
 from trailvault.store.base import AppendOutcome
 from trailvault.store.postgres.migrations import MIGRATIONS
@@ -48,7 +50,22 @@ _POOL_TIMEOUT_S = 30.0
 # pg_advisory_xact_lock keys (any fixed 64-bit numbers; "tvseq" and "tvmig" in ASCII).
 _SEQ_LOCK = 0x7476736571
 _MIGRATION_LOCK = 0x74766D6967
-_COPY = "COPY events (seq, id, app_key, channel_key, time, received, body, body_sha256, fingerprint) FROM STDIN"
+# Each connection stages a batch in a temporary table before it takes the sequence lock:
+# PostgreSQL parses the bodies into jsonb there, in parallel across writers, and the
+# locked part only moves the parsed rows into the log.
+_STAGING = """CREATE TEMPORARY TABLE trailvault_incoming (
+    ord integer NOT NULL, id text NOT NULL, app_key integer NOT NULL, channel_key integer NOT NULL,
+    time bigint NOT NULL, received bigint NOT NULL, body text, body_sha256 bytea NOT NULL, fingerprint bytea,
+    body_json jsonb GENERATED ALWAYS AS (body::jsonb) STORED
+) ON COMMIT DELETE ROWS"""
+_STAGE = (
+    "COPY trailvault_incoming (ord, id, app_key, channel_key, time, received, body, body_sha256, fingerprint) "
+    "FROM STDIN"
+)
+_MOVE = """INSERT INTO events (seq, id, app_key, channel_key, time, received, body, body_sha256, fingerprint, body_json)
+    SELECT a.seq, s.id, s.app_key, s.channel_key, s.time, s.received, s.body, s.body_sha256, s.fingerprint, s.body_json
+    FROM unnest(%s::integer[], %s::bigint[]) AS a (ord, seq) JOIN trailvault_incoming AS s ON s.ord = a.ord
+    ORDER BY a.seq"""
 
 
 def masked_url(url: str) -> str:
@@ -97,6 +114,7 @@ class PostgresStore(RelationalStore):
 
     def _configure(self, conn: Conn) -> None:
         conn.execute(f"SET synchronous_commit = {self._synchronous_commit}")
+        conn.execute(_STAGING)
 
     def close(self) -> None:
         self._pool.close()
@@ -196,14 +214,17 @@ class PostgresStore(RelationalStore):
 
     def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
         staged: list[tuple[Any, ...]] = []
+        grown: list[tuple[int, dict[TileKey, bytes]]] = []
         outcomes: list[AppendOutcome] = []
         try:
             with self._transaction() as tx:
-                outcomes = self._append_in(tx, batches, staged)
+                outcomes = self._append_in(tx, batches, staged, grown)
         except StoreUnavailable:
             if staged and self._was_kept(staged[-1]):
+                self._remember(grown)
                 return outcomes
             raise
+        self._remember(grown)
         return outcomes
 
     def _was_kept(self, row: tuple[Any, ...]) -> bool:
@@ -216,13 +237,20 @@ class PostgresStore(RelationalStore):
         return found is not None
 
     def _append_in(
-        self, tx: Conn, batches: Sequence[Sequence[PendingEvent]], staged: list[tuple[Any, ...]] | None = None
+        self,
+        tx: Conn,
+        batches: Sequence[Sequence[PendingEvent]],
+        staged: list[tuple[Any, ...]] | None = None,
+        grown: list[tuple[int, dict[TileKey, bytes]]] | None = None,
     ) -> list[AppendOutcome]:
-        """Append inside the caller's transaction: lock the sequence, rows by COPY, then the tree.
+        """Append inside the caller's transaction: stage the rows, lock the sequence, move them, grow the tree.
 
         The rows written are added to ``staged``, so that a commit whose answer was lost
-        can be checked afterwards.
+        can be checked afterwards; the grown tree's size and partial tiles to ``grown``.
+        Everything that does not need the seq (parsing bodies, most of each leaf's
+        bytes) happens before the lock, so writers overlap on it.
         """
+        ords, parts = self._stage(tx, batches)
         self._lock_log(tx)
         row = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()
         outcomes, rows, leaves = admit(
@@ -230,15 +258,40 @@ class PostgresStore(RelationalStore):
             int(row[0]) if row else 1,
             lambda event: self._keys_for(tx, event),
             lambda batch: self._kept_ids(tx, batch),
+            parts,
         )
         if rows:
-            with tx.cursor().copy(_COPY) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            grow_tree(tx, rows[0][0] - 1, leaves)
+            # Admission keeps out conflicting batches and repeated ids: move only the rows it gave seqs.
+            tx.execute(_MOVE, ([ords[(row[2], row[1])] for row in rows], [row[0] for row in rows]))
+            size = rows[0][0] - 1
+            tiles = grow_tree(tx, size, leaves, self._partials.get(size))
+            if grown is not None:
+                grown.append((size + len(leaves), tiles))
             if staged is not None:
                 staged.extend(rows)
         return outcomes
+
+    def _stage(
+        self, tx: Conn, batches: Sequence[Sequence[PendingEvent]]
+    ) -> tuple[dict[tuple[int, str], int], list[list[LeafParts]]]:
+        """COPY every event into the connection's staging table.
+
+        Returns each (app_key, id)'s first row number there, and every event's leaf parts.
+        """
+        parts = [[leaf_parts(event, event.body_sha256) for event in batch] for batch in batches]
+        ords: dict[tuple[int, str], int] = {}
+        rows: list[tuple[Any, ...]] = []
+        # Keys first: the connection can run no other statement while a COPY is open.
+        for event in (event for batch in batches for event in batch):
+            app_key, channel_key = self._keys_for(tx, event)
+            if (app_key, event.id) in ords:
+                continue  # a repeat within the call: admission decides about it, from the first
+            ords[(app_key, event.id)] = len(rows)
+            rows.append((len(rows), event.id, app_key, channel_key, *event[3:]))
+        with tx.cursor().copy(_STAGE) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return ords, parts
 
     # -- helpers -----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -13,6 +13,7 @@ from trailvault.integrity.tiles import (
     append_leaves,
     leaf_run,
     leaf_tile_range,
+    next_partials,
     nodes_from_tiles,
     partial_tiles,
     tiles_for_nodes,
@@ -37,19 +38,25 @@ def read_tiles(conn: Conn, keys: Iterable[TileKey]) -> dict[TileKey, bytes]:
     return {(int(level), int(idx)): bytes(hashes) for level, idx, hashes in rows}
 
 
-def grow_tree(conn: Conn, size: int, leaves: Sequence[bytes]) -> None:
+def grow_tree(
+    conn: Conn, size: int, leaves: Sequence[bytes], known: Mapping[TileKey, bytes] | None = None
+) -> dict[TileKey, bytes]:
     """Append leaf hashes to the tree of ``size`` leaves, in the caller's transaction.
 
+    ``known`` is the tree's partial tiles at ``size`` when the caller has them (see
+    :class:`~trailvault.integrity.tiles.PartialCache`); returns those of the grown tree.
     Tiles are written by ``trailvault_put_tiles``, which runs with the owner's rights,
     so the application role needs no UPDATE privilege.
     """
+    partial = dict(known) if known is not None else read_tiles(conn, partial_tiles(size))
     if not leaves:
-        return
-    written = append_leaves(size, leaves, read_tiles(conn, partial_tiles(size)))
+        return partial
+    written = append_leaves(size, leaves, partial)
     conn.execute(
         "SELECT trailvault_put_tiles(%s::integer[], %s::bigint[], %s::bytea[])",
         ([level for level, _ in written], [idx for _, idx in written], list(written.values())),
     )
+    return next_partials(size, len(leaves), partial, written)
 
 
 def tree_nodes(conn: Conn, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:

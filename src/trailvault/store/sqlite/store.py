@@ -30,6 +30,7 @@ from trailvault.errors import (
     VaultNotFound,
 )
 from trailvault.event import PendingEvent
+from trailvault.integrity.tiles import TileKey
 from trailvault.store.admission import admit
 from trailvault.store.base import AppendOutcome
 from trailvault.store.relational import RelationalStore
@@ -227,18 +228,32 @@ class SQLiteStore(RelationalStore):
     # -- events ------------------------------------------------------------------
 
     def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
+        grown: list[tuple[int, dict[TileKey, bytes]]] = []
         with self._transaction() as tx:
-            return self._append_in(tx, batches)
+            outcomes = self._append_in(tx, batches, grown)
+        self._remember(grown)
+        return outcomes
 
-    def _append_in(self, tx: sqlite3.Connection, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
-        """Append inside the caller's transaction: rows, then the tree, so the tree always matches the log."""
+    def _append_in(
+        self,
+        tx: sqlite3.Connection,
+        batches: Sequence[Sequence[PendingEvent]],
+        grown: list[tuple[int, dict[TileKey, bytes]]] | None = None,
+    ) -> list[AppendOutcome]:
+        """Append inside the caller's transaction: rows, then the tree, so the tree always matches the log.
+
+        The grown tree's size and partial tiles are added to ``grown``, for after the commit.
+        """
         next_seq: int = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
         outcomes, rows, leaves = admit(
             batches, next_seq, lambda event: self._keys_for(tx, event), lambda batch: self._kept_ids(tx, batch)
         )
         if rows:
             tx.executemany(_INSERT, rows)
-            grow_tree(tx, rows[0][0] - 1, leaves)
+            size = rows[0][0] - 1
+            tiles = grow_tree(tx, size, leaves, self._partials.get(size))
+            if grown is not None:
+                grown.append((size + len(leaves), tiles))
         return outcomes
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from trailvault.event import Event
 from trailvault.integrity.log import entry_leaf
@@ -13,6 +13,7 @@ from trailvault.integrity.tiles import (
     append_leaves,
     leaf_run,
     leaf_tile_range,
+    next_partials,
     nodes_from_tiles,
     partial_tiles,
     tiles_for_nodes,
@@ -44,13 +45,20 @@ def read_tiles(conn: sqlite3.Connection, keys: Iterable[TileKey]) -> dict[TileKe
     return {(level, idx): hashes for level, idx, hashes in rows}
 
 
-def grow_tree(conn: sqlite3.Connection, size: int, leaves: Sequence[bytes]) -> None:
-    """Append leaf hashes to the tree of ``size`` leaves, in the caller's transaction."""
+def grow_tree(
+    conn: sqlite3.Connection, size: int, leaves: Sequence[bytes], known: Mapping[TileKey, bytes] | None = None
+) -> dict[TileKey, bytes]:
+    """Append leaf hashes to the tree of ``size`` leaves, in the caller's transaction.
+
+    ``known`` is the tree's partial tiles at ``size`` when the caller has them (see
+    :class:`~trailvault.integrity.tiles.PartialCache`); returns those of the grown tree.
+    """
+    partial = dict(known) if known is not None else read_tiles(conn, partial_tiles(size))
     if not leaves:
-        return
-    partial = read_tiles(conn, partial_tiles(size))
+        return partial
     written = append_leaves(size, leaves, partial)
     conn.executemany(_UPSERT, [(level, idx, hashes) for (level, idx), hashes in written.items()])
+    return next_partials(size, len(leaves), partial, written)
 
 
 def tree_nodes(conn: sqlite3.Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
