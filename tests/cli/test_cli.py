@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -291,7 +292,11 @@ def test_make_run_commands_work(tmp_path: Path) -> None:
 
 
 def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
-    """Posting from stdin for over a second shows a progress bar on a terminal's stderr."""
+    """Posting from stdin for over a second shows a progress bar on a terminal's stderr.
+
+    Lines keep arriving slowly until the bar shows (or 30 s pass), so a slow start of the
+    process on a busy machine cannot make the input finish before the bar is due.
+    """
     leader, follower = pty.openpty()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
     env.update({"TRAILVAULT_VAULT": str(opened), "COLUMNS": "100", "TERM": "xterm"})
@@ -301,26 +306,21 @@ def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
     )  # fmt: skip
     os.close(follower)
     assert process.stdin is not None
-    for i in range(6):
-        process.stdin.write(f'{{"company": "{i}"}}\n')
+    shown, sent, deadline = b"", 0, time.monotonic() + 30
+    while b"events/s" not in shown and time.monotonic() < deadline:
+        process.stdin.write(f'{{"company": "{sent}"}}\n')
         process.stdin.flush()
-        time.sleep(0.3)
+        sent += 1
+        ready, _, _ = select.select([leader], [], [], 0.3)
+        if ready:
+            shown += os.read(leader, 65536)
     process.stdin.close()
     assert process.stdout is not None
     with process.stdout:
         out = process.stdout.read()
     assert process.wait(timeout=60) == 0
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
     os.close(leader)
-    assert json.loads(out)["posted"] == 6
+    assert json.loads(out)["posted"] == sent
     assert b"events" in shown and b"events/s" in shown
 
 
