@@ -25,6 +25,7 @@ from pathlib import Path
 import ingest
 
 import trailvault
+import trailvault.store.admission as admission
 import trailvault.store.sqlite.store as sqlite_store
 from trailvault.event import canonical_entry
 from trailvault.integrity.checkpoint import open_checkpoint
@@ -35,21 +36,21 @@ from trailvault.store.base import Store
 
 def ingest_rate(folder: Path, bodies: list[dict[str, object]], *, integrity: bool) -> float:
     """post_many of 1,000 events a call; with integrity off, no leaves, tiles or checkpoints are made."""
-    saved = sqlite_store.grow_tree, sqlite_store.entry_leaf
+    saved = sqlite_store.grow_tree, admission.entry_leaf
     vault = trailvault.open_vault(folder)
     vault.open("access", ingest.SCHEMA)
     if not integrity:
         assert vault._checkpointer is not None
         vault._checkpointer.stop()
-        sqlite_store.grow_tree = lambda *args: None
-        sqlite_store.entry_leaf = lambda *args: b""
+        sqlite_store.grow_tree = lambda *args: {}
+        admission.entry_leaf = lambda *args: b""
     try:
         started = time.perf_counter()
         for start in range(0, len(bodies), 1000):
             vault.post_many("access", bodies[start : start + 1000])
         return len(bodies) / (time.perf_counter() - started)
     finally:
-        sqlite_store.grow_tree, sqlite_store.entry_leaf = saved
+        sqlite_store.grow_tree, admission.entry_leaf = saved
         vault._checkpointer = None
         vault.close()
 

@@ -20,6 +20,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -100,9 +101,43 @@ def write(url: str, key: str, first: int, count: int, barrier: Any, results: Any
         results.put(traceback.format_exc())
 
 
-def writers(server: str, key: Path, processes: int, per_process: int) -> float:
+class CpuSampler:
+    """Samples the machine's busy CPU time (``/proc/stat``) ten times a second, to tell how
+    many cores a run kept busy: client processes and PostgreSQL share this machine."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with open("/proc/stat") as handle:
+                fields = [int(value) for value in handle.readline().split()[1:]]
+            idle = fields[3] + fields[4]
+            self.samples.append((time.monotonic(), sum(fields) - idle, sum(fields)))
+            self._stop.wait(0.1)
+
+    def busy_cores(self, start: float, end: float) -> float:
+        inside = [sample for sample in self.samples if start <= sample[0] <= end]
+        if len(inside) < 2:
+            return float("nan")
+        (_, busy0, total0), (_, busy1, total1) = inside[0], inside[-1]
+        return (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+
+
+def writers(server: str, key: Path, processes: int, per_process: int) -> tuple[float, float]:
     """Events/s of ``processes`` writer processes posting into one new vault at once, from their
-    common start to the last one's finish; then checks the vault (not timed)."""
+    common start to the last one's finish, and the cores the machine kept busy meanwhile;
+    then checks the vault (not timed)."""
     total = processes * per_process
     with database(server) as url:
         with trailvault.open_vault(url, signing_key=key) as vault:
@@ -114,26 +149,29 @@ def writers(server: str, key: Path, processes: int, per_process: int) -> float:
             context.Process(target=write, args=(url, str(key), n * per_process, per_process, barrier, results))
             for n in range(processes)
         ]
-        for worker in workers:
-            worker.start()
         spans: list[Any] = []
-        while len(spans) < processes:
-            try:
-                spans.append(results.get(timeout=5))
-            except queue.Empty:
-                if not any(worker.is_alive() for worker in workers):
-                    raise SystemExit("a writer process died without a report; see its output above") from None
-        for worker in workers:
-            worker.join()
+        with CpuSampler() as cpu:
+            for worker in workers:
+                worker.start()
+            while len(spans) < processes:
+                try:
+                    spans.append(results.get(timeout=5))
+                except queue.Empty:
+                    if not any(worker.is_alive() for worker in workers):
+                        raise SystemExit("a writer process died without a report; see its output above") from None
+            for worker in workers:
+                worker.join()
         failures = [span for span in spans if isinstance(span, str)]
         if failures:
             raise SystemExit("a writer process failed:\n" + failures[0])
-        elapsed = max(finished for _, finished in spans) - min(started for started, _ in spans)
+        first, last = min(started for started, _ in spans), max(finished for _, finished in spans)
+        elapsed = last - first
+        busy = cpu.busy_cores(first, last)
         with trailvault.open_vault(url, create=False, signing_key=key) as vault:
             report = vault.verify(jobs=2)
             size = vault._store.log_size()
         assert report.ok and report.entries == total and size == total, (report, size, total)
-    return total / elapsed
+    return total / elapsed, busy
 
 
 # -- listing -----------------------------------------------------------------------------
@@ -219,7 +257,11 @@ def main() -> None:
     parser.add_argument("--listing-batch", type=int, default=10_000, help="events a call while filling it")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the ingest and writer runs")
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument(
+        "--parts", default="ingest,writers,listing", help="which measures to run (comma-separated; default: all)"
+    )
     args = parser.parse_args()
+    args.parts = set(args.parts.split(","))
     if args.quick:
         args.events, args.writer_events, args.listing_events, args.rounds = 20_000, 5_000, 200_000, 1
     server = os.environ.get(SERVER_VARIABLE)
@@ -249,7 +291,7 @@ def main() -> None:
     progress(f"machine: {machine}")
     # The disk and CPU drift from minute to minute, so the runs alternate and the medians are compared.
     sqlites, postgreses = [], []
-    for attempt in range(args.rounds):
+    for attempt in range(args.rounds if "ingest" in args.parts else 0):
         round_folder = folder / f"round{attempt}"
         round_folder.mkdir()
         os.sync()
@@ -257,60 +299,75 @@ def main() -> None:
         os.sync()
         postgreses.append(postgres_batched(server, round_folder / "postgres.key", bodies))
         progress(f"  round {attempt}: SQLite {sqlites[-1]:,.0f}, PostgreSQL {postgreses[-1]:,.0f}")
-    ours, embedded = statistics.median(postgreses), statistics.median(sqlites)
-    ratios = sorted(p / s for p, s in zip(postgreses, sqlites, strict=True))
-    row(
-        f"post_many into PostgreSQL, 1,000 events a call, durable (median of {args.rounds})",
-        f"{ours:,.0f} events/s",
-        f"embedded SQLite vault, the same calls: {embedded:,.0f} events/s",
-        f"{ours / embedded:.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})",
-        ">= 30,000 events/s and >= 0.3x SQLite",
-    )
-
-    total = args.writers * args.writer_events
-    ones, manys = [], []
-    for attempt in range(args.rounds):
-        os.sync()
-        ones.append(writers(server, folder / f"one{attempt}.key", 1, total))
-        os.sync()
-        manys.append(writers(server, folder / f"many{attempt}.key", args.writers, args.writer_events))
-        progress(f"  round {attempt}: 1 writer {ones[-1]:,.0f}, {args.writers} writers {manys[-1]:,.0f} (verified)")
-    one, many = statistics.median(ones), statistics.median(manys)
-    ratios = sorted(m / o for m, o in zip(manys, ones, strict=True))
-    row(
-        f"{args.writers} writer processes into one PostgreSQL vault, post_many of 1,000, "
-        f"{args.writers} x {args.writer_events:,} events (median of {args.rounds})",
-        f"{many:,.0f} events/s (verified: ok, log size {total:,})",
-        f"1 writer process posting the same {total:,} events: {one:,.0f} events/s",
-        f"{many / one:.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})",
-        ">= 1.5x of 1 writer",
-    )
-
-    with database(server) as url, trailvault.open_vault(url, signing_key=folder / "listing.key") as vault:
-        for name in CHANNELS:
-            vault.open(name, ingest.SCHEMA)
-        build = fill(vault, args.listing_events, args.listing_batch)
-        built = f"vault built at {build:,.0f} events/s ({args.listing_batch:,} a call)"
-        before = index_scans(url)
-        timings, _ = listing(vault, args.listing_events, HOUR_US, filtered=False)
+    if "ingest" in args.parts:
+        ours, embedded = statistics.median(postgreses), statistics.median(sqlites)
+        ratios = sorted(p / s for p, s in zip(postgreses, sqlites, strict=True))
         row(
-            f"events list, first 100 of one channel in a 1-hour window, {args.listing_events:,}-event PostgreSQL "
-            f"vault (5 channels), 200 windows",
-            summary(timings),
-            f"{built}; index used: {busiest_index(url, before)}",
-            "",
-            "(for information: bench/ingest.py's query)",
+            f"post_many into PostgreSQL, 1,000 events a call, durable (median of {args.rounds})",
+            f"{ours:,.0f} events/s",
+            f"embedded SQLite vault, the same calls: {embedded:,.0f} events/s",
+            f"{ours / embedded:.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})",
+            ">= 30,000 events/s and >= 0.3x SQLite",
         )
-        before = index_scans(url)
-        timings, page = listing(vault, args.listing_events, WEEK_US, filtered=True)
+
+    if "writers" in args.parts:
+        total = args.writers * args.writer_events
+        ones, manys, one_busy, many_busy = [], [], [], []
+        for attempt in range(args.rounds):
+            os.sync()
+            rate, busy = writers(server, folder / f"one{attempt}.key", 1, total)
+            ones.append(rate)
+            one_busy.append(busy)
+            os.sync()
+            rate, busy = writers(server, folder / f"many{attempt}.key", args.writers, args.writer_events)
+            manys.append(rate)
+            many_busy.append(busy)
+            progress(
+                f"  round {attempt}: 1 writer {ones[-1]:,.0f} ({one_busy[-1]:.2f} cores busy), "
+                f"{args.writers} writers {manys[-1]:,.0f} ({many_busy[-1]:.2f} cores busy) (verified)"
+            )
+        one, many = statistics.median(ones), statistics.median(manys)
+        ratios = sorted(m / o for m, o in zip(manys, ones, strict=True))
+        cores = os.cpu_count() or 1
+        ceiling = cores / statistics.median(one_busy)
         row(
-            f"events list, first 100 of one channel in a 1-week window where user.email (indexed) = one of 1,000, "
-            f"{args.listing_events:,}-event PostgreSQL vault, 200 windows",
-            f"{summary(timings)}; {page:.0f} events a page on average",
-            f"index used: {busiest_index(url, before)}",
-            "",
-            "median <= 30 ms",
+            f"{args.writers} writer processes into one PostgreSQL vault, post_many of 1,000, "
+            f"{args.writers} x {args.writer_events:,} events (median of {args.rounds})",
+            f"{many:,.0f} events/s (verified: ok, log size {total:,}); "
+            f"{statistics.median(many_busy):.2f} of {cores} cores busy",
+            f"1 writer process posting the same {total:,} events: {one:,.0f} events/s, "
+            f"{statistics.median(one_busy):.2f} of {cores} cores busy, so all {cores} cores allow at most "
+            f"{ceiling:.2f}x",
+            f"{many / one:.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f})",
+            ">= 1.5x of 1 writer",
         )
+
+    if "listing" in args.parts:
+        with database(server) as url, trailvault.open_vault(url, signing_key=folder / "listing.key") as vault:
+            for name in CHANNELS:
+                vault.open(name, ingest.SCHEMA)
+            build = fill(vault, args.listing_events, args.listing_batch)
+            built = f"vault built at {build:,.0f} events/s ({args.listing_batch:,} a call)"
+            before = index_scans(url)
+            timings, _ = listing(vault, args.listing_events, HOUR_US, filtered=False)
+            row(
+                f"events list, first 100 of one channel in a 1-hour window, {args.listing_events:,}-event PostgreSQL "
+                f"vault (5 channels), 200 windows",
+                summary(timings),
+                f"{built}; index used: {busiest_index(url, before)}",
+                "",
+                "(for information: bench/ingest.py's query)",
+            )
+            before = index_scans(url)
+            timings, page = listing(vault, args.listing_events, WEEK_US, filtered=True)
+            row(
+                f"events list, first 100 of one channel in a 1-week window where user.email (indexed) = one of 1,000, "
+                f"{args.listing_events:,}-event PostgreSQL vault, 200 windows",
+                f"{summary(timings)}; {page:.0f} events a page on average",
+                f"index used: {busiest_index(url, before)}",
+                "",
+                "median <= 30 ms",
+            )
 
     date = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     print(f"\nMachine: {machine}. Date: {date}. Events of about {size:.0f} bytes (JSON).\n")
