@@ -260,3 +260,19 @@ def test_tree_of_two_store_objects(make_store: StoreFactory) -> None:
     for i in range(20):
         (first if i % 3 else second).append([[pending(f"e{i}")]])
     assert _stored_root(first) == _stored_root(second) == _recomputed_root(first)
+
+
+def test_id_of_a_refused_batch_reused_by_a_later_batch(orders: Store) -> None:
+    """An id whose first batch of the call is refused, posted again with other content in a later batch
+    of the same call, is kept with the later content, and its row matches its leaf."""
+    orders.append([[pending("taken", given=True)]])
+    outcomes = orders.append(
+        [
+            [pending("p1", given=True, body='{"company":"first"}', time_us=7), pending("taken", given=True, body="{}")],
+            [pending("p1", given=True, body='{"company":"second"}', time_us=9)],
+        ]
+    )
+    assert isinstance(outcomes[0], IdConflict) and outcomes[1] == [Posted("p1", 2)]
+    kept = orders.get_event("default", "p1")
+    assert kept is not None and (kept.body, kept.time_us) == ({"company": "second"}, 9)
+    assert _stored_root(orders) == _recomputed_root(orders)

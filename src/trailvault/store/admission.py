@@ -29,11 +29,13 @@ class Kept(NamedTuple):
 
 
 class Admitted(NamedTuple):
-    """An outcome per batch, the event rows to insert (in the events table's column order), their leaves."""
+    """An outcome per batch; the event rows to insert (in the events table's column order), their
+    leaves, and where each row's event was among all the batches' events (counted across batches)."""
 
     outcomes: list[AppendOutcome]
     rows: list[tuple[Any, ...]]
     leaves: list[bytes]
+    origins: list[int]
 
 
 #: (app, channel) of an event to (app_key, channel_key); raises ChannelNotFound.
@@ -54,10 +56,12 @@ def admit(
     ``parts`` (shaped like ``batches``) holds each event's :func:`leaf_parts`, computed
     before the caller locked the sequence; without it the leaves are computed whole here.
     """
-    admitted = Admitted([], [], [])
+    admitted = Admitted([], [], [], [])
     accepted: dict[tuple[int, str], Kept] = {}
+    first_of_batch = 0
     for number, batch in enumerate(batches):
         batch_parts = parts[number] if parts is not None else None
+        staged_origins: list[int] = []
         staged: list[tuple[Any, ...]] = []
         staged_leaves: list[bytes] = []
         staged_ids: dict[tuple[int, str], Kept] = {}
@@ -91,12 +95,15 @@ def admit(
                 staged_leaves.append(leaf_from_parts(batch_parts[position], seq))
             else:
                 staged_leaves.append(entry_leaf(event, seq, event.body_sha256))
+            staged_origins.append(first_of_batch + position)
             posted.append(Posted(event.id, seq))
+        first_of_batch += len(batch)
         if conflict is not None:
             admitted.outcomes.append(conflict)
             continue
         admitted.rows.extend(staged)
         admitted.leaves.extend(staged_leaves)
+        admitted.origins.extend(staged_origins)
         accepted.update(staged_ids)
         next_seq += len(staged)
         admitted.outcomes.append(posted)

@@ -250,10 +250,10 @@ class PostgresStore(RelationalStore):
         Everything that does not need the seq (parsing bodies, most of each leaf's
         bytes) happens before the lock, so writers overlap on it.
         """
-        ords, parts = self._stage(tx, batches)
+        parts = self._stage(tx, batches)
         self._lock_log(tx)
         row = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()
-        outcomes, rows, leaves = admit(
+        outcomes, rows, leaves, origins = admit(
             batches,
             int(row[0]) if row else 1,
             lambda event: self._keys_for(tx, event),
@@ -262,7 +262,7 @@ class PostgresStore(RelationalStore):
         )
         if rows:
             # Admission keeps out conflicting batches and repeated ids: move only the rows it gave seqs.
-            tx.execute(_MOVE, ([ords[(row[2], row[1])] for row in rows], [row[0] for row in rows]))
+            tx.execute(_MOVE, (origins, [row[0] for row in rows]))
             size = rows[0][0] - 1
             tiles = grow_tree(tx, size, leaves, self._partials.get(size))
             if grown is not None:
@@ -271,27 +271,19 @@ class PostgresStore(RelationalStore):
                 staged.extend(rows)
         return outcomes
 
-    def _stage(
-        self, tx: Conn, batches: Sequence[Sequence[PendingEvent]]
-    ) -> tuple[dict[tuple[int, str], int], list[list[LeafParts]]]:
-        """COPY every event into the connection's staging table.
+    def _stage(self, tx: Conn, batches: Sequence[Sequence[PendingEvent]]) -> list[list[LeafParts]]:
+        """COPY every event into the connection's staging table, numbered in order across the batches.
 
-        Returns each (app_key, id)'s first row number there, and every event's leaf parts.
+        Returns every event's leaf parts, shaped like ``batches``.
         """
         parts = [[leaf_parts(event, event.body_sha256) for event in batch] for batch in batches]
-        ords: dict[tuple[int, str], int] = {}
-        rows: list[tuple[Any, ...]] = []
         # Keys first: the connection can run no other statement while a COPY is open.
-        for event in (event for batch in batches for event in batch):
-            app_key, channel_key = self._keys_for(tx, event)
-            if (app_key, event.id) in ords:
-                continue  # a repeat within the call: admission decides about it, from the first
-            ords[(app_key, event.id)] = len(rows)
-            rows.append((len(rows), event.id, app_key, channel_key, *event[3:]))
+        events = [event for batch in batches for event in batch]
+        keys = [self._keys_for(tx, event) for event in events]
         with tx.cursor().copy(_STAGE) as copy:
-            for row in rows:
-                copy.write_row(row)
-        return ords, parts
+            for number, (event, (app_key, channel_key)) in enumerate(zip(events, keys, strict=True)):
+                copy.write_row((number, event.id, app_key, channel_key, *event[3:]))
+        return parts
 
     # -- helpers -----------------------------------------------------------------
 

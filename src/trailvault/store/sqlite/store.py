@@ -245,7 +245,7 @@ class SQLiteStore(RelationalStore):
         The grown tree's size and partial tiles are added to ``grown``, for after the commit.
         """
         next_seq: int = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-        outcomes, rows, leaves = admit(
+        outcomes, rows, leaves, _ = admit(
             batches, next_seq, lambda event: self._keys_for(tx, event), lambda batch: self._kept_ids(tx, batch)
         )
         if rows:
