@@ -506,3 +506,20 @@ def test_concurrent_posts_share_transactions(myindex: Vault) -> None:
     for thread in threads:
         thread.join()
     assert myindex._committer.transactions - start < 320
+
+
+def test_nul_character_refused_on_every_backend(vault: Vault) -> None:
+    """U+0000 in any text is refused with its path (PostgreSQL's jsonb cannot hold it), before any store
+    sees it; the six characters backslash-u-0-0-0-0 are ordinary text."""
+    vault.open(
+        "notes",
+        {"fields": [{"name": "text", "type": "STRING"}, {"name": "tags", "type": "STRING", "mode": "REPEATED"}]},
+    )
+    with pytest.raises(ValidationFailed) as one:
+        vault.post("notes", {"text": "x\x00y"})
+    assert one.value.field == "text" and "U+0000" in one.value.message
+    with pytest.raises(BatchRejected, match=r"event 1: tags\[1\]: text may not contain the NUL"):
+        vault.post_many("notes", [{"text": "fine"}, {"tags": ["a", "b\x00"]}])
+    assert vault.events("notes").events == []
+    assert vault.post("notes", {"text": "a literal \\u0000"}).seq == 1
+    assert vault.events("notes").events[0].body == {"text": "a literal \\u0000"}

@@ -214,3 +214,11 @@ def test_cli_verify(kept: Path, tmp_path: Path) -> None:
     conn.close()
     bad = run_cli("verify", "--output", "json", vault=kept)
     assert bad.returncode == 1 and '"seq": 33' in bad.stdout
+
+
+def test_earlier_changed_entry_wins_over_a_later_deleted_row(kept: Path, intruder: sqlite3.Connection) -> None:
+    """An entry changed before a deleted row in the same stretch is the one named (the first bad seq)."""
+    intruder.execute("UPDATE events SET time = time + 1 WHERE seq = 10")
+    intruder.execute("DELETE FROM events WHERE seq = 15")
+    report = _verify(kept)
+    assert report.seq == 10 and "does not match its leaf" in (report.problem or "")

@@ -8,8 +8,11 @@ file is copied to the target's default place when the target has none. The copy 
 then verified from its own rows, against the source's verifier key, and its root is
 compared with the source's.
 
-The target must be new and empty. The source may keep taking events: the copy covers
-the log as it was when the copy started.
+The target must be new and empty. The source may keep taking events (the copy covers
+the log up to its size when the copy started, and channels are read after that size, so
+every channel those entries use is there), but it should take no redactions meanwhile:
+entries are read in chunks, not in one snapshot, so a body erased on the source during
+the copy may still be in the copy. Run ``verify`` on both, or copy a quiet vault.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def migrate_vault(
 ) -> MigrationReport:
     """Copy the vault at ``source`` into a new vault at ``target`` and verify the copy.
 
-    ``signing_key`` is the source's key file when it is not in its default place.
+    ``signing_key`` is the key file the ``signing_key`` setting names, if any; such a key
+    is not copied (``key_copied_to`` is None), since the setting serves the copy too.
     ``progress(copied, total)`` is called after each chunk of entries. Raises Conflict
     when the target is not empty, IntegrityFailure when the copy does not verify.
     """
@@ -94,15 +98,16 @@ def _copy(
     verifier_key = origin.meta("verifier_key")
     if verifier_key is not None:
         copy.set_meta("verifier_key", verifier_key)
+    # Checkpoints, then the size, then the channels: every checkpoint copied is within the
+    # entries copied, and every channel those entries use exists (channels only grow).
+    checkpoints = origin.all_checkpoints()
+    size = origin.log_size()
     versions = origin.channel_versions()
     for record in versions:
         schema = parse_schema(record.schema_document)
         copy.save_channel_version(
             record.app, record.name, record.version, record.schema_document, schema.index_paths(), record.created_us
         )
-    # Checkpoints first, then the size: every checkpoint copied is within the entries copied.
-    checkpoints = origin.all_checkpoints()
-    size = origin.log_size()
     copied = 0
     while copied < size:
         chunk = origin.entries(copied, min(_CHUNK, size - copied))
@@ -146,8 +151,15 @@ def _check_copy(origin: Store, copy: Store, size: int, verifier_key: str | None)
 
 
 def _copy_key(origin: Store, copy: Store, vault_id: str, signing_key: str | Path | None) -> str | None:
-    """Put the source's key file where the target vault looks for it by default, unless one is there."""
-    source_key = Path(signing_key).expanduser() if signing_key else default_key_path(origin.location, vault_id)
+    """Put the source's key file where the target vault looks for it by default, unless one is there.
+
+    Only a key kept in the source's default place is copied: a key the ``signing_key``
+    setting keeps elsewhere (away from the database, as docs/integrity.md advises) stays
+    where it is, and the same setting serves the copy.
+    """
+    if signing_key:
+        return None
+    source_key = default_key_path(origin.location, vault_id)
     target_key = default_key_path(copy.location, vault_id)
     if not source_key.exists() or target_key.exists():
         return None

@@ -16,6 +16,7 @@ would not help; processes use every core.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import multiprocessing
 from collections import deque
@@ -140,10 +141,10 @@ def _check(
     # Read after the checkpoints, so every checkpoint's size is within it.
     size = store.log_size()
     starts = range(0, size, SEGMENT)
-    asked = [sorted({p[0] for p in pending if start < p[0] <= min(start + SEGMENT, size)}) for start in starts]
+    sizes = sorted({item[0] for item in pending})
     builder = TreeBuilder()
     position = _compare_roots(0, builder.root(), pending, 0, report)
-    for result in _segments(store, starts, size, asked, jobs, reopen):
+    for result in _segments(store, starts, size, sizes, jobs, reopen):
         for at_size, frontier in result.roots:
             position = _compare_roots(at_size, fold_frontier(builder.frontier() + frontier), pending, position, report)
         report.entries += result.count
@@ -156,18 +157,27 @@ def _check(
 
 
 def _segments(
-    store: Store, starts: range, size: int, asked: list[list[int]], jobs: int, reopen: Callable[[], Store] | None
+    store: Store, starts: range, size: int, sizes: list[int], jobs: int, reopen: Callable[[], Store] | None
 ) -> Iterator[Segment]:
-    """Yield each segment's result in order, checked here or by ``jobs`` worker processes."""
-    tasks = [(start, min(start + SEGMENT, size), sizes) for start, sizes in zip(starts, asked, strict=True)]
-    if jobs <= 1 or reopen is None or len(tasks) <= 1:
-        for start, end, sizes in tasks:
-            yield check_segment(store, start, end, sizes)
+    """Yield each segment's result in order, checked here or by ``jobs`` worker processes.
+
+    Tasks are made as they are needed (a log whose size was forged huge must not stall
+    the planning), each with the checkpoint sizes inside it, found by bisection.
+    """
+
+    def task(start: int) -> tuple[int, int, list[int]]:
+        end = min(start + SEGMENT, size)
+        return start, end, sizes[bisect.bisect_right(sizes, start) : bisect.bisect_right(sizes, end)]
+
+    tasks = (task(start) for start in starts)
+    if jobs <= 1 or reopen is None or len(starts) <= 1:
+        for start, end, inside in tasks:
+            yield check_segment(store, start, end, inside)
         return
     # spawn, not fork: the vault has a checkpoint thread and open connections that a
     # forked child must not inherit.
     pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)),
+        max_workers=min(jobs, len(starts)),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
         initargs=(reopen,),
@@ -175,15 +185,14 @@ def _segments(
     try:
         # A bounded window of segments in flight keeps memory constant on any log size.
         window: deque[Future[Segment]] = deque()
-        queued = iter(tasks)
-        for task in queued:
-            window.append(pool.submit(_check_in_worker, *task))
+        for planned in tasks:
+            window.append(pool.submit(_check_in_worker, *planned))
             if len(window) >= 2 * jobs:
                 break
         while window:
             result = window.popleft().result()
-            for task in queued:
-                window.append(pool.submit(_check_in_worker, *task))
+            for planned in tasks:
+                window.append(pool.submit(_check_in_worker, *planned))
                 break
             yield result
     finally:
@@ -238,14 +247,24 @@ def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> S
                 missing = position + len(leaves) + 1
                 raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
             _compare_leaves(store, position, leaves)
-        except _Problem as problem:
-            assert problem.seq is not None
-            good = problem.seq - 1 - position
+        except _Problem as found:
+            first = _first_problem(store, position, leaves, found)
+            good = (first.seq or position + 1) - 1 - position
             feed(leaves[:good], position)
-            return Segment(position + good - start, tuple(roots), builder.frontier(), (str(problem), problem.seq))
+            return Segment(position + good - start, tuple(roots), builder.frontier(), (str(first), first.seq))
         feed(leaves, position)
         position += len(leaves)
     return Segment(end - start, tuple(roots), builder.frontier())
+
+
+def _first_problem(store: Store, position: int, leaves: list[bytes], found: _Problem) -> _Problem:
+    """The entries before ``found`` were recomputed but not yet compared with the tree: an earlier bad one wins."""
+    assert found.seq is not None
+    try:
+        _compare_leaves(store, position, leaves[: found.seq - 1 - position])
+    except _Problem as earlier:
+        return earlier
+    return found
 
 
 def _compare_leaves(store: Store, position: int, leaves: list[bytes]) -> None:

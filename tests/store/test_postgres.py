@@ -49,6 +49,8 @@ def test_masked_url_hides_every_password() -> None:
     assert masked_url("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert "s3cret" not in masked_url("postgresql://u@h/db?password=s3cret&sslmode=require")
     assert masked_url("postgresql://h/db") == "postgresql://h/db"
+    for raw in ("postgresql://u:ab/cd@h/db", "postgresql://u:ab#cd@h/db", "postgresql://u:a@b@h/db?sslpassword=zz9"):
+        assert "cd" not in masked_url(raw) and "a@b" not in masked_url(raw) and "zz9" not in masked_url(raw)
 
 
 def test_wrong_password_is_clear_and_never_shows_it(postgres_url: str, key: Path) -> None:
@@ -116,6 +118,15 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
             assert vault.events("access", where={"who": "alice"}).events == []
             assert vault.verify().ok
         with psycopg.connect(app_url, autocommit=True) as conn:
+            # A temporary table cannot stand in for the vault's own inside the owner-rights
+            # functions: their search_path puts pg_temp last.
+            conn.execute("CREATE TEMPORARY TABLE erasure_grants (first_seq bigint, last_seq bigint, reason text)")
+            conn.execute("CREATE TEMPORARY TABLE events (seq bigint, body text, body_json jsonb)")
+            conn.execute("SELECT trailvault_erase(2, 'through a decoy')")
+            grants = conn.execute("SELECT count(*) FROM public.erasure_grants WHERE reason = 'through a decoy'")
+            assert grants.fetchone() == (1,)
+            assert conn.execute("SELECT body FROM public.events WHERE seq = 2").fetchone() == (None,)
+            conn.execute("DROP TABLE pg_temp.events, pg_temp.erasure_grants")
             for statement in ("UPDATE events SET time = 0", "DELETE FROM events", "DELETE FROM merkle_tiles"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)  # type: ignore[call-overload]

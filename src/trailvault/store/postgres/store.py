@@ -8,8 +8,9 @@ a time, so the lock is contended only across processes.
 
 A commit acknowledged by PostgreSQL is durable (``synchronous_commit`` on, unless the
 store is opened with ``durability="normal"``). A connection lost inside a batch rolls
-the whole batch back; one lost while committing is resolved by looking the batch's
-last event up on a fresh connection, so the caller learns whether it was kept.
+the whole batch back; one lost while committing is resolved by asking a fresh
+connection for the transaction's status (``pg_xact_status``), so the caller learns
+whether it was kept.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote
 
 import psycopg
+import psycopg.sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from trailvault.errors import (
@@ -45,6 +47,7 @@ from trailvault.store.relational import RelationalStore
 __all__ = ["PostgresStore", "masked_url"]
 
 _DURABILITY = {"full": "on", "normal": "off"}
+_SECRET_PARAMETERS = ("password", "sslpassword")
 _CONNECT_TIMEOUT_S = 10
 _POOL_TIMEOUT_S = 30.0
 # pg_advisory_xact_lock keys (any fixed 64-bit numbers; "tvseq" and "tvmig" in ASCII).
@@ -69,16 +72,27 @@ _MOVE = """INSERT INTO events (seq, id, app_key, channel_key, time, received, bo
 
 
 def masked_url(url: str) -> str:
-    """Return the URL with any password replaced by ``***``, fit for messages and logs."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, host = netloc.rsplit("@", 1)
+    """Return the URL with any password replaced by ``***``, fit for messages and logs.
+
+    The user part is cut at the last ``@`` before the query, so a password holding
+    ``/``, ``#`` or ``@`` (legal for libpq even unencoded) is masked whole;
+    ``password`` and ``sslpassword`` query parameters are masked too.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "***"
+    before_query, mark, query = rest.partition("?")
+    if "@" in before_query:
+        credentials, host = before_query.rsplit("@", 1)
         if ":" in credentials:
             credentials = credentials.split(":", 1)[0] + ":***"
-        netloc = f"{credentials}@{host}"
-    query = urlencode([(key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        before_query = f"{credentials}@{host}"
+    if mark:
+        query = "&".join(
+            part.split("=", 1)[0] + "=***" if part.split("=", 1)[0] in _SECRET_PARAMETERS else part
+            for part in query.split("&")
+        )
+    return f"{scheme}://{before_query}{mark}{query}"
 
 
 class PostgresStore(RelationalStore):
@@ -185,9 +199,18 @@ class PostgresStore(RelationalStore):
                     "version integer PRIMARY KEY, description text NOT NULL, applied bigint NOT NULL)"
                 )
         latest = MIGRATIONS[-1].version
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        if schema is None or schema[0] is None:
+            raise InvalidInput("vault: the connection has no schema to create the vault in; check search_path")
         for migration in MIGRATIONS:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                # The owner-rights functions capture this path (SET search_path FROM CURRENT):
+                # pg_catalog first (implicitly), the vault's schema, and pg_temp last, so no
+                # table or function a caller creates can stand in for the vault's own.
+                conn.execute(
+                    psycopg.sql.SQL("SET LOCAL search_path = {}, pg_temp").format(psycopg.sql.Identifier(schema[0]))
+                )
                 row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
                 applied = int(row[0]) if row else 0
                 if applied > latest:
@@ -213,46 +236,62 @@ class PostgresStore(RelationalStore):
     # -- events ------------------------------------------------------------------
 
     def append(self, batches: Sequence[Sequence[PendingEvent]]) -> list[AppendOutcome]:
-        staged: list[tuple[Any, ...]] = []
+        xact: list[str] = []
         grown: list[tuple[int, dict[TileKey, bytes]]] = []
         outcomes: list[AppendOutcome] = []
         try:
             with self._transaction() as tx:
-                outcomes = self._append_in(tx, batches, staged, grown)
-        except StoreUnavailable:
-            if staged and self._was_kept(staged[-1]):
-                self._remember(grown)
-                return outcomes
-            raise
+                outcomes = self._append_in(tx, batches, xact, grown)
+        except StoreUnavailable as lost:
+            if not grown or not xact:
+                raise  # lost before the commit: the transaction rolled back
+            try:
+                committed = self._committed(xact[0])
+            except StoreUnavailable:
+                raise StoreUnavailable(
+                    f"the connection to {self.location} was lost while committing and the server cannot be asked "
+                    "whether the batch was kept; look its events up by id before posting them again"
+                ) from lost
+            if not committed:
+                raise
+            self._remember(grown)
+            return outcomes
         self._remember(grown)
         return outcomes
 
-    def _was_kept(self, row: tuple[Any, ...]) -> bool:
-        """After a connection was lost while committing: did the commit happen? Ask a fresh connection."""
-        try:
-            with self._connection() as conn:
-                found = conn.execute("SELECT 1 FROM events WHERE seq = %s AND id = %s", (row[0], row[1])).fetchone()
-        except StoreUnavailable:
-            return False
-        return found is not None
+    def _committed(self, xact: str) -> bool:
+        """After the connection was lost around a commit: did that transaction commit? Ask a fresh connection.
+
+        A transaction still in progress holds the sequence lock; waiting for the lock
+        waits for it to end. Raises StoreUnavailable when the server cannot say.
+        """
+        with self._connection() as conn:
+            status = conn.execute("SELECT pg_xact_status(%s::xid8)", (xact,)).fetchone()
+            if status is not None and status[0] == "in progress":
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SEQ_LOCK,))
+                status = conn.execute("SELECT pg_xact_status(%s::xid8)", (xact,)).fetchone()
+        return status is not None and status[0] == "committed"
 
     def _append_in(
         self,
         tx: Conn,
         batches: Sequence[Sequence[PendingEvent]],
-        staged: list[tuple[Any, ...]] | None = None,
+        xact: list[str] | None = None,
         grown: list[tuple[int, dict[TileKey, bytes]]] | None = None,
     ) -> list[AppendOutcome]:
         """Append inside the caller's transaction: stage the rows, lock the sequence, move them, grow the tree.
 
-        The rows written are added to ``staged``, so that a commit whose answer was lost
-        can be checked afterwards; the grown tree's size and partial tiles to ``grown``.
+        The transaction's id goes to ``xact``, so that a commit whose answer was lost can be
+        looked up afterwards; the grown tree's size and partial tiles to ``grown``.
         Everything that does not need the seq (parsing bodies, most of each leaf's
         bytes) happens before the lock, so writers overlap on it.
         """
         parts = self._stage(tx, batches)
         self._lock_log(tx)
-        row = tx.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()
+        row = tx.execute("SELECT coalesce(max(seq), 0) + 1, pg_current_xact_id()::text FROM events").fetchone()
+        if xact is not None and row is not None:
+            xact.append(str(row[1]))
         outcomes, rows, leaves, origins = admit(
             batches,
             int(row[0]) if row else 1,
@@ -267,8 +306,6 @@ class PostgresStore(RelationalStore):
             tiles = grow_tree(tx, size, leaves, self._partials.get(size))
             if grown is not None:
                 grown.append((size + len(leaves), tiles))
-            if staged is not None:
-                staged.extend(rows)
         return outcomes
 
     def _stage(self, tx: Conn, batches: Sequence[Sequence[PendingEvent]]) -> list[list[LeafParts]]:
@@ -318,8 +355,12 @@ class PostgresStore(RelationalStore):
 
 
 def _passwords(url: str) -> list[str]:
-    parts = urlsplit(url)
-    found = [value for key, value in parse_qsl(parts.query) if key == "password" and value]
-    if parts.password:
-        found.append(parts.password)
-    return found
+    """Every secret in the URL, in raw and decoded form, to scrub from driver messages."""
+    _, _, rest = url.partition("://")
+    before_query, _, query = rest.partition("?")
+    found = [value for key, value in parse_qsl(query) if key in _SECRET_PARAMETERS and value]
+    if "@" in before_query:
+        credentials = before_query.rsplit("@", 1)[0]
+        if ":" in credentials:
+            found.append(credentials.split(":", 1)[1])
+    return [secret for value in found for secret in {value, unquote(value)} if secret]
