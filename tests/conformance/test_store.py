@@ -276,3 +276,16 @@ def test_id_of_a_refused_batch_reused_by_a_later_batch(orders: Store) -> None:
     kept = orders.get_event("default", "p1")
     assert kept is not None and (kept.body, kept.time_us) == ({"company": "second"}, 9)
     assert _stored_root(orders) == _recomputed_root(orders)
+
+
+def test_body_comparisons_across_types_and_null(orders: Store) -> None:
+    """Both dialects agree: a range compares like with like; eq null is absent-or-null, ne null is present."""
+    bodies = ['{"company":"A","n":5}', '{"company":"B","n":"7"}', '{"company":"C","n":null}', '{"company":"D"}']
+    orders.append([[pending(f"t{i}", body=body) for i, body in enumerate(bodies)]])
+    assert _bodies(orders, Compare("n", Op.LT, 100)) == ["t0"]
+    assert _bodies(orders, Compare("n", Op.GT, 1)) == ["t0"]
+    assert _bodies(orders, Compare("n", Op.GE, "0")) == ["t1"]
+    assert _bodies(orders, Compare("n", Op.EQ, None)) == ["t2", "t3"]
+    assert _bodies(orders, Compare("n", Op.NE, None)) == ["t0", "t1"]
+    with pytest.raises(InvalidQuery, match="not a number"):
+        _bodies(orders, Compare("n", Op.EQ, float("inf")))

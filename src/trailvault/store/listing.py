@@ -12,6 +12,7 @@ which can hold no quote, so they can match the expression indexes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -108,7 +109,15 @@ class ListingCompiler:
             return self._compare_channel(node.op in (Op.NE, Op.NOT_IN), keys)
         if node.attribute in ENVELOPE_COLUMNS:
             return self._compare_envelope(node.attribute, node.op, [_envelope_value(node.attribute, v) for v in values])
-        return self._compare_body(body_path(node.attribute), node.op, values)
+        segments = body_path(node.attribute)
+        if values == [None] and node.op in (Op.EQ, Op.EQ_CS, Op.NE):
+            # Equal to null means absent or null, as in SCIM; not equal to null means present.
+            present = self._present_body(segments)
+            return present if node.op is Op.NE else f"(NOT {present})"
+        for value in values:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidQuery(f"{node.attribute}: {value} is not a number a body can hold", field=node.attribute)
+        return self._compare_body(segments, node.op, values)
 
     def bind(self, value: Any) -> str:
         """Add a parameter and return its placeholder."""

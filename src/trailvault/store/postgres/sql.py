@@ -76,7 +76,18 @@ class _PostgresListing(ListingCompiler):
         mark = f"{self.bind(orjson.dumps(value).decode())}::jsonb"
         if op is Op.NE:
             return f"({expression} IS NULL OR {expression} <> {mark})"
+        if op in (Op.GT, Op.GE, Op.LT, Op.LE):
+            # jsonb orders across types (a string above any number); a range compares like with like.
+            return f"(jsonb_typeof({expression}) = '{_json_type(value)}' AND {expression} {_COMPARISONS[op]} {mark})"
         return f"({expression} {_COMPARISONS.get(op, '=')} {mark})"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "null"
 
 
 def _body_value(value: Any) -> Any:

@@ -45,7 +45,14 @@ class _SQLiteListing(ListingCompiler):
         return self._compare_values(column, op, values)
 
     def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
-        return self._compare_values(body_expression(segments), op, [_body_value(value) for value in values])
+        condition = self._compare_values(body_expression(segments), op, [_body_value(value) for value in values])
+        value = values[0] if values else None
+        if op in (Op.GT, Op.GE, Op.LT, Op.LE) and isinstance(value, (int, float, str)):
+            # SQLite orders text above every number; a range compares like with like.
+            kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
+            json_path = "$" + "".join(f'."{segment}"' for segment in segments)
+            return f"(json_type(body, '{json_path}') IN {kinds} AND {condition})"
+        return condition
 
     def _compare_values(self, expression: str, op: Op, values: Sequence[Any]) -> str:
         if op in (Op.IN, Op.NOT_IN):
