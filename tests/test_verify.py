@@ -222,3 +222,14 @@ def test_earlier_changed_entry_wins_over_a_later_deleted_row(kept: Path, intrude
     intruder.execute("DELETE FROM events WHERE seq = 15")
     report = _verify(kept)
     assert report.seq == 10 and "does not match its leaf" in (report.problem or "")
+
+
+def test_body_removed_without_a_redaction_record(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A body set to NULL behind trailvault's back (the leaf keeps only its hash) is named; one removed
+    through redact, which records itself in the log, is not."""
+    with trailvault.open_vault(kept, create=False) as vault:
+        vault.redact(vault.events("myindex", limit=1)[0].id, "erasure request")
+    assert _verify(kept).ok
+    intruder.execute("UPDATE events SET body = NULL WHERE seq = 23")
+    report = _verify(kept)
+    assert report.seq == 23 and "removed outside trailvault" in (report.problem or "")

@@ -8,7 +8,10 @@ from typing import Any
 from trailvault.schema import Schema
 from trailvault.timestamps import format_timestamp
 
-__all__ = ["Channel"]
+__all__ = ["REDACTIONS_CHANNEL", "Channel"]
+
+#: The channel where every redaction is recorded (``redacted_id``, ``redacted_seq``, ``reason``).
+REDACTIONS_CHANNEL = "trailvault.redactions"
 
 
 @dataclass(frozen=True)

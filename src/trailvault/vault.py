@@ -20,7 +20,7 @@ from typing import Any, Literal, overload
 import orjson
 import uuid_utils
 
-from trailvault.channel import Channel
+from trailvault.channel import REDACTIONS_CHANNEL, Channel
 from trailvault.checkpoints import Checkpointer
 from trailvault.commit import GroupCommitter
 from trailvault.errors import (
@@ -68,7 +68,6 @@ DEFAULT_MAX_FUTURE_SKEW = 300.0
 _MAX_REPORTED_FAILURES = 100
 _SORTED = orjson.OPT_SORT_KEYS
 _SORT_ORDERS = {"asc": False, "desc": True}
-REDACTIONS_CHANNEL = "trailvault.redactions"
 _REDACTION_SCHEMA = {
     "fields": [
         {"name": "redacted_id", "type": "STRING", "mode": "REQUIRED"},

@@ -25,6 +25,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from trailvault.channel import REDACTIONS_CHANNEL
 from trailvault.errors import InvalidInput
 from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailvault.integrity.log import entry_leaf
@@ -84,6 +87,9 @@ class Segment:
     roots: tuple[tuple[int, Frontier], ...]
     frontier: Frontier
     problem: tuple[str, int | None] | None = None
+    #: (seq, app) of entries whose body is gone, and of those a redaction record names.
+    erased: tuple[tuple[int, str], ...] = ()
+    recorded: tuple[tuple[int, str], ...] = ()
 
 
 def verify_log(
@@ -144,6 +150,8 @@ def _check(
     sizes = sorted({item[0] for item in pending})
     builder = TreeBuilder()
     position = _compare_roots(0, builder.root(), pending, 0, report)
+    erased: list[tuple[int, str]] = []
+    recorded: set[tuple[int, str]] = set()
     for result in _segments(store, starts, size, sizes, jobs, reopen):
         for at_size, frontier in result.roots:
             position = _compare_roots(at_size, fold_frontier(builder.frontier() + frontier), pending, position, report)
@@ -151,6 +159,15 @@ def _check(
         if result.problem is not None:
             raise _Problem(*result.problem)
         builder.absorb(result.frontier)
+        erased.extend(result.erased)
+        recorded.update(result.recorded)
+    # A body may go only through redact, which records it in the log; the leaf keeps only
+    # the body's hash, so this is how a body removed behind trailvault's back is caught.
+    for seq, app in erased:
+        if (seq, app) not in recorded:
+            raise _Problem(
+                f"seq {seq}: its body was removed outside trailvault (no redaction record in the log names it)", seq
+            )
     if position < len(pending):
         at_size, _, name, _ = pending[position]
         raise _Problem(f"{name} covers {at_size} entries but the log has only {size}: the log was truncated", size + 1)
@@ -222,6 +239,8 @@ def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> S
     builder = TreeBuilder()
     wanted = deque(sizes)
     roots: list[tuple[int, Frontier]] = []
+    erased: list[tuple[int, str]] = []
+    recorded: list[tuple[int, str]] = []
 
     def feed(leaves: Sequence[bytes], first: int) -> None:
         # Append leaves of indexes first.., stopping at each asked size to record a frontier.
@@ -243,6 +262,10 @@ def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> S
                     missing = position + len(leaves) + 1
                     raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
                 leaves.append(_entry_leaf(entry))
+                if entry.body_json is None:
+                    erased.append((entry.seq, entry.app))
+                elif entry.channel == REDACTIONS_CHANNEL:
+                    recorded.append((_redacted_seq(entry), entry.app))
             if position + len(leaves) < end and len(chunk) < min(_CHUNK, end - position):
                 missing = position + len(leaves) + 1
                 raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
@@ -254,7 +277,14 @@ def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> S
             return Segment(position + good - start, tuple(roots), builder.frontier(), (str(first), first.seq))
         feed(leaves, position)
         position += len(leaves)
-    return Segment(end - start, tuple(roots), builder.frontier())
+    return Segment(end - start, tuple(roots), builder.frontier(), None, tuple(erased), tuple(recorded))
+
+
+def _redacted_seq(entry: StoredEntry) -> int:
+    try:
+        return int(orjson.loads(entry.body_json or "{}")["redacted_seq"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return 0  # not a redaction record trailvault wrote; it names nothing
 
 
 def _first_problem(store: Store, position: int, leaves: list[bytes], found: _Problem) -> _Problem:

@@ -127,6 +127,9 @@ class PostgresStore(RelationalStore):
     # -- connections -------------------------------------------------------------
 
     def _configure(self, conn: Conn) -> None:
+        # The sequence read after the lock must see the last writer's commit, whatever
+        # the role's default isolation: READ COMMITTED takes a snapshot per statement.
+        conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
         conn.execute(f"SET synchronous_commit = {self._synchronous_commit}")
         conn.execute(_STAGING)
 
