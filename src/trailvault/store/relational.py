@@ -13,13 +13,15 @@ locked, how rows are written in bulk, and how the tree grows.
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
 
-from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure
+from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure, TrailvaultError
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
 from trailvault.integrity.tiles import PartialCache, TileKey
@@ -101,6 +103,35 @@ class RelationalStore:
     #: The tree readers of the backend's dialect: (conn, keys) and (conn, start, end).
     _read_tree_nodes: Callable[[Any, Iterable[NodeKey]], dict[NodeKey, bytes]]
     _read_leaf_hashes: Callable[[Any, int, int], bytes]
+
+    # -- migrations ------------------------------------------------------------------
+
+    def _apply_migration(self, tx: Any, migration: Any, latest: int) -> None:
+        """Inside the caller's transaction: apply ``migration`` unless it was, refusing a newer vault.
+
+        ``migration`` has ``version``, ``description``, ``statements`` and may have an
+        ``after(tx)`` step (SQLite's backfill). Migration 1 gives the vault its id.
+        """
+        applied = int(self._execute(tx, "SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+        if applied > latest:
+            raise TrailvaultError(
+                f"the vault at {self.location} was written by a newer trailvault "
+                f"(migration {applied}, this one knows {latest}); upgrade trailvault"
+            )
+        if migration.version <= applied:
+            return
+        for statement in migration.statements:
+            tx.execute(statement)
+        after = getattr(migration, "after", None)
+        if after is not None:
+            after(tx)
+        if migration.version == 1:
+            self._execute(tx, "INSERT INTO vault_meta VALUES ('vault_id', ?)", (str(uuid.uuid4()),))
+        self._execute(
+            tx,
+            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+            (migration.version, migration.description, time.time_ns() // 1000),
+        )
 
     # -- statements ----------------------------------------------------------------
 

@@ -15,8 +15,6 @@ whether it was kept.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -214,27 +212,7 @@ class PostgresStore(RelationalStore):
                 conn.execute(
                     psycopg.sql.SQL("SET LOCAL search_path = {}, pg_temp").format(psycopg.sql.Identifier(schema[0]))
                 )
-                row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-                applied = int(row[0]) if row else 0
-                if applied > latest:
-                    raise TrailvaultError(
-                        f"the vault at {self.location} was written by a newer trailvault "
-                        f"(migration {applied}, this one knows {latest}); upgrade trailvault"
-                    )
-                if migration.version <= applied:
-                    continue
-                for statement in migration.statements:
-                    conn.execute(statement)
-                if migration.version == 1:
-                    conn.execute("INSERT INTO vault_meta VALUES ('vault_id', %s)", (str(uuid.uuid4()),))
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
-                    (migration.version, migration.description, time.time_ns() // 1000),
-                )
-
-    # -- names and keys ----------------------------------------------------------
-
-    # -- channels ----------------------------------------------------------------
+                self._apply_migration(conn, migration, latest)
 
     # -- events ------------------------------------------------------------------
 

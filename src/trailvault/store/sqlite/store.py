@@ -13,8 +13,6 @@ import contextlib
 import hashlib
 import sqlite3
 import threading
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,28 +169,7 @@ class SQLiteStore(RelationalStore):
         latest = MIGRATIONS[-1].version
         for migration in MIGRATIONS:
             with self._transaction() as tx:
-                applied = tx.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-                if applied > latest:
-                    raise TrailvaultError(
-                        f"the vault at {self._path} was written by a newer trailvault "
-                        f"(migration {applied}, this one knows {latest}); upgrade trailvault"
-                    )
-                if migration.version <= applied:
-                    continue
-                for statement in migration.statements:
-                    tx.execute(statement)
-                if migration.after is not None:
-                    migration.after(tx)
-                if migration.version == 1:
-                    tx.execute("INSERT INTO vault_meta VALUES ('vault_id', ?)", (str(uuid.uuid4()),))
-                tx.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    (migration.version, migration.description, time.time_ns() // 1000),
-                )
-
-    # -- names and keys ----------------------------------------------------------
-
-    # -- channels ----------------------------------------------------------------
+                self._apply_migration(tx, migration, latest)
 
     _compile_listing = staticmethod(compile_listing)
     _read_tree_nodes = staticmethod(tree_nodes)
