@@ -20,7 +20,9 @@ LAYERS = {
     "edge": 3,
 }
 MODULE_LAYERS = {
-    **dict.fromkeys(["errors", "timestamps", "event", "query", "schema", "jsontext", "channel", "integrity"], "core"),
+    **dict.fromkeys(
+        ["errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity"], "core"
+    ),
     **dict.fromkeys(["store", "sources", "keys", "formats", "sinks", "importers"], "adapter"),
     **dict.fromkeys(
         [

@@ -50,12 +50,15 @@ from trailvault.keys import create_signing_key, default_key_path, load_signing_k
 from trailvault.proving import Proving
 from trailvault.query import (
     MAX_LIMIT,
+    And,
     EventQuery,
+    Filter,
     decode_page_token,
     encode_page_token,
     equality_filter,
 )
 from trailvault.schema import Schema, evolve, parse_schema
+from trailvault.scim import parse_filter
 from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
 from trailvault.store.base import ChannelRecord
@@ -418,6 +421,7 @@ class Vault(Proving):
         time_from: datetime | str | None = None,
         time_to: datetime | str | None = None,
         where: Mapping[str, Any] | None = None,
+        filter: str | Filter | None = None,  # noqa: A002 - the listing parameter's name everywhere
         sort_by: str = "time",
         sort_order: str = "asc",
         limit: int = 100,
@@ -427,12 +431,15 @@ class Vault(Proving):
 
         ``time_from``/``time_to`` bound ``time`` as ``[from, to)``. ``where`` maps
         envelope fields or dotted body paths to values that must be equal (values
-        are read as the channel schema's types). ``page`` is the ``next_page`` of
-        the previous page of the same query; pages stay exact while events arrive.
+        are read as the channel schema's types). ``filter`` is a SCIM filter
+        (:mod:`trailvault.scim`), such as ``'(time ge "2024-10-07T00:00Z") and
+        (user.email eq "a@example.com")'``, or an already built filter tree; it and
+        ``where`` must both hold. ``page`` is the ``next_page`` of the previous page of
+        the same query; pages stay exact while events arrive.
         """
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidQuery(f"limit: {limit} is out of range; use 1 to {MAX_LIMIT}", field="limit")
-        query = self._query(channel, time_from, time_to, where, sort_by, sort_order, limit + 1)
+        query = self._query(channel, time_from, time_to, where, filter, sort_by, sort_order, limit + 1)
         if page:
             query = query.starting_after(decode_page_token(page, query))
         found = self._store.find_events(query)
@@ -448,11 +455,12 @@ class Vault(Proving):
         time_from: datetime | str | None = None,
         time_to: datetime | str | None = None,
         where: Mapping[str, Any] | None = None,
+        filter: str | Filter | None = None,  # noqa: A002 - the listing parameter's name everywhere
         sort_by: str = "time",
         sort_order: str = "asc",
     ) -> Iterator[Event]:
-        """Yield every matching event, fetching pages as it goes (constant memory)."""
-        query = self._query(channel, time_from, time_to, where, sort_by, sort_order, MAX_LIMIT)
+        """Yield every matching event, fetching pages as it goes (constant memory); arguments as :meth:`events`."""
+        query = self._query(channel, time_from, time_to, where, filter, sort_by, sort_order, MAX_LIMIT)
         while True:
             found = self._store.find_events(query)
             yield from found
@@ -466,6 +474,7 @@ class Vault(Proving):
         time_from: datetime | str | None,
         time_to: datetime | str | None,
         where: Mapping[str, Any] | None,
+        filter: str | Filter | None,  # noqa: A002
         sort_by: str,
         sort_order: str,
         limit: int,
@@ -474,12 +483,15 @@ class Vault(Proving):
         if descending is None:
             raise InvalidQuery(f"sort_order: use asc or desc, not {sort_order!r}", field="sort_order")
         schema = self._channel_state(channel).schema if channel is not None else None
+        parts = [equality_filter(where, schema)] if where else []
+        if filter is not None:
+            parts.append(parse_filter(filter) if isinstance(filter, str) else filter)
         return EventQuery(
             app=self.app,
             channel=channel,
             time_from=None if time_from is None else _query_time(time_from, "from"),
             time_to=None if time_to is None else _query_time(time_to, "to"),
-            filter=equality_filter(where, schema) if where else None,
+            filter=None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts)),
             sort_by=sort_by,
             descending=descending,
             limit=limit,

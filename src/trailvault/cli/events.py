@@ -25,6 +25,12 @@ def events() -> None:
 @click.option(
     "--where", "where", multiple=True, metavar="PATH=VALUE", help="Equality on an envelope field or body path."
 )
+@click.option(
+    "--filter",
+    "filter_text",
+    metavar="SCIM",
+    help='A SCIM filter, e.g. \'(time ge "2024-10-07T00:00Z") and (user.email eq "a@example.com")\'.',
+)
 @click.option("--sort-by", type=click.Choice(SORT_FIELDS), default="time", show_default=True)
 @click.option(
     "--sort-order", type=click.Choice(["asc", "desc"], case_sensitive=False), default="asc", show_default=True
@@ -40,6 +46,7 @@ def list_(
     time_from: str | None,
     time_to: str | None,
     where: tuple[str, ...],
+    filter_text: str | None,
     sort_by: str,
     sort_order: str,
     limit: int,
@@ -54,6 +61,7 @@ def list_(
       trailvault events list --channel myindex --from 2024-10-07T00:00Z --to 2024-10-08T00:00Z
       trailvault events list --where company=Amalto --where taxes_total=12.5 --output json
       trailvault events list --channel myindex --all --output ndjson > events.ndjson
+      trailvault events list --filter '(amount gt 100) and not (company sw "Acme")'
     """
     conditions = dict(_condition(text) for text in where)
     vault = session.vault()
@@ -62,6 +70,7 @@ def list_(
         "time_from": time_from,
         "time_to": time_to,
         "where": conditions or None,
+        "filter": filter_text,
         "sort_by": sort_by,
         "sort_order": sort_order,
     }

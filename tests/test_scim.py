@@ -1,0 +1,96 @@
+"""The SCIM filter language: the tree it parses to, its errors with columns, and listings on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from trailvault import Vault
+from trailvault.errors import InvalidQuery
+from trailvault.query import And, Compare, Not, Op, Or, Present
+from trailvault.scim import parse_filter
+
+
+def test_data_safe_example() -> None:
+    """The example of ARCHITECTURE §5 parses to an And of two comparisons."""
+    assert parse_filter('(time ge "2021-06-04T01:00:26.000Z") and (operation eq "LOGON")') == And(
+        (Compare("time", Op.GE, "2021-06-04T01:00:26.000Z"), Compare("operation", Op.EQ, "LOGON"))
+    )
+
+
+def test_and_binds_tighter_than_or_and_not_takes_one_factor() -> None:
+    """a or b and not c  ==  a or (b and (not c)); keywords are case-insensitive."""
+    assert parse_filter('a pr OR b EQ 1 And NOT c eq_cs "x"') == Or(
+        (Present("a"), And((Compare("b", Op.EQ, 1), Not(Compare("c", Op.EQ_CS, "x")))))
+    )
+    assert parse_filter("not (a pr or b pr)") == Not(Or((Present("a"), Present("b"))))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('user.email co "@example.com"', Compare("user.email", Op.CO, "@example.com")),
+        ("amount le -1.5e2", Compare("amount", Op.LE, -150.0)),
+        ("seq gt 10", Compare("seq", Op.GT, 10)),
+        ("ok eq true", Compare("ok", Op.EQ, True)),
+        ("gone eq null", Compare("gone", Op.EQ, None)),
+        ('name sw "a\\"b\\u00e9"', Compare("name", Op.SW, 'a"bé')),
+        ('status in ("SUCCESS", "FAILURE")', Compare("status", Op.IN, ("SUCCESS", "FAILURE"))),
+        ("code not_in [1, 2,3]", Compare("code", Op.NOT_IN, (1, 2, 3))),
+        ("http_response.status_code ne 200", Compare("http_response.status_code", Op.NE, 200)),
+    ],
+)
+def test_operators_and_values(text: str, expected: object) -> None:
+    """Every operator, strings with JSON escapes, numbers, booleans, null and value lists."""
+    assert parse_filter(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "words"),
+    [
+        ("amount gt", 10, "expected a value after gt"),
+        ("amount between 1", 8, "expected an operator after 'amount'"),
+        ("(a pr", 6, "expected ')'"),
+        ("a pr b pr", 6, "expected 'and', 'or' or the end"),
+        ("name eq 'x'", 9, "strings take double quotes"),
+        ("and eq 1", 1, "expected an attribute"),
+        ("x.1bad eq 1", 1, "is not a field"),
+        ("code in (1 2)", 12, "expected ',' or ')'"),
+        ("", 1, "the filter ended"),
+    ],
+)
+def test_errors_point_at_the_column(text: str, column: int, words: str) -> None:
+    """A filter that does not parse names the 1-based column and what was expected there."""
+    with pytest.raises(InvalidQuery) as caught:
+        parse_filter(text)
+    assert caught.value.field == "filter"
+    assert f"at column {column}:" in caught.value.message and words in caught.value.message
+
+
+def test_depth_and_length_are_bounded() -> None:
+    """Hostile input cannot recurse without bound or be arbitrarily long."""
+    with pytest.raises(InvalidQuery, match="nested deeper"):
+        parse_filter("(" * 200 + "a pr" + ")" * 200)
+    with pytest.raises(InvalidQuery, match="at most"):
+        parse_filter("a pr or " * 5000 + "a pr")
+
+
+def test_listing_with_a_filter(myindex: Vault) -> None:
+    """vault.events(filter=...) gives the same events on both backends, combined with where and paged."""
+    rows = [("Acme", 250.0), ("acme corp", 20.0), ("Globex", 99.99), ("Initech", 10.0), ("Umbrella", None)]
+    for company, amount in rows:
+        myindex.post("myindex", {"company": company} if amount is None else {"company": company, "amount": amount})
+
+    def companies(text: str, **options: object) -> list[str]:
+        return [e.body["company"] for e in myindex.iter_events("myindex", filter=text, **options)]  # type: ignore[arg-type]
+
+    assert companies('company sw "ACME"') == ["Acme", "acme corp"]
+    assert companies('(amount gt 50) and not (company eq "acme")') == ["Globex"]
+    assert companies("amount lt 25 or not (amount pr)") == ["acme corp", "Initech", "Umbrella"]
+    assert companies('company in ("Globex", "Initech") and seq ge 3') == ["Globex", "Initech"]
+    assert companies("amount eq null") == ["Umbrella"]
+    assert companies("amount gt 0", where={"company": "Acme"}) == ["Acme"]
+    first = myindex.events("myindex", filter="amount pr", limit=2)
+    second = myindex.events("myindex", filter="amount pr", limit=2, page=first.next_page)
+    assert [e.seq for e in first] + [e.seq for e in second] == [1, 2, 3, 4]
+    with pytest.raises(InvalidQuery, match="page"):
+        myindex.events("myindex", filter="amount gt 1", limit=2, page=first.next_page)
