@@ -46,6 +46,7 @@ __all__ = [
     "check_name",
     "entry_document",
     "fingerprint",
+    "nul_path",
 ]
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -204,3 +205,18 @@ def check_name(value: object, *, field: str) -> str:
             field=field,
         )
     return value
+
+
+def nul_path(body: Any, path: str = "") -> str | None:
+    """Return the path of the first key or text holding U+0000, or None.
+
+    No backend takes such text, since PostgreSQL's jsonb cannot store it.
+    """
+    items = body.items() if isinstance(body, dict) else enumerate(body) if isinstance(body, list) else ()
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        if "\x00" in str(key) or (isinstance(value, str) and "\x00" in value):
+            return where
+        if isinstance(value, (dict, list)) and (found := nul_path(value, where)) is not None:
+            return found
+    return None

@@ -43,6 +43,7 @@ from trailvault.event import (
     check_id,
     check_name,
     fingerprint,
+    nul_path,
 )
 from trailvault.integrity.note import verifier_key
 from trailvault.jsontext import decode_json
@@ -352,7 +353,7 @@ class Vault(Proving):
             raise ValidationFailed(f"body: cannot be stored as JSON ({exc})", field="body") from None
         if len(body_bytes) > self._max_event_bytes:
             raise self._too_large(len(body_bytes))
-        if b"\\u0000" in body_bytes and (where := _nul_path(body)) is not None:
+        if b"\\u0000" in body_bytes and (where := nul_path(body)) is not None:
             raise ValidationFailed(
                 f"{where}: text may not contain the NUL character (U+0000); remove or replace it", field=where
             )
@@ -558,18 +559,6 @@ def _checkpointer(store: Store, signing_key: str | Path | None, log_name: str, *
     if known is None:
         store.set_meta("verifier_key", verifier)
     return Checkpointer(store, key, origin)
-
-
-def _nul_path(body: Any, path: str = "") -> str | None:
-    """Return the path of the first key or text holding U+0000, or None (PostgreSQL's jsonb cannot store it)."""
-    items = body.items() if isinstance(body, dict) else enumerate(body) if isinstance(body, list) else ()
-    for key, value in items:
-        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
-        if "\x00" in str(key) or (isinstance(value, str) and "\x00" in value):
-            return where
-        if isinstance(value, (dict, list)) and (found := _nul_path(value, where)) is not None:
-            return found
-    return None
 
 
 def _now_us() -> int:

@@ -17,7 +17,7 @@ over HTTP), sized for rows instead.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from trailvault.integrity.merkle import NodeKey
 
@@ -27,11 +27,13 @@ __all__ = [
     "PartialCache",
     "TileKey",
     "append_leaves",
+    "grow",
     "leaf_run",
     "leaf_tile_range",
     "next_partials",
     "nodes_from_tiles",
     "partial_tiles",
+    "read_nodes",
     "tiles_for_nodes",
 ]
 
@@ -170,3 +172,30 @@ class PartialCache:
 
     def put(self, size: int, tiles: dict[TileKey, bytes]) -> None:
         self._entry = (size, tiles)
+
+
+#: A store's tile reader (absent tiles left out) and writer (insert or grow), in its transaction.
+ReadTiles = Callable[[Iterable[TileKey]], Mapping[TileKey, bytes]]
+WriteTiles = Callable[[Mapping[TileKey, bytes]], None]
+
+
+def grow(
+    size: int, leaves: Sequence[bytes], known: Mapping[TileKey, bytes] | None, read: ReadTiles, write: WriteTiles
+) -> dict[TileKey, bytes]:
+    """Append leaf hashes to the stored tree of ``size`` leaves; return the grown tree's partial tiles.
+
+    ``known`` holds the partial tiles at ``size`` when the caller kept them
+    (:class:`PartialCache`); otherwise they are read.
+    """
+    partial = dict(known if known is not None else read(partial_tiles(size)))
+    if not leaves:
+        return partial
+    written = append_leaves(size, leaves, partial)
+    write(written)
+    return next_partials(size, len(leaves), partial, written)
+
+
+def read_nodes(keys: Iterable[NodeKey], read: ReadTiles) -> dict[NodeKey, bytes]:
+    """Return the given complete nodes of a stored tree, reading each needed tile once."""
+    wanted = list(keys)
+    return nodes_from_tiles(wanted, read(tiles_for_nodes(wanted)))

@@ -16,7 +16,7 @@ whether it was kept.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -160,11 +160,8 @@ class PostgresStore(RelationalStore):
         # trailvault_body_index checks the path again and runs with the owner's rights.
         tx.execute("SELECT trailvault_body_index(%s, %s)", (list(path), created_us))
 
-    def _reading(self) -> AbstractContextManager[Conn]:
-        return self._connection()
-
     @contextmanager
-    def _connection(self) -> Iterator[Conn]:
+    def _reading(self) -> Iterator[Conn]:
         """A pooled connection in autocommit mode (each statement its own transaction)."""
         try:
             with self._pool.connection() as conn:
@@ -179,7 +176,7 @@ class PostgresStore(RelationalStore):
     @contextmanager
     def _transaction(self) -> Iterator[Conn]:
         """One transaction on a pooled connection, committed when the block succeeds."""
-        with self._connection() as conn:
+        with self._reading() as conn:
             try:
                 with conn.transaction():
                     yield conn
@@ -246,7 +243,7 @@ class PostgresStore(RelationalStore):
         A transaction still in progress holds the sequence lock; waiting for the lock
         waits for it to end. Raises StoreUnavailable when the server cannot say.
         """
-        with self._connection() as conn:
+        with self._reading() as conn:
             status = conn.execute("SELECT pg_xact_status(%s::xid8)", (xact,)).fetchone()
             if status is not None and status[0] == "in progress":
                 with conn.transaction():

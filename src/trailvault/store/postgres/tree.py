@@ -8,16 +8,7 @@ from typing import Any
 import psycopg
 
 from trailvault.integrity.merkle import NodeKey
-from trailvault.integrity.tiles import (
-    TileKey,
-    append_leaves,
-    leaf_run,
-    leaf_tile_range,
-    next_partials,
-    nodes_from_tiles,
-    partial_tiles,
-    tiles_for_nodes,
-)
+from trailvault.integrity.tiles import TileKey, grow, leaf_run, leaf_tile_range, read_nodes
 
 __all__ = ["Conn", "grow_tree", "leaf_hashes", "read_tiles", "tree_nodes"]
 
@@ -48,21 +39,19 @@ def grow_tree(
     Tiles are written by ``trailvault_put_tiles``, which runs with the owner's rights,
     so the application role needs no UPDATE privilege.
     """
-    partial = dict(known) if known is not None else read_tiles(conn, partial_tiles(size))
-    if not leaves:
-        return partial
-    written = append_leaves(size, leaves, partial)
+    return grow(size, leaves, known, lambda keys: read_tiles(conn, keys), lambda written: _put_tiles(conn, written))
+
+
+def _put_tiles(conn: Conn, written: Mapping[TileKey, bytes]) -> None:
     conn.execute(
         "SELECT trailvault_put_tiles(%s::integer[], %s::bigint[], %s::bytea[])",
         ([level for level, _ in written], [idx for _, idx in written], list(written.values())),
     )
-    return next_partials(size, len(leaves), partial, written)
 
 
 def tree_nodes(conn: Conn, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
     """Return the given complete nodes of the tree, reading each needed tile once."""
-    wanted = list(keys)
-    return nodes_from_tiles(wanted, read_tiles(conn, tiles_for_nodes(wanted)))
+    return read_nodes(keys, lambda tiles: read_tiles(conn, tiles))
 
 
 def leaf_hashes(conn: Conn, start: int, end: int) -> bytes:

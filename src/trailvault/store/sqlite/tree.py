@@ -8,16 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from trailvault.event import Event
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import NodeKey
-from trailvault.integrity.tiles import (
-    TileKey,
-    append_leaves,
-    leaf_run,
-    leaf_tile_range,
-    next_partials,
-    nodes_from_tiles,
-    partial_tiles,
-    tiles_for_nodes,
-)
+from trailvault.integrity.tiles import TileKey, grow, leaf_run, leaf_tile_range, read_nodes
 
 __all__ = ["backfill_tiles", "grow_tree", "leaf_hashes", "read_tiles", "tree_nodes"]
 
@@ -53,18 +44,16 @@ def grow_tree(
     ``known`` is the tree's partial tiles at ``size`` when the caller has them (see
     :class:`~trailvault.integrity.tiles.PartialCache`); returns those of the grown tree.
     """
-    partial = dict(known) if known is not None else read_tiles(conn, partial_tiles(size))
-    if not leaves:
-        return partial
-    written = append_leaves(size, leaves, partial)
+    return grow(size, leaves, known, lambda keys: read_tiles(conn, keys), lambda written: _put_tiles(conn, written))
+
+
+def _put_tiles(conn: sqlite3.Connection, written: Mapping[TileKey, bytes]) -> None:
     conn.executemany(_UPSERT, [(level, idx, hashes) for (level, idx), hashes in written.items()])
-    return next_partials(size, len(leaves), partial, written)
 
 
 def tree_nodes(conn: sqlite3.Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
     """Return the given complete nodes of the tree, reading each needed tile once."""
-    wanted = list(keys)
-    return nodes_from_tiles(wanted, read_tiles(conn, tiles_for_nodes(wanted)))
+    return read_nodes(keys, lambda tiles: read_tiles(conn, tiles))
 
 
 def leaf_hashes(conn: sqlite3.Connection, start: int, end: int) -> bytes:
