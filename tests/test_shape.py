@@ -21,7 +21,8 @@ LAYERS = {
 }
 MODULE_LAYERS = {
     **dict.fromkeys(
-        ["errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity"], "core"
+        ["errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity", "access"],
+        "core",
     ),
     **dict.fromkeys(["store", "sources", "keys", "formats", "sinks", "importers"], "adapter"),
     **dict.fromkeys(
@@ -36,6 +37,7 @@ MODULE_LAYERS = {
             "archive",
             "forward",
             "client",
+            "keyring",
         ],
         "workflow",
     ),

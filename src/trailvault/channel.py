@@ -8,10 +8,12 @@ from typing import Any
 from trailvault.schema import Schema
 from trailvault.timestamps import format_timestamp
 
-__all__ = ["REDACTIONS_CHANNEL", "Channel"]
+__all__ = ["READS_CHANNEL", "REDACTIONS_CHANNEL", "Channel"]
 
 #: The channel where every redaction is recorded (``redacted_id``, ``redacted_seq``, ``reason``).
 REDACTIONS_CHANNEL = "trailvault.redactions"
+#: The channel where a server records every read it answers (see trailvault.keyring).
+READS_CHANNEL = "trailvault.reads"
 
 
 @dataclass(frozen=True)

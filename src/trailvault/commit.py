@@ -56,6 +56,11 @@ class GroupCommitter:
         self.transactions = 0
         self.batches = 0
 
+    @property
+    def queue_depth(self) -> int:
+        """Batches waiting for a leader to commit them (read without the lock: a gauge, not a decision)."""
+        return len(self._queue)
+
     def submit(self, batch: Sequence[PendingEvent]) -> list[Posted]:
         """Append ``batch`` all or nothing; return when it is durable.
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from trailvault.errors import InvalidInput
+from trailvault.server.state import ServerOptions
 from trailvault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_SKEW, Vault, open_vault
 
-__all__ = ["SETTINGS", "Setting", "config_file", "load_settings", "open_configured_vault"]
+__all__ = ["SETTINGS", "Setting", "config_file", "load_settings", "open_configured_vault", "server_options"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class Setting:
     @property
     def env_var(self) -> str:
         return "TRAILVAULT_" + self.name.upper()
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use true or false")
 
 
 def _durability(text: str) -> str:
@@ -65,6 +75,15 @@ SETTINGS: tuple[Setting, ...] = (
         "full: every post survives power loss; normal: survives a crash of the process only",
         _durability,
     ),
+    Setting("server", "", "a trailvault server's URL; when set, commands act on it instead of a local vault"),
+    Setting("token", "", "the API key (tv_…) sent to the server; prefer the environment variable to a file"),
+    Setting("host", "127.0.0.1", "serve: the address to listen on"),
+    Setting("port", 8080, "serve: the TCP port to listen on", int),
+    Setting("max_request_bytes", 16 << 20, "serve: largest request body, in bytes (413 above)", int),
+    Setting("rate_limit", 1000.0, "serve: requests a second per API key, 0 for no limit (429 above)", float),
+    Setting("request_timeout", 30.0, "serve: seconds before a request is answered 503", float),
+    Setting("audit_reads", True, "serve: record every read in the app's channel trailvault.reads", _flag),
+    Setting("cors_origins", "", "serve: comma-separated origins allowed by CORS (empty: CORS off)"),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -115,6 +134,17 @@ def open_configured_vault(settings: Mapping[str, Any], *, create: bool) -> Vault
         max_future_skew=settings["max_future_skew"],
         signing_key=settings["signing_key"] or None,
         log_name=settings["log_name"],
+    )
+
+
+def server_options(settings: Mapping[str, Any]) -> ServerOptions:
+    """Return the server's options from ``settings`` (from :func:`load_settings`)."""
+    return ServerOptions(
+        max_request_bytes=settings["max_request_bytes"],
+        rate_limit=settings["rate_limit"],
+        request_timeout=settings["request_timeout"],
+        audit_reads=settings["audit_reads"],
+        cors_origins=tuple(origin.strip() for origin in settings["cors_origins"].split(",") if origin.strip()),
     )
 
 

@@ -8,9 +8,13 @@
     │   ├── InvalidSchema            400  a channel schema is not valid
     │   ├── InvalidQuery             400  a listing's parameters or page token are not valid
     │   ├── EventTooLarge            413  an event is over ``max_event_bytes``
+    │   ├── RequestTooLarge          413  an HTTP request body is over ``max_request_bytes``
     │   └── ValidationFailed         422  an event does not match its channel's schema
     │       └── TimeSkew             422  ``time`` is further in the future than allowed
     ├── BatchRejected                4xx  some events of an all-or-nothing batch were refused
+    ├── Unauthorized                 401  no API key, or one that is unknown or revoked
+    ├── Forbidden                    403  the API key lacks the scope the operation needs
+    ├── RateLimited                  429  the API key's request rate is over ``rate_limit``
     ├── NotFound                     404
     │   ├── VaultNotFound                 no vault at the given path or URL
     │   ├── ChannelNotFound               the channel was never opened
@@ -20,7 +24,8 @@
     │   └── SchemaChangeRefused           a schema change other than adding NULLABLE fields
     ├── AppendOnlyViolation          409  something tried to change or remove a kept event
     ├── IntegrityFailure             500  the stored Merkle tree does not cover the log (run verify)
-    └── StoreUnavailable             503  the store cannot be reached or is busy; retrying may help
+    ├── StoreUnavailable             503  the store cannot be reached or is busy; retrying may help
+    └── ServerUnavailable            503  a remote server cannot be reached or timed out; retrying may help
 
 Messages name the field (``taxes[1].taxrate``) and, where there is one, the fix.
 Errors that reach HTTP carry their status; ``to_dict`` is the wire form
@@ -36,6 +41,7 @@ __all__ = [
     "Conflict",
     "EventNotFound",
     "EventTooLarge",
+    "Forbidden",
     "IdConflict",
     "IntegrityFailure",
     "InvalidInput",
@@ -43,10 +49,14 @@ __all__ = [
     "InvalidSchema",
     "MalformedJSON",
     "NotFound",
+    "RateLimited",
+    "RequestTooLarge",
     "SchemaChangeRefused",
+    "ServerUnavailable",
     "StoreUnavailable",
     "TimeSkew",
     "TrailvaultError",
+    "Unauthorized",
     "ValidationFailed",
     "VaultNotFound",
 ]
@@ -94,6 +104,11 @@ class EventTooLarge(InvalidInput):
     status = 413
 
 
+class RequestTooLarge(InvalidInput):
+    code = "request_too_large"
+    status = 413
+
+
 class ValidationFailed(InvalidInput):
     """An event does not match its channel's schema.
 
@@ -118,13 +133,19 @@ class BatchRejected(InvalidInput):
     """Some events of an all-or-nothing batch were refused, so none was stored.
 
     ``failures`` lists ``(index in the batch, error)`` for every refused event
-    (up to a limit); the status is that of the first failure.
+    (up to a limit); the status is that of the first failure. With ``lines``
+    (the input line of each index) the message names lines instead of indexes.
     """
 
     code = "batch_rejected"
 
-    def __init__(self, failures: list[tuple[int, TrailvaultError]], total: int) -> None:
-        shown = "; ".join(f"event {index}: {error.message}" for index, error in failures[:10])
+    def __init__(
+        self, failures: list[tuple[int, TrailvaultError]], total: int, *, lines: list[int] | None = None
+    ) -> None:
+        def where(index: int) -> str:
+            return f"line {lines[index]}" if lines is not None else f"event {index}"
+
+        shown = "; ".join(f"{where(index)}: {error.message}" for index, error in failures[:10])
         more = f"; and {len(failures) - 10} more" if len(failures) > 10 else ""
         super().__init__(
             f"{len(failures)} of {total} events refused, nothing was stored: {shown}{more}",
@@ -132,7 +153,30 @@ class BatchRejected(InvalidInput):
         )
         self.failures = failures
         self.total = total
+        #: For each index of the batch, its line in the request (NDJSON), when known.
+        self.lines = lines
         self.status = failures[0][1].status
+
+
+class Unauthorized(TrailvaultError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(TrailvaultError):
+    code = "forbidden"
+    status = 403
+
+
+class RateLimited(TrailvaultError):
+    """Too many requests for one API key; ``retry_after`` is the seconds to wait."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, field=None)
+        self.retry_after = retry_after
 
 
 class NotFound(TrailvaultError):
@@ -177,4 +221,9 @@ class IntegrityFailure(TrailvaultError):
 
 class StoreUnavailable(TrailvaultError):
     code = "store_unavailable"
+    status = 503
+
+
+class ServerUnavailable(TrailvaultError):
+    code = "server_unavailable"
     status = 503

@@ -102,6 +102,20 @@ class NewEvent:
     id: str | None = None
     time: datetime | str | None = None
 
+    @classmethod
+    def from_envelope(cls, document: Any, *, where: str) -> NewEvent:
+        """Read ``{"id", "time", "body"}`` (id and time optional); raise InvalidInput naming ``where``."""
+        if not isinstance(document, dict) or "body" not in document:
+            raise InvalidInput(
+                f'{where}: an envelope item is {{"id", "time", "body"}}, with body required', field=where
+            )
+        unknown = set(document) - {"id", "time", "body"}
+        if unknown:
+            raise InvalidInput(
+                f"{where}: unknown envelope key {sorted(unknown)[0][:40]!r}; use id, time and body", field=where
+            )
+        return cls(document["body"], document.get("id"), document.get("time"))
+
 
 class PendingEvent(NamedTuple):
     """An event checked and encoded by the vault, waiting for the store to give it a seq.

@@ -44,6 +44,10 @@ class Proving:
             raise NotFound("key: this vault has no signing key yet; run `trailvault init`", field="key")
         return key
 
+    def log_size(self) -> int:
+        """Return the number of entries in the vault's log (every app's events)."""
+        return self._store.log_size()
+
     def issue_checkpoint(self) -> StoredCheckpoint:
         """Sign a checkpoint of the log as it is now (they are also issued automatically)."""
         if self._checkpointer is None:

@@ -47,6 +47,7 @@ from trailvault.event import (
 )
 from trailvault.integrity.note import verifier_key
 from trailvault.jsontext import decode_json
+from trailvault.keyring import Keyring
 from trailvault.keys import create_signing_key, default_key_path, load_signing_key
 from trailvault.proving import Proving
 from trailvault.query import (
@@ -107,11 +108,12 @@ class EventPage(Sequence[Event]):
         return iter(self.events)
 
 
-class Vault(Proving):
+class Vault(Proving, Keyring):
     """One app's view of a vault.
 
     Thread-safe: posts from many threads share transactions (group commit).
-    Use as a context manager, or call :meth:`close`.
+    Use as a context manager, or call :meth:`close`. :meth:`for_app` gives the
+    view of another app over the same store (what a server holds per app).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Vault(Proving):
         max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
         checkpointer: Checkpointer | None = None,
         reopen: Callable[[], Store] | None = None,
+        committer: GroupCommitter | None = None,
     ) -> None:
         self.app = check_name(app, field="app")
         self._store = store
@@ -131,9 +134,41 @@ class Vault(Proving):
         self._checkpointer = checkpointer
         self._max_event_bytes = max_event_bytes
         self._max_future_skew_us = int(max_future_skew * 1_000_000)
-        self._committer = GroupCommitter(store.append)
+        # A view made by for_app shares its origin's committer, so posts of every app
+        # share transactions, and leaves closing the store to its origin.
+        self._owns_store = committer is None
+        self._committer = GroupCommitter(store.append) if committer is None else committer
         self._channels: dict[str, _OpenChannel] = {}
         self._open_lock = threading.Lock()
+        self._views: dict[str, Vault] = {self.app: self}
+
+    def for_app(self, app: str) -> Vault:
+        """Return the view of app ``app`` over the same store: same committer, checkpoints and limits.
+
+        Views are kept and reused; closing one does nothing (close this vault instead).
+        """
+        view = self._views.get(app)
+        if view is None:
+            with self._open_lock:
+                view = self._views.get(app)
+                if view is None:
+                    view = Vault(
+                        self._store,
+                        app=app,
+                        max_event_bytes=self._max_event_bytes,
+                        max_future_skew=self._max_future_skew_us / 1_000_000,
+                        checkpointer=self._checkpointer,
+                        reopen=self._reopen,
+                        committer=self._committer,
+                    )
+                    view._views = self._views
+                    self._views[app] = view
+        return view
+
+    @property
+    def queue_depth(self) -> int:
+        """Batches waiting for the group committer (for metrics)."""
+        return self._committer.queue_depth
 
     @property
     def location(self) -> str:
@@ -142,6 +177,8 @@ class Vault(Proving):
 
     def close(self) -> None:
         """Sign what the log gained since the last checkpoint, then close the store."""
+        if not self._owns_store:
+            return
         try:
             if self._checkpointer is not None:
                 self._checkpointer.stop()

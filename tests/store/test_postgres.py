@@ -100,8 +100,8 @@ def test_database_refuses_changes_to_kept_rows(pg_vault: str, postgres_server: s
 
 
 def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, key: Path) -> None:
-    """The documented role set-up: the application role posts, opens indexed channels and redacts,
-    yet holds no UPDATE or DELETE privilege on any table."""
+    """The documented role set-up: the application role posts, opens indexed channels, redacts and
+    manages API keys, yet holds no UPDATE or DELETE privilege but on a key's revoked time."""
     database = urlsplit(pg_vault).path.lstrip("/")
     role = f"app_{database}"
     with psycopg.connect(pg_vault, autocommit=True) as admin:
@@ -117,6 +117,8 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
             assert vault.get(posted.id).body is None
             assert vault.events("access", where={"who": "alice"}).events == []
             assert vault.verify().ok
+            api_key, _ = vault.create_key("producer", ["ingest"])
+            assert vault.revoke_key(api_key.id).revoked_us is not None
         with psycopg.connect(app_url, autocommit=True) as conn:
             # A temporary table cannot stand in for the vault's own inside the owner-rights
             # functions: their search_path puts pg_temp last.
@@ -127,7 +129,13 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
             assert grants.fetchone() == (1,)
             assert conn.execute("SELECT body FROM public.events WHERE seq = 2").fetchone() == (None,)
             conn.execute("DROP TABLE pg_temp.events, pg_temp.erasure_grants")
-            for statement in ("UPDATE events SET time = 0", "DELETE FROM events", "DELETE FROM merkle_tiles"):
+            for statement in (
+                "UPDATE events SET time = 0",
+                "DELETE FROM events",
+                "DELETE FROM merkle_tiles",
+                "UPDATE api_keys SET scopes = 'admin unmask'",
+                "DELETE FROM api_keys",
+            ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)  # type: ignore[call-overload]
             # The tile function it may call still only lets a tile grow.

@@ -94,7 +94,7 @@ def main(ctx: click.Context, vault: str | None, app: str | None, config: str | N
 
 
 def _register() -> None:
-    from trailvault.cli import channels, events, init, integrity, migrate, post
+    from trailvault.cli import channels, events, init, integrity, keys, migrate, post, serve
 
     main.add_command(init.init)
     main.add_command(integrity.key)
@@ -105,6 +105,8 @@ def _register() -> None:
     main.add_command(post.post)
     main.add_command(events.events)
     main.add_command(migrate.migrate)
+    main.add_command(keys.keys)
+    main.add_command(serve.serve)
 
 
 _register()

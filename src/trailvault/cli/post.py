@@ -106,13 +106,7 @@ def _item(value: Any, envelope: bool, line: int | None) -> Any:
     if not envelope:
         return value
     where = f"line {line}" if line is not None else "values"
-    document = decode_json(value, field=where) if isinstance(value, str) else value
-    if not isinstance(document, dict) or "body" not in document:
-        raise InvalidInput(f'{where}: with --envelope each item is {{"id", "time", "body"}}', field=where)
-    unknown = set(document) - {"id", "time", "body"}
-    if unknown:
-        raise InvalidInput(f"{where}: unknown envelope key {sorted(unknown)[0]!r}; use id, time and body", field=where)
-    return NewEvent(document["body"], document.get("id"), document.get("time"))
+    return NewEvent.from_envelope(decode_json(value, field=where) if isinstance(value, str) else value, where=where)
 
 
 def _post_stream(vault: Vault, channel: str, stream: TextIO, *, batch_size: int, atomic: bool, envelope: bool) -> None:

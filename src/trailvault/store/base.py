@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from trailvault.access import ApiKey
 from trailvault.errors import IdConflict
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
@@ -168,6 +169,18 @@ class Store(Protocol):
         exactly the log. Reads are consistent with one another only for sizes up to a
         size read before the call.
         """
+
+    def save_api_key(self, key: ApiKey, secret_sha256: bytes) -> None:
+        """Keep a new API key (creating its app when needed) with the digest of its secret."""
+
+    def api_key(self, key_id: str) -> tuple[ApiKey, bytes] | None:
+        """Return a key of any app with its secret's digest, or None."""
+
+    def list_api_keys(self, app: str) -> list[ApiKey]:
+        """Return the app's keys, revoked ones included, oldest first."""
+
+    def revoke_api_key(self, app: str, key_id: str, revoked_us: int) -> ApiKey | None:
+        """Revoke the app's key (once: a second revoke keeps the first time); None when the app has no such key."""
 
     def leaf_hashes(self, start: int, end: int) -> bytes:
         """Return the leaf hashes of indexes ``[start, end)``, concatenated (32 bytes each).

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from trailvault.access import ApiKey, Scope
 from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure, TrailvaultError
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
@@ -42,6 +43,10 @@ _LATEST_VERSIONS = """
 """
 _SELECT_EVENT = "SELECT seq, id, channel_key, time, received, body FROM events"
 _SELECT_CHECKPOINT = "SELECT size, root, timestamp, note FROM checkpoints "
+_SELECT_API_KEY = (
+    "SELECT k.key_id, a.name, k.name, k.scopes, k.channels, k.created, k.revoked, k.secret_sha256 "
+    "FROM api_keys AS k JOIN apps AS a ON a.app_key = k.app_key "
+)
 
 #: Compiles a listing for one app: (query, app_key, channel name -> key) -> (sql, params).
 ListingCompiler = Callable[[EventQuery, int, Callable[[str], int | None]], tuple[str, list[Any]]]
@@ -348,6 +353,48 @@ class RelationalStore:
         with self._reading() as conn:
             return self._read_leaf_hashes(conn, start, end)
 
+    # -- API keys ----------------------------------------------------------------------
+
+    def save_api_key(self, key: ApiKey, secret_sha256: bytes) -> None:
+        with self._transaction() as tx:
+            app_key = self._app_key(tx, key.app)
+            if app_key is None:
+                app_key = self._insert_app(tx, key.app, key.created_us)
+            self._execute(
+                tx,
+                "INSERT INTO api_keys (key_id, app_key, name, secret_sha256, scopes, channels, created, revoked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    key.id,
+                    app_key,
+                    key.name,
+                    secret_sha256,
+                    " ".join(sorted(key.scopes)),
+                    None if key.channels is None else orjson.dumps(list(key.channels)).decode(),
+                    key.created_us,
+                ),
+            )
+
+    def api_key(self, key_id: str) -> tuple[ApiKey, bytes] | None:
+        rows = self._rows(_SELECT_API_KEY + "WHERE k.key_id = ?", (key_id,))
+        return (_api_key(rows[0]), bytes(rows[0][7])) if rows else None
+
+    def list_api_keys(self, app: str) -> list[ApiKey]:
+        rows = self._rows(_SELECT_API_KEY + "WHERE a.name = ? ORDER BY k.created, k.key_id", (app,))
+        return [_api_key(row) for row in rows]
+
+    def revoke_api_key(self, app: str, key_id: str, revoked_us: int) -> ApiKey | None:
+        with self._transaction() as tx:
+            app_key = self._app_key(tx, app)
+            if app_key is not None:
+                self._execute(
+                    tx,
+                    "UPDATE api_keys SET revoked = ? WHERE key_id = ? AND app_key = ? AND revoked IS NULL",
+                    (revoked_us, key_id, app_key),
+                )
+        found = self.api_key(key_id)
+        return found[0] if found is not None and found[0].app == app else None
+
     # -- vault-wide values and checkpoints ---------------------------------------------
 
     def set_meta(self, key: str, value: str) -> None:
@@ -391,3 +438,16 @@ class RelationalStore:
 def _channel_record(row: tuple[Any, ...]) -> ChannelRecord:
     app, name, created, version, schema = row
     return ChannelRecord(app, name, created, version, orjson.loads(schema))
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKey:
+    key_id, app, name, scopes, channels, created, revoked = row[:7]
+    return ApiKey(
+        key_id,
+        app,
+        name,
+        frozenset(Scope(word) for word in scopes.split()),
+        None if channels is None else tuple(orjson.loads(channels)),
+        created,
+        revoked,
+    )

@@ -187,17 +187,48 @@ _CHECKPOINTS = (
     *_refuse_changes("checkpoints", "checkpoints are append-only"),
 )
 
+_API_KEYS = (
+    """CREATE TABLE api_keys (
+        key_id text PRIMARY KEY,
+        app_key integer NOT NULL REFERENCES apps (app_key),
+        name text NOT NULL,
+        secret_sha256 bytea NOT NULL,
+        scopes text NOT NULL,
+        channels text,
+        created bigint NOT NULL,
+        revoked bigint
+    )""",
+    "CREATE INDEX api_keys_by_app ON api_keys (app_key, created)",
+    """CREATE FUNCTION api_keys_only_revoke() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            RAISE EXCEPTION 'trailvault: API keys are revoked, never deleted' USING ERRCODE = 'TV001';
+        END IF;
+        IF OLD.revoked IS NOT NULL OR NEW.revoked IS NULL
+            OR (NEW.key_id, NEW.app_key, NEW.name, NEW.secret_sha256, NEW.scopes, NEW.created)
+               IS DISTINCT FROM (OLD.key_id, OLD.app_key, OLD.name, OLD.secret_sha256, OLD.scopes, OLD.created)
+            OR NEW.channels IS DISTINCT FROM OLD.channels THEN
+            RAISE EXCEPTION 'trailvault: an API key is only ever revoked, once' USING ERRCODE = 'TV001';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER api_keys_only_revoke BEFORE UPDATE OR DELETE ON api_keys
+    FOR EACH ROW EXECUTE FUNCTION api_keys_only_revoke()""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
     Migration(2, "Merkle tree tiles", _TILES),
     Migration(3, "signed checkpoints", _CHECKPOINTS),
+    Migration(4, "API keys", _API_KEYS),
 )
 
 #: What the application role needs, for docs/storage.md and the role test: no UPDATE, no DELETE.
 APP_GRANTS = (
     "GRANT USAGE ON SCHEMA {schema} TO {role}",
     "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
-    "GRANT INSERT ON vault_meta, apps, channels, schema_versions, events, checkpoints TO {role}",
+    "GRANT INSERT ON vault_meta, apps, channels, schema_versions, events, checkpoints, api_keys TO {role}",
+    "GRANT UPDATE (revoked) ON api_keys TO {role}",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
     "GRANT EXECUTE ON FUNCTION trailvault_put_tiles(integer[], bigint[], bytea[]), "
     "trailvault_erase(bigint, text), trailvault_body_index(text[], bigint) TO {role}",

@@ -139,9 +139,34 @@ _CHECKPOINTS = (
     *_refuse_changes("checkpoints", "checkpoints are append-only"),
 )
 
+_API_KEYS = (
+    # API keys: only the secret's SHA-256 is kept. A key is never deleted, and the one
+    # change it takes is being revoked, once, so the table is also a record of who held access.
+    """CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        app_key INTEGER NOT NULL REFERENCES apps (app_key),
+        name TEXT NOT NULL,
+        secret_sha256 BLOB NOT NULL,
+        scopes TEXT NOT NULL,
+        channels TEXT,
+        created INTEGER NOT NULL,
+        revoked INTEGER
+    ) WITHOUT ROWID""",
+    "CREATE INDEX api_keys_by_app ON api_keys (app_key, created)",
+    """CREATE TRIGGER api_keys_only_revoke BEFORE UPDATE ON api_keys
+    WHEN OLD.revoked IS NOT NULL OR NEW.revoked IS NULL OR NEW.key_id IS NOT OLD.key_id
+        OR NEW.app_key IS NOT OLD.app_key OR NEW.name IS NOT OLD.name
+        OR NEW.secret_sha256 IS NOT OLD.secret_sha256 OR NEW.scopes IS NOT OLD.scopes
+        OR NEW.channels IS NOT OLD.channels OR NEW.created IS NOT OLD.created
+    BEGIN SELECT RAISE(ABORT, 'trailvault: an API key is only ever revoked, once'); END""",
+    """CREATE TRIGGER api_keys_refuse_delete BEFORE DELETE ON api_keys
+    BEGIN SELECT RAISE(ABORT, 'trailvault: API keys are revoked, never deleted'); END""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
     # A vault from before the tree existed gets its existing entries hashed in.
     Migration(2, "Merkle tree tiles", _TILES, after=backfill_tiles),
     Migration(3, "signed checkpoints", _CHECKPOINTS),
+    Migration(4, "API keys", _API_KEYS),
 )

@@ -1,0 +1,105 @@
+"""The access half of a :class:`~trailvault.vault.Vault`: API keys of its app, and the record of reads.
+
+Keys belong to the vault's app: ``create_key`` makes one for it, ``keys`` lists them,
+``revoke_key`` ends one. ``authenticate`` is vault-wide (a server does not know the
+app before it knows the key). ``record_read`` writes who read what into the app's
+channel ``trailvault.reads``, which a server does for every read it answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from trailvault.access import ApiKey, Scope, new_token, parse_scopes, parse_token, secret_matches
+from trailvault.channel import READS_CHANNEL
+from trailvault.errors import ChannelNotFound, InvalidInput, NotFound, Unauthorized
+from trailvault.event import Posted, check_name
+from trailvault.store import Store
+
+__all__ = ["READS_SCHEMA", "Keyring"]
+
+#: The schema of ``trailvault.reads``: one event per read answered by a server.
+READS_SCHEMA = {
+    "fields": [
+        {"name": "key_id", "type": "STRING", "mode": "REQUIRED", "index": True},
+        {"name": "key_name", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "action", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "request", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "results", "type": "INTEGER", "mode": "NULLABLE"},
+    ]
+}
+_UNKNOWN_KEY = "authorization: the API key is unknown or revoked; ask an admin of your app for a new one"
+
+
+class Keyring:
+    """API keys of one app, and the record of reads; mixed into :class:`~trailvault.vault.Vault`."""
+
+    app: str
+    _store: Store
+
+    if TYPE_CHECKING:
+
+        def open(self, channel: str, schema: Any = None) -> bool: ...
+
+        def post(self, channel: str, values: Mapping[str, Any]) -> Posted: ...
+
+    def create_key(
+        self, name: str, scopes: Iterable[str | Scope], channels: Iterable[str] | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create an API key of this app; return it and its token, which is shown this once only.
+
+        ``scopes`` are :class:`~trailvault.access.Scope` names (``ingest``, ``read``,
+        ``archive``, ``admin``, ``unmask``); ``channels`` limits the key to those
+        channels (None: every channel of the app).
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise InvalidInput("name: give the key a name of 1 to 200 characters, such as who holds it", field="name")
+        chosen = parse_scopes(scopes)
+        limited = None
+        if channels is not None:
+            limited = tuple(sorted({check_name(channel, field="channels") for channel in channels}))
+            if not limited:
+                raise InvalidInput("channels: list at least one channel, or leave it out for all", field="channels")
+        key_id, token, digest = new_token()
+        key = ApiKey(key_id, self.app, name.strip(), chosen, limited, time.time_ns() // 1000)
+        self._store.save_api_key(key, digest)
+        return key, token
+
+    def keys(self) -> list[ApiKey]:
+        """Return this app's API keys, revoked ones included, oldest first."""
+        return self._store.list_api_keys(self.app)
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke one of this app's keys; it fails from the next request on. Revoking twice keeps the first time."""
+        key = self._store.revoke_api_key(self.app, str(key_id), time.time_ns() // 1000)
+        if key is None:
+            raise NotFound(f"id: app {self.app!r} has no API key {str(key_id)[:40]!r}", field="id")
+        return key
+
+    def authenticate(self, token: str) -> ApiKey:
+        """Return the live key a bearer token belongs to, of whichever app; raise Unauthorized otherwise."""
+        key_id, secret = parse_token(token)
+        found = self._store.api_key(key_id)
+        if found is None or not secret_matches(secret, found[1]) or found[0].revoked_us is not None:
+            raise Unauthorized(_UNKNOWN_KEY)
+        return found[0]
+
+    def record_read(self, key: ApiKey, action: str, request: Mapping[str, Any], results: int | None) -> Posted:
+        """Record that ``key`` read something (``action`` such as ``events.list``) in ``trailvault.reads``."""
+        shown = {name: value for name, value in request.items() if value is not None}
+        record = {
+            "key_id": key.id,
+            "key_name": key.name,
+            "action": action,
+            "request": orjson.dumps(shown, option=orjson.OPT_SORT_KEYS).decode() if shown else None,
+            "results": results,
+        }
+        try:
+            return self.post(READS_CHANNEL, record)
+        except ChannelNotFound:
+            self.open(READS_CHANNEL, READS_SCHEMA)
+            return self.post(READS_CHANNEL, record)

@@ -1,0 +1,247 @@
+"""The OpenAPI 3.1 document of the ``/v1`` API, served at ``/v1/openapi.json``.
+
+Written out rather than generated, so it says exactly what the routes accept; a
+test checks that it lists every route and a schemathesis run checks the server
+against it.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.metadata import version
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+                "line": {"type": "integer"},
+                "failures": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+_EVENT = {
+    "type": "object",
+    "required": ["id", "time", "received", "app", "channel", "seq", "body"],
+    "properties": {
+        "id": {"type": "string"},
+        "time": {"type": "string", "format": "date-time"},
+        "received": {"type": "string", "format": "date-time"},
+        "app": {"type": "string"},
+        "channel": {"type": "string"},
+        "seq": {"type": "integer"},
+        "body": {"type": ["object", "null"]},
+    },
+}
+_POSTED = {
+    "type": "object",
+    "required": ["id", "seq", "duplicate"],
+    "properties": {"id": {"type": "string"}, "seq": {"type": "integer"}, "duplicate": {"type": "boolean"}},
+}
+_KEY = {
+    "type": "object",
+    "required": ["id", "app", "name", "scopes", "channels", "created", "revoked"],
+    "properties": {
+        "id": {"type": "string"},
+        "app": {"type": "string"},
+        "name": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string"}},
+        "channels": {"type": ["array", "null"], "items": {"type": "string"}},
+        "created": {"type": "string"},
+        "revoked": {"type": ["string", "null"]},
+    },
+}
+_OBJECT = {"type": "object"}
+_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}$"}
+
+
+def _answer(description: str, schema: dict[str, Any], status: str = "200") -> dict[str, Any]:
+    return {status: {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    described = {
+        400: "Bad input: the error names the field (and line, for NDJSON).",
+        401: "No API key, or an unknown or revoked one.",
+        403: "The key lacks the scope.",
+        404: "No such channel or event for this key (another app's are answered the same way).",
+        409: "Conflict: an id kept with other content, or a refused schema change.",
+        413: "The request body or an event is over its limit.",
+        422: "An event does not match its channel's schema; the error names the field.",
+        429: "The key's request rate is over the limit; see Retry-After.",
+        503: "The store is unavailable or the request timed out; retrying may help.",
+    }
+    chosen = {401, 403, 429, 503, *statuses}
+    return {
+        str(status): {
+            "description": described[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for status in sorted(chosen)
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+def _operation(summary: str, scope: str | None, answers: dict[str, Any], *errors: int, **extra: Any) -> dict[str, Any]:
+    operation = {
+        "summary": summary,
+        "description": f"Needs the `{scope}` scope." if scope else "Needs any live API key.",
+        "responses": {**answers, **_errors(*errors)},
+        **extra,
+    }
+    return operation
+
+
+def _listing_parameters() -> list[dict[str, Any]]:
+    return [
+        _query("channel", _NAME, "Only this channel."),
+        _query("from", {"type": "string"}, "Start of the time range, inclusive (RFC 3339)."),
+        _query("to", {"type": "string"}, "End of the time range, exclusive (RFC 3339)."),
+        _query("filter", {"type": "string"}, 'A SCIM filter, e.g. `user.email eq "a@example.com"`.'),
+        _query("sort_by", {"type": "string", "enum": ["time", "received", "seq"]}, "Sort field."),
+        _query("sort_order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Events per page (default 100)."),
+        _query("page", {"type": "string"}, "The next_page token of the previous page of the same query."),
+    ]
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """Return the OpenAPI document (built once)."""
+    event_body = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"oneOf": [_OBJECT, {"type": "array", "items": _OBJECT}]}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/v1/channels": {"get": _operation("List the app's channels.", "read", _answer("Channels.", _OBJECT))},
+        "/v1/channels/{channel}": {
+            "parameters": [_path("channel", _NAME)],
+            "get": _operation("Show a channel and its schema.", "read", _answer("The channel.", _OBJECT), 404),
+            "put": _operation(
+                "Open a channel: create it, or add NULLABLE fields to its schema.",
+                "ingest",
+                _answer("The channel.", _OBJECT),
+                400, 404, 409, 413,
+                requestBody={"required": True, "content": {"application/json": {"schema": _OBJECT}}},
+            ),
+        },
+        "/v1/channels/{channel}/events": {
+            "parameters": [_path("channel", _NAME)],
+            "post": _operation(
+                "Post one event (a JSON object) or many, all or nothing (a JSON array, or NDJSON). "
+                "A 2xx answer means durable.",
+                "ingest",
+                {
+                    **_answer("New events stored.", _OBJECT, "201"),
+                    **_answer("Every event was already kept (same id, same content).", _OBJECT),
+                },
+                400, 404, 409, 413, 422,
+                parameters=[
+                    _query("envelope", {"type": "boolean"}, 'Each item is {"id", "time", "body"}.'),
+                    _query("id", {"type": "string"}, "One event: its id (the idempotency key)."),
+                    _query("time", {"type": "string"}, "One event: when it happened (RFC 3339)."),
+                ],
+                requestBody=event_body,
+            ),
+        },
+        "/v1/events": {
+            "get": _operation(
+                "List events, one page at a time.",
+                "read",
+                _answer("One page.", {"type": "object", "required": ["events", "next_page"], "properties": {
+                    "events": {"type": "array", "items": _EVENT}, "next_page": {"type": ["string", "null"]}}}),
+                400, 404,
+                parameters=_listing_parameters(),
+            )
+        },
+        "/v1/events/{id}": {
+            "parameters": [_path("id")],
+            "get": _operation("Get one event.", "read", _answer("The event.", _EVENT), 404),
+        },
+        "/v1/events/{id}/receipt": {
+            "parameters": [_path("id")],
+            "get": _operation("A receipt: the entry, its proof and a signed checkpoint.", "read",
+                              _answer("The receipt.", _OBJECT), 404),
+        },
+        "/v1/events/{id}/redact": {
+            "parameters": [_path("id")],
+            "post": _operation(
+                "Remove an event's body, recording why.", "admin", _answer("The redaction record.", _POSTED, "201"),
+                400, 404, 409, 413,
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+            ),
+        },
+        "/v1/checkpoint": {
+            "get": _operation("The latest signed checkpoint, or the latest of one size.", "read",
+                              _answer("The checkpoint.", _OBJECT), 400, 404,
+                              parameters=[_query("size", {"type": "integer", "minimum": 0}, "Log size.")]),
+        },
+        "/v1/key": {"get": _operation("The vault's verifier key.", "read", _answer("The key.", _OBJECT), 404)},
+        "/v1/proofs/inclusion": {
+            "get": _operation("Prove an event is in the log.", "read", _answer("The proof.", _OBJECT), 400, 404,
+                              parameters=[_query("event", {"type": "string"}, "Event id.", required=True),
+                                          _query("size", {"type": "integer", "minimum": 1}, "Tree size.")]),
+        },
+        "/v1/proofs/consistency": {
+            "get": _operation("Prove a larger log extends a smaller one.", "read", _answer("The proof.", _OBJECT),
+                              400, 404,
+                              parameters=[_query("old_size", {"type": "integer", "minimum": 1}, "", required=True),
+                                          _query("new_size", {"type": "integer", "minimum": 1}, "", required=True)]),
+        },
+        "/v1/verify": {"post": _operation("Verify the whole vault.", "admin", _answer("The report.", _OBJECT), 404)},
+        "/v1/keys": {
+            "get": _operation("List the app's API keys.", "admin", _answer("Keys.", _OBJECT)),
+            "post": _operation(
+                "Create an API key; the token is in this answer only.", "admin",
+                _answer("The key and its token.", _OBJECT, "201"), 400, 413,
+                requestBody={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["name", "scopes"], "properties": {
+                        "name": {"type": "string"},
+                        "scopes": {"type": "array", "items": {"type": "string", "enum": [
+                            "ingest", "read", "archive", "admin", "unmask"]}},
+                        "channels": {"type": ["array", "null"], "items": _NAME}}}}}},
+            ),
+        },
+        "/v1/keys/current": {"get": _operation("The key making this request.", None, _answer("The key.", _KEY))},
+        "/v1/keys/{id}": {
+            "parameters": [_path("id")],
+            "delete": _operation("Revoke an API key.", "admin", _answer("The revoked key.", _KEY), 404),
+        },
+        "/healthz": {"get": {"summary": "Liveness and the log's size.", "security": [],
+                             "responses": _answer("Healthy.", _OBJECT)}},
+        "/metrics": {"get": {"summary": "Prometheus metrics.", "security": [], "responses": {
+            "200": {"description": "Prometheus text.", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/v1/openapi.json": {"get": {"summary": "This document.", "security": [],
+                                     "responses": _answer("OpenAPI 3.1.", _OBJECT)}},
+    }  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "trailvault", "version": version("trailvault"), "description": "Audit-trail vault API."},
+        "paths": paths,
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _ERROR},
+        },
+    }

@@ -1,0 +1,352 @@
+"""The ``/v1`` routes: each parses a request, makes one Vault call, renders the answer.
+
+Every route but health, metrics and the OpenAPI document needs an API key with a
+scope (:mod:`trailvault.access`) and acts as the key's app. A channel or event of
+another app, or of a channel the key is not limited to, is answered exactly like
+one that does not exist. Blocking vault calls run in the thread pool, so the event
+loop keeps answering while a post waits for the disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trailvault.access import ApiKey, Scope
+from trailvault.errors import (
+    BatchRejected,
+    ChannelNotFound,
+    EventNotFound,
+    Forbidden,
+    InvalidInput,
+    InvalidQuery,
+)
+from trailvault.event import Event, NewEvent, Posted
+from trailvault.jsontext import decode_json
+from trailvault.query import MAX_LIMIT, And, Compare, Filter, Op
+from trailvault.scim import parse_filter
+from trailvault.server.http import JSONResponse, query_int, read_body
+from trailvault.server.state import ServerState
+from trailvault.vault import Vault
+
+__all__ = ["ROUTES", "Call", "Route"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authorized request: the request, the key that made it and its app's vault."""
+
+    request: Request
+    key: ApiKey
+    vault: Vault
+    state: ServerState
+
+    def param(self, name: str) -> str | None:
+        value = self.request.query_params.get(name)
+        return value if value not in (None, "") else None
+
+    def channel(self, name: str) -> str:
+        """Return ``name`` when the key may use that channel; otherwise answer as if it did not exist."""
+        if not self.key.sees(name):
+            raise ChannelNotFound(f"channel: {name[:128]!r} was never opened", field="channel")
+        return name
+
+    def event(self, event_id: str) -> Event:
+        """Return the app's event when the key may see its channel; otherwise EventNotFound."""
+        event = self.vault.get(event_id)
+        if not self.key.sees(event.channel):
+            raise EventNotFound(f"id: no event with id {event_id[:128]!r} in app {self.vault.app!r}", field="id")
+        return event
+
+    def record_read(self, action: str, request: dict[str, Any], results: int | None) -> None:
+        if self.state.options.audit_reads:
+            self.vault.record_read(self.key, action, request, results)
+
+    async def body(self) -> bytes:
+        return await read_body(self.request, self.state.options.max_request_bytes)
+
+    async def json(self) -> Any:
+        return decode_json(await self.body(), field="body")
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path, its method, the scope it needs (None: any live key) and its handler."""
+
+    path: str
+    method: str
+    scope: Scope | None
+    handler: Handler
+
+
+def _posted(posted: Posted) -> dict[str, Any]:
+    return {"id": posted.id, "seq": posted.seq, "duplicate": posted.duplicate}
+
+
+# -- channels ------------------------------------------------------------------------------
+
+
+async def list_channels(call: Call) -> Response:
+    found = await run_in_threadpool(call.vault.channels)
+    return JSONResponse({"channels": [channel.to_dict() for channel in found if call.key.sees(channel.name)]})
+
+
+async def show_channel(call: Call) -> Response:
+    name = call.channel(call.request.path_params["channel"])
+    return JSONResponse((await run_in_threadpool(call.vault.channel, name)).to_dict())
+
+
+async def open_channel(call: Call) -> Response:
+    name = call.channel(call.request.path_params["channel"])
+    schema = await call.json()
+    if not isinstance(schema, (dict, list)):
+        raise InvalidInput('body: send the schema, {"fields": [...]} or a BigQuery-style list', field="body")
+
+    def work() -> dict[str, Any]:
+        call.vault.open(name, schema)
+        return call.vault.channel(name).to_dict()
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def _ndjson(raw: bytes, envelope: bool) -> tuple[list[Any], list[int]]:
+    """Split NDJSON into items (raw lines, or envelopes read here) and their line numbers."""
+    items: list[Any] = []
+    lines: list[int] = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        if envelope:
+            where = f"line {number}"
+            items.append(NewEvent.from_envelope(decode_json(line, field=where), where=where))
+        else:
+            items.append(line)
+        lines.append(number)
+    return items, lines
+
+
+async def post_events(call: Call) -> Response:
+    channel = call.channel(call.request.path_params["channel"])
+    envelope = (call.param("envelope") or "false").lower() in ("1", "true", "yes")
+    raw = await call.body()
+    content_type = call.request.headers.get("content-type", "application/json").lower()
+    if "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type:
+        items, lines = _ndjson(raw, envelope)
+        if not items:
+            raise InvalidInput("body: no events; send one JSON object per line", field="body")
+        return await _post_many(call, channel, items, lines)
+    document = decode_json(raw, field="body")
+    if isinstance(document, list):
+        if not document:
+            raise InvalidInput("body: the array holds no events", field="body")
+        items = (
+            [NewEvent.from_envelope(item, where=f"[{i}]") for i, item in enumerate(document)] if envelope else document
+        )
+        return await _post_many(call, channel, items, None)
+    if not isinstance(document, dict):
+        raise InvalidInput("body: send a JSON object (one event), a JSON array or NDJSON", field="body")
+    single = NewEvent.from_envelope(document, where="body") if envelope else NewEvent(document)
+    posted = await run_in_threadpool(
+        call.vault.post, channel, single.body, id=call.param("id") or single.id, time=call.param("time") or single.time
+    )
+    call.state.count_posted([posted])
+    return JSONResponse(_posted(posted), status_code=200 if posted.duplicate else 201)
+
+
+async def _post_many(call: Call, channel: str, items: list[Any], lines: list[int] | None) -> Response:
+    try:
+        posted = await run_in_threadpool(call.vault.post_many, channel, items)
+    except BatchRejected as exc:
+        if lines is None:
+            raise
+        raise BatchRejected(exc.failures, exc.total, lines=lines) from None
+    call.state.count_posted(posted)
+    new = sum(1 for item in posted if not item.duplicate)
+    return JSONResponse(
+        {"posted": new, "duplicates": len(posted) - new, "events": [_posted(item) for item in posted]},
+        status_code=201 if new else 200,
+    )
+
+
+def _listing_filter(call: Call) -> Filter | None:
+    parts: list[Filter] = []
+    text = call.param("filter")
+    if text is not None:
+        parts.append(parse_filter(text))
+    if call.key.channels is not None and call.param("channel") is None:
+        parts.append(Compare("channel", Op.IN, call.key.channels))
+    return None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+async def list_events(call: Call) -> Response:
+    channel = call.param("channel")
+    if channel is not None:
+        call.channel(channel)
+    request = {
+        name: call.param(name) for name in ("channel", "from", "to", "filter", "sort_by", "sort_order", "limit", "page")
+    }
+    limit = query_int(call.request, "limit", low=1, high=MAX_LIMIT) or 100
+
+    def work() -> dict[str, Any]:
+        page = call.vault.events(
+            channel,
+            time_from=request["from"],
+            time_to=request["to"],
+            filter=_listing_filter(call),
+            sort_by=request["sort_by"] or "time",
+            sort_order=request["sort_order"] or "asc",
+            limit=limit,
+            page=request["page"],
+        )
+        call.record_read("events.list", {**request, "page": None}, len(page))
+        return {"events": [event.to_dict() for event in page], "next_page": page.next_page}
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def get_event(call: Call) -> Response:
+    event_id = call.request.path_params["id"]
+
+    def work() -> dict[str, Any]:
+        event = call.event(event_id)
+        call.record_read("events.get", {"id": event_id}, 1)
+        return event.to_dict()
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def event_receipt(call: Call) -> Response:
+    event_id = call.request.path_params["id"]
+
+    def work() -> dict[str, Any]:
+        receipt = call.vault.receipt(call.event(event_id).seq)
+        call.record_read("events.receipt", {"id": event_id}, 1)
+        return receipt
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def redact_event(call: Call) -> Response:
+    event_id = call.request.path_params["id"]
+    document = await call.json()
+    reason = document.get("reason") if isinstance(document, dict) else None
+    if not isinstance(reason, str):
+        raise InvalidInput('reason: send {"reason": "why the body is removed"}', field="reason")
+
+    def work() -> Posted:
+        call.event(event_id)
+        return call.vault.redact(event_id, reason)
+
+    return JSONResponse(_posted(await run_in_threadpool(work)), status_code=201)
+
+
+# -- integrity -----------------------------------------------------------------------------
+
+
+async def show_checkpoint(call: Call) -> Response:
+    size = query_int(call.request, "size", low=0)
+    found = await run_in_threadpool(call.vault.checkpoint, size)
+    return JSONResponse(
+        {"size": found.size, "root": found.root.hex(), "timestamp": found.timestamp, "note": found.note}
+    )
+
+
+async def show_key(call: Call) -> Response:
+    return JSONResponse({"verifier_key": await run_in_threadpool(call.vault.verifier_key)})
+
+
+async def prove_inclusion(call: Call) -> Response:
+    event_id = call.param("event")
+    if event_id is None:
+        raise InvalidQuery("event: give the id of the event to prove", field="event")
+    size = query_int(call.request, "size", low=1)
+
+    def work() -> dict[str, Any]:
+        proof = call.vault.prove_inclusion(call.event(event_id).seq, size)
+        call.record_read("proofs.inclusion", {"event": event_id, "size": size}, 1)
+        return proof.to_dict()
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def prove_consistency(call: Call) -> Response:
+    old_size = query_int(call.request, "old_size", low=1)
+    new_size = query_int(call.request, "new_size", low=1)
+    if old_size is None or new_size is None:
+        raise InvalidQuery(
+            "old_size: give both old_size and new_size", field="old_size" if old_size is None else "new_size"
+        )
+    proof = await run_in_threadpool(call.vault.prove_consistency, old_size, new_size)
+    return JSONResponse(proof.to_dict())
+
+
+async def verify(call: Call) -> Response:
+    report = await run_in_threadpool(call.vault.verify)
+    return JSONResponse(report.to_dict())
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+async def current_key(call: Call) -> Response:
+    return JSONResponse(call.key.to_dict())
+
+
+async def list_keys(call: Call) -> Response:
+    found = await run_in_threadpool(call.vault.keys)
+    return JSONResponse({"keys": [key.to_dict() for key in found]})
+
+
+async def create_key(call: Call) -> Response:
+    document = await call.json()
+    if not isinstance(document, dict):
+        raise InvalidInput('body: send {"name", "scopes": [...], "channels": [...] or null}', field="body")
+    name, scopes, channels = document.get("name"), document.get("scopes"), document.get("channels")
+    if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+        raise InvalidInput('scopes: a list such as ["ingest", "read"]', field="scopes")
+    if channels is not None and (not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)):
+        raise InvalidInput("channels: a list of channel names, or null for every channel", field="channels")
+    if call.key.channels is not None and (channels is None or not set(channels) <= set(call.key.channels)):
+        raise Forbidden("channels: a key limited to some channels may only create keys limited to those channels")
+    if "unmask" in scopes and not call.key.allows(Scope.UNMASK):
+        raise Forbidden("scopes: only a key holding unmask may give unmask")
+    key, token = await run_in_threadpool(call.vault.create_key, name if isinstance(name, str) else "", scopes, channels)
+    return JSONResponse({"key": key.to_dict(), "token": token}, status_code=201)
+
+
+async def revoke_key(call: Call) -> Response:
+    key = await run_in_threadpool(call.vault.revoke_key, call.request.path_params["id"])
+    call.state.authenticator.forget(key.id)
+    return JSONResponse(key.to_dict())
+
+
+ROUTES = (
+    Route("/v1/channels", "GET", Scope.READ, list_channels),
+    Route("/v1/channels/{channel}", "GET", Scope.READ, show_channel),
+    Route("/v1/channels/{channel}", "PUT", Scope.INGEST, open_channel),
+    Route("/v1/channels/{channel}/events", "POST", Scope.INGEST, post_events),
+    Route("/v1/events", "GET", Scope.READ, list_events),
+    Route("/v1/events/{id}", "GET", Scope.READ, get_event),
+    Route("/v1/events/{id}/receipt", "GET", Scope.READ, event_receipt),
+    Route("/v1/events/{id}/redact", "POST", Scope.ADMIN, redact_event),
+    Route("/v1/checkpoint", "GET", Scope.READ, show_checkpoint),
+    Route("/v1/key", "GET", Scope.READ, show_key),
+    Route("/v1/proofs/inclusion", "GET", Scope.READ, prove_inclusion),
+    Route("/v1/proofs/consistency", "GET", Scope.READ, prove_consistency),
+    Route("/v1/verify", "POST", Scope.ADMIN, verify),
+    Route("/v1/keys", "GET", Scope.ADMIN, list_keys),
+    Route("/v1/keys", "POST", Scope.ADMIN, create_key),
+    Route("/v1/keys/current", "GET", None, current_key),
+    Route("/v1/keys/{id}", "DELETE", Scope.ADMIN, revoke_key),
+)
