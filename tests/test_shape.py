@@ -48,8 +48,8 @@ MODULE_LAYERS = {
 def test_public_api_is_pinned() -> None:
     """The names exported by `trailvault` change only on purpose."""
     assert sorted(trailvault.__all__) == [
-        "Channel", "Event", "EventPage", "NewEvent", "Posted", "TrailvaultError", "Vault", "audit", "errors",
-        "open_vault",
+        "ApiKey", "Channel", "Event", "EventPage", "NewEvent", "Posted", "RemoteVault", "Scope", "Sender",
+        "TrailvaultError", "Vault", "audit", "connect", "errors", "open_vault",
     ]  # fmt: skip
 
 

@@ -11,21 +11,28 @@
 """
 
 from trailvault import errors
+from trailvault.access import ApiKey, Scope
 from trailvault.channel import Channel
+from trailvault.client import RemoteVault, Sender, connect
 from trailvault.compat import platform6 as audit
 from trailvault.errors import TrailvaultError
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.vault import EventPage, Vault, open_vault
 
 __all__ = [
+    "ApiKey",
     "Channel",
     "Event",
     "EventPage",
     "NewEvent",
     "Posted",
+    "RemoteVault",
+    "Scope",
+    "Sender",
     "TrailvaultError",
     "Vault",
     "audit",
+    "connect",
     "errors",
     "open_vault",
 ]

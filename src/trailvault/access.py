@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from trailvault.errors import InvalidInput, Unauthorized
-from trailvault.timestamps import format_timestamp
+from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = ["ApiKey", "Scope", "new_token", "parse_scopes", "parse_token", "secret_digest", "secret_matches"]
 
@@ -74,6 +74,21 @@ class ApiKey:
     def sees(self, channel: str) -> bool:
         """Return whether the key may use ``channel``."""
         return self.channels is None or channel in self.channels
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ApiKey:
+        """Read the JSON form of :meth:`to_dict`."""
+        channels = document["channels"]
+        revoked = document["revoked"]
+        return cls(
+            document["id"],
+            document["app"],
+            document["name"],
+            frozenset(Scope(scope) for scope in document["scopes"]),
+            None if channels is None else tuple(channels),
+            parse_timestamp(document["created"], field="created"),
+            None if revoked is None else parse_timestamp(revoked, field="revoked"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form (never the secret)."""

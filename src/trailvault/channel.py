@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trailvault.schema import Schema
-from trailvault.timestamps import format_timestamp
+from trailvault.schema import Schema, parse_schema
+from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = ["READS_CHANNEL", "REDACTIONS_CHANNEL", "Channel"]
 
@@ -25,6 +25,12 @@ class Channel:
     version: int
     created_us: int
     schema: Schema
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Channel:
+        """Read the JSON form of :meth:`to_dict`."""
+        created = parse_timestamp(document["created"], field="created")
+        return cls(document["app"], document["name"], document["version"], created, parse_schema(document["schema"]))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form shown by ``channels show`` and the API."""

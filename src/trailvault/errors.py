@@ -59,6 +59,7 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
     "VaultNotFound",
+    "from_wire",
 ]
 
 
@@ -227,3 +228,45 @@ class StoreUnavailable(TrailvaultError):
 class ServerUnavailable(TrailvaultError):
     code = "server_unavailable"
     status = 503
+
+
+def _by_code() -> dict[str, type[TrailvaultError]]:
+    found: dict[str, type[TrailvaultError]] = {}
+    pending: list[type[TrailvaultError]] = [TrailvaultError]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.code, kind)
+        pending.extend(kind.__subclasses__())
+    return found
+
+
+def from_wire(document: dict[str, object], status: int, *, retry_after: float | None = None) -> TrailvaultError:
+    """Rebuild the error a server answered (``{"code", "message", "field", ...}``) as its class.
+
+    An unknown code becomes a TrailvaultError carrying the answer's status, so a
+    newer server's errors still read as errors with their message.
+    """
+    code = str(document.get("code", "error"))
+    message = str(document.get("message", f"HTTP {status}"))
+    field = document.get("field")
+    field = None if field is None else str(field)
+    kind = _by_code().get(code)
+    error: TrailvaultError
+    if kind is BatchRejected:
+        failures = document.get("failures")
+        rebuilt = [
+            (int(item["index"]), from_wire(item, status))
+            for item in (failures if isinstance(failures, list) else [])
+            if isinstance(item, dict)
+        ]
+        error = BatchRejected(rebuilt or [(0, TrailvaultError(message, field=field))], len(rebuilt) or 1)
+        error.message = message
+        error.args = (message,)
+    elif kind is RateLimited:
+        error = RateLimited(message, retry_after=retry_after or 1.0)
+    elif kind is None:
+        error = TrailvaultError(message, field=field)
+    else:
+        error = kind(message, field=field)
+    error.status = status
+    return error

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from trailvault.errors import InvalidInput
-from trailvault.timestamps import format_timestamp, to_datetime
+from trailvault.timestamps import format_timestamp, parse_timestamp, to_datetime
 
 __all__ = [
     "Envelope",
@@ -75,6 +75,19 @@ class Event:
     def received(self) -> datetime:
         """When trailvault received it, as an aware UTC datetime."""
         return to_datetime(self.received_us)
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Event:
+        """Read the JSON form of :meth:`to_dict` (what the HTTP API answers)."""
+        return cls(
+            document["id"],
+            parse_timestamp(document["time"], field="time"),
+            parse_timestamp(document["received"], field="received"),
+            document["app"],
+            document["channel"],
+            document["seq"],
+            document["body"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form: the envelope with RFC 3339 times, plus ``body``."""

@@ -21,6 +21,13 @@ class InclusionProof:
     hashes: list[bytes]
     checkpoint: str | None
 
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> InclusionProof:
+        """Read the JSON form of :meth:`to_dict`."""
+        hashes = [bytes.fromhex(item) for item in document["hashes"]]
+        leaf = bytes.fromhex(document["leaf_hash"])
+        return cls(document["index"], document["size"], leaf, hashes, document["checkpoint"])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -42,6 +49,18 @@ class ConsistencyProof:
     new_root: bytes
     hashes: list[bytes]
     checkpoint: str | None
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ConsistencyProof:
+        """Read the JSON form of :meth:`to_dict`."""
+        return cls(
+            document["from"],
+            document["to"],
+            bytes.fromhex(document["old_root"]),
+            bytes.fromhex(document["new_root"]),
+            [bytes.fromhex(item) for item in document["hashes"]],
+            document["checkpoint"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -57,6 +57,14 @@ class VerifyReport:
     def ok(self) -> bool:
         return self.problem is None
 
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> VerifyReport:
+        """Read the JSON form of :meth:`to_dict`."""
+        return cls(
+            document["entries"], document["checkpoints"], document["problem"], document["seq"],
+            document["trusted_checkpoint"],
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,

@@ -71,7 +71,7 @@ def test_another_apps_channel_and_event_are_404_like_missing_ones(server: Server
     assert _error(foreign_event)["code"] == _error(missing_event)["code"] == "event_not_found"
     assert foreign_channel.status_code == missing_channel.status_code == 404
     assert receipt.status_code == 404
-    assert listing["events"] == []
+    assert listing["items"] == []
 
 
 def test_key_limited_to_channels_sees_nothing_else(server: Server) -> None:
@@ -86,7 +86,7 @@ def test_key_limited_to_channels_sees_nothing_else(server: Server) -> None:
         assert client.get(f"/v1/events/{secret_id}").status_code == 404
         assert client.post("/v1/channels/secret/events", json={"x": "y"}).status_code == 404
         channels = [channel["name"] for channel in client.get("/v1/channels").json()["channels"]]
-        listed = {event["channel"] for event in client.get("/v1/events", params={"limit": 1000}).json()["events"]}
+        listed = {event["channel"] for event in client.get("/v1/events", params={"limit": 1000}).json()["items"]}
     assert channels == ["access"]
     assert listed == {"access"}
 
@@ -236,7 +236,7 @@ def test_filter_injection_attempts_are_400_or_exact(server: Server) -> None:
             assert response.status_code in (200, 400), (text, response.text)
             if response.status_code == 400:
                 assert _error(response)["code"] == "invalid_query"
-        exact = admin.get("/v1/events", params={"filter": attempts[0], "channel": "access"}).json()["events"]
+        exact = admin.get("/v1/events", params={"filter": attempts[0], "channel": "access"}).json()["items"]
         assert admin.get("/healthz").status_code == 200
     assert [event["body"]["message"] for event in exact] == [f"{marker}'; DROP TABLE events; --"]
 
@@ -274,7 +274,7 @@ def test_pages_stay_exact_while_events_arrive(server: Server) -> None:
             page = None
             while True:
                 answer = admin.get("/v1/events", params={"channel": channel, "limit": 7, "page": page}).json()
-                seen.extend(event["seq"] for event in answer["events"])
+                seen.extend(event["seq"] for event in answer["items"])
                 page = answer["next_page"]
                 if page is None:
                     break
@@ -295,7 +295,7 @@ def test_reads_are_recorded_as_events(server: Server) -> None:
     with server.admin() as admin:
         records = admin.get(
             "/v1/events", params={"channel": "trailvault.reads", "filter": f'key_id eq "{key_id}"'}
-        ).json()["events"]
+        ).json()["items"]
     assert [record["body"]["action"] for record in records] == ["events.list"]
     assert orjson.loads(records[0]["body"]["request"]) == {"channel": "access", "filter": 'type eq "INFO"'}
 

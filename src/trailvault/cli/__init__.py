@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from trailvault.client import RemoteVault, connect
 from trailvault.config import load_settings, open_configured_vault
 from trailvault.errors import InvalidInput, TrailvaultError
 from trailvault.vault import Vault
@@ -24,15 +25,31 @@ class Session:
 
     overrides: dict[str, Any]
     config: str | None
-    _vault: Vault | None = field(default=None, repr=False)
+    _vault: Vault | RemoteVault | None = field(default=None, repr=False)
 
     def settings(self) -> dict[str, Any]:
         return load_settings(config=self.config, overrides=self.overrides)
 
-    def vault(self, *, create: bool = False) -> Vault:
+    def vault(self, *, create: bool = False) -> Vault | RemoteVault:
+        """The vault the command acts on: the server's (``--server``) or the local one."""
         if self._vault is None:
-            self._vault = open_configured_vault(self.settings(), create=create)
+            settings = self.settings()
+            if settings["server"]:
+                if not settings["token"]:
+                    raise InvalidInput(
+                        "token: --server needs an API key; pass --token or set TRAILVAULT_TOKEN", field="token"
+                    )
+                self._vault = connect(settings["server"], settings["token"])
+            else:
+                self._vault = open_configured_vault(settings, create=create)
         return self._vault
+
+    def local_vault(self, *, create: bool = False, command: str) -> Vault:
+        """The local vault, for commands that only work on one (``serve``, ``migrate``)."""
+        vault = self.vault(create=create)
+        if not isinstance(vault, Vault):
+            raise InvalidInput(f"server: {command} works on a local vault; leave out --server", field="server")
+        return vault
 
     def close(self) -> None:
         if self._vault is not None:
@@ -77,8 +94,12 @@ class _Shell(click.Group):
 @click.option(
     "--config", "config", type=click.Path(dir_okay=False), envvar="TRAILVAULT_CONFIG", help="TOML config file."
 )
+@click.option("--server", help="A trailvault server's URL: act on it instead of a local vault (TRAILVAULT_SERVER).")
+@click.option("--token", help="The API key for --server; prefer the TRAILVAULT_TOKEN variable (not in shell history).")
 @click.pass_context
-def main(ctx: click.Context, vault: str | None, app: str | None, config: str | None) -> None:
+def main(
+    ctx: click.Context, vault: str | None, app: str | None, config: str | None, server: str | None, token: str | None
+) -> None:
     """trailvault: record, keep, find, take out and prove audit events.
 
     \b
@@ -88,7 +109,7 @@ def main(ctx: click.Context, vault: str | None, app: str | None, config: str | N
       trailvault post myindex '{"company": "Amalto", "amount": 101.12}'
       trailvault events list --channel myindex
     """
-    session = Session({"vault": vault, "app": app}, config)
+    session = Session({"vault": vault, "app": app, "server": server, "token": token}, config)
     ctx.obj = session
     ctx.call_on_close(session.close)
 

@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from trailvault.cli import Session, read_argument
 from trailvault.cli.output import emit_line
+from trailvault.client import RemoteVault
 from trailvault.errors import BatchRejected, InvalidInput
 from trailvault.event import NewEvent, Posted
 from trailvault.jsontext import decode_json
@@ -89,7 +90,7 @@ def post(
     body, given_id, given_time = (item.body, item.id, item.time) if isinstance(item, NewEvent) else (item, None, None)
     result = vault.post(channel, body, id=event_id or given_id, time=event_time or given_time)
     if receipt_path:
-        _write_receipt(receipt_path, vault.receipt(result.seq))
+        _write_receipt(receipt_path, vault.receipt(result.id))
     emit_line({"id": result.id, "seq": result.seq, "duplicate": result.duplicate})
 
 
@@ -109,7 +110,9 @@ def _item(value: Any, envelope: bool, line: int | None) -> Any:
     return NewEvent.from_envelope(decode_json(value, field=where) if isinstance(value, str) else value, where=where)
 
 
-def _post_stream(vault: Vault, channel: str, stream: TextIO, *, batch_size: int, atomic: bool, envelope: bool) -> None:
+def _post_stream(
+    vault: Vault | RemoteVault, channel: str, stream: TextIO, *, batch_size: int, atomic: bool, envelope: bool
+) -> None:
     posted: list[Posted] = []
     items: list[Any] = []
     lines: list[int] = []

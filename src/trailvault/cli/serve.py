@@ -44,10 +44,10 @@ def serve(
     settings = session.settings()
     host = host or settings["host"]
     port = settings["port"] if port is None else port
-    vault = session.vault(create=True)
+    vault = session.local_vault(create=True, command="serve")
     scheme = "https" if tls_cert else "http"
     click.echo(f"trailvault: serving {vault.location} at {scheme}://{host}:{port}/v1 (API: /v1/openapi.json)", err=True)
-    if not any(key.allows(Scope.ADMIN) and key.revoked_us is None for key in vault.keys()):  # noqa: SIM118 - API keys, not a dict
+    if not any(key.allows(Scope.ADMIN) and key.revoked_us is None for key in vault.keys()):
         click.echo(
             f"trailvault: app {vault.app!r} has no admin key yet; get one with "
             f"`trailvault keys create first-admin --scope admin` (shown once)",

@@ -168,8 +168,8 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "List events, one page at a time.",
                 "read",
-                _answer("One page.", {"type": "object", "required": ["events", "next_page"], "properties": {
-                    "events": {"type": "array", "items": _EVENT}, "next_page": {"type": ["string", "null"]}}}),
+                _answer("One page.", {"type": "object", "required": ["items", "next_page"], "properties": {
+                    "items": {"type": "array", "items": _EVENT}, "next_page": {"type": ["string", "null"]}}}),
                 400, 404,
                 parameters=_listing_parameters(),
             )
@@ -200,7 +200,8 @@ def openapi_document() -> dict[str, Any]:
         "/v1/key": {"get": _operation("The vault's verifier key.", "read", _answer("The key.", _OBJECT), 404)},
         "/v1/proofs/inclusion": {
             "get": _operation("Prove an event is in the log.", "read", _answer("The proof.", _OBJECT), 400, 404,
-                              parameters=[_query("event", {"type": "string"}, "Event id.", required=True),
+                              parameters=[_query("event", {"type": "string"}, "Event id (or seq)."),
+                                          _query("seq", {"type": "integer", "minimum": 1}, "Event seq (or event)."),
                                           _query("size", {"type": "integer", "minimum": 1}, "Tree size.")]),
         },
         "/v1/proofs/consistency": {
@@ -209,7 +210,11 @@ def openapi_document() -> dict[str, Any]:
                               parameters=[_query("old_size", {"type": "integer", "minimum": 1}, "", required=True),
                                           _query("new_size", {"type": "integer", "minimum": 1}, "", required=True)]),
         },
-        "/v1/verify": {"post": _operation("Verify the whole vault.", "admin", _answer("The report.", _OBJECT), 404)},
+        "/v1/verify": {"post": _operation(
+            "Verify the whole vault.", "admin", _answer("The report.", _OBJECT), 400, 404, 413,
+            requestBody={"required": False, "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"key": {"type": "string"}, "trusted_checkpoint": {"type": "string"}}}}}})},
         "/v1/keys": {
             "get": _operation("List the app's API keys.", "admin", _answer("Keys.", _OBJECT)),
             "post": _operation(

@@ -25,6 +25,7 @@ from trailvault.errors import (
     Forbidden,
     InvalidInput,
     InvalidQuery,
+    TrailvaultError,
 )
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.jsontext import decode_json
@@ -121,19 +122,44 @@ async def open_channel(call: Call) -> Response:
 
 
 def _ndjson(raw: bytes, envelope: bool) -> tuple[list[Any], list[int]]:
-    """Split NDJSON into items (raw lines, or envelopes read here) and their line numbers."""
+    """Split NDJSON into items (raw lines, or envelopes read here) and their line numbers.
+
+    The vault checks raw lines itself; an envelope that does not read is refused here,
+    with every other one that does not, as a refused batch naming their lines.
+    """
     items: list[Any] = []
     lines: list[int] = []
+    failures: list[tuple[int, TrailvaultError]] = []
     for number, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
         if envelope:
             where = f"line {number}"
-            items.append(NewEvent.from_envelope(decode_json(line, field=where), where=where))
+            try:
+                items.append(NewEvent.from_envelope(decode_json(line, field=where), where=where))
+            except TrailvaultError as exc:
+                failures.append((len(lines), exc))
+                items.append(None)
         else:
             items.append(line)
         lines.append(number)
+    if failures:
+        raise BatchRejected(failures, len(items), lines=lines)
     return items, lines
+
+
+def _envelopes(document: list[Any]) -> list[NewEvent]:
+    """Read a JSON array of envelopes; refuse every item that is not one, by index."""
+    items: list[NewEvent] = []
+    failures: list[tuple[int, TrailvaultError]] = []
+    for index, item in enumerate(document):
+        try:
+            items.append(NewEvent.from_envelope(item, where=f"[{index}]"))
+        except TrailvaultError as exc:
+            failures.append((index, exc))
+    if failures:
+        raise BatchRejected(failures, len(document))
+    return items
 
 
 async def post_events(call: Call) -> Response:
@@ -210,7 +236,7 @@ async def list_events(call: Call) -> Response:
             page=request["page"],
         )
         call.record_read("events.list", {**request, "page": None}, len(page))
-        return {"events": [event.to_dict() for event in page], "next_page": page.next_page}
+        return {"items": [event.to_dict() for event in page], "next_page": page.next_page}
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -268,13 +294,16 @@ async def show_key(call: Call) -> Response:
 
 async def prove_inclusion(call: Call) -> Response:
     event_id = call.param("event")
-    if event_id is None:
-        raise InvalidQuery("event: give the id of the event to prove", field="event")
+    seq = query_int(call.request, "seq", low=1)
+    if (event_id is None) == (seq is None):
+        raise InvalidQuery("event: give the event's id (event=) or its seq (seq=), one of them", field="event")
+    if seq is not None and call.key.channels is not None:
+        raise InvalidQuery("seq: a key limited to channels asks by event id", field="seq")
     size = query_int(call.request, "size", low=1)
 
     def work() -> dict[str, Any]:
-        proof = call.vault.prove_inclusion(call.event(event_id).seq, size)
-        call.record_read("proofs.inclusion", {"event": event_id, "size": size}, 1)
+        proof = call.vault.prove_inclusion(call.event(event_id).seq if event_id is not None else seq or 0, size)
+        call.record_read("proofs.inclusion", {"event": event_id, "seq": seq, "size": size}, 1)
         return proof.to_dict()
 
     return JSONResponse(await run_in_threadpool(work))
@@ -292,7 +321,15 @@ async def prove_consistency(call: Call) -> Response:
 
 
 async def verify(call: Call) -> Response:
-    report = await run_in_threadpool(call.vault.verify)
+    raw = await call.body()
+    document = decode_json(raw, field="body") if raw.strip() else {}
+    if not isinstance(document, dict):
+        raise InvalidInput('body: send {"key": ..., "trusted_checkpoint": ...} or nothing', field="body")
+    trusted, key = document.get("trusted_checkpoint"), document.get("key")
+    for name, value in (("trusted_checkpoint", trusted), ("key", key)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{name}: give it as text", field=name)
+    report = await run_in_threadpool(call.vault.verify, trusted, key)
     return JSONResponse(report.to_dict())
 
 

@@ -1,0 +1,124 @@
+"""The sender's spool: events kept on disk while the server cannot take them.
+
+A spool folder holds segment files ``segment-<n>.ndjson``, oldest first, each
+line ``<channel>\\t<envelope JSON>``, written with fsync before the write
+returns; and ``rejected.ndjson``, the events the server refused for good with its
+error. A line cut short by a crash while it was written is skipped when read (it
+was never acknowledged as spooled). One sender per spool folder: a lock file
+refuses a second.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from trailvault.errors import Conflict, InvalidInput
+
+__all__ = ["Spool", "SpooledEvent"]
+
+_SEGMENT = re.compile(r"segment-(\d{12})\.ndjson")
+
+
+class SpooledEvent(NamedTuple):
+    """One event waiting for delivery: its channel and its envelope line (``{"id", "time", "body"}``)."""
+
+    channel: str
+    line: bytes
+
+
+class Spool:
+    """Segment files of a spool folder; see the module docstring. Not thread-safe: the sender serializes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._lock_file = (path / "sender.lock").open("a")
+        except OSError as exc:
+            raise InvalidInput(f"spool: cannot use {path} ({exc.strerror}); check the folder", field="spool") from None
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise Conflict(
+                f"spool: another sender uses {path}; give each sender its own folder", field="spool"
+            ) from None
+        segments = self._segments()
+        self._next = int(_SEGMENT.fullmatch(segments[-1].name).group(1)) + 1 if segments else 1  # type: ignore[union-attr]
+        self._count = sum(len(self.read(segment)) for segment in segments)
+
+    def count(self) -> int:
+        """Events in the spool's segments."""
+        return self._count
+
+    def write(self, events: Iterable[SpooledEvent]) -> None:
+        """Write events to a new segment, durably."""
+        lines = [event.channel.encode() + b"\t" + event.line + b"\n" for event in events]
+        if not lines:
+            return
+        target = self.path / f"segment-{self._next:012d}.ndjson"
+        self._next += 1
+        _write_durably(target, b"".join(lines))
+        self._count += len(lines)
+
+    def oldest(self) -> Path | None:
+        segments = self._segments()
+        return segments[0] if segments else None
+
+    def read(self, segment: Path) -> list[SpooledEvent]:
+        events = []
+        for line in segment.read_bytes().split(b"\n"):
+            channel, tab, envelope = line.partition(b"\t")
+            if tab and envelope.startswith(b"{") and envelope.endswith(b"}"):
+                events.append(SpooledEvent(channel.decode(), envelope))
+        return events
+
+    def replace(self, segment: Path, events: list[SpooledEvent]) -> None:
+        """Keep only ``events`` of ``segment`` (the rest were delivered)."""
+        before = len(self.read(segment))
+        staging = segment.with_suffix(".tmp")
+        _write_durably(staging, b"".join(e.channel.encode() + b"\t" + e.line + b"\n" for e in events))
+        os.replace(staging, segment)
+        self._count -= before - len(events)
+
+    def remove(self, segment: Path) -> None:
+        self._count -= len(self.read(segment))
+        segment.unlink()
+        _sync_folder(self.path)
+
+    def reject(self, refused: list[tuple[SpooledEvent, dict[str, Any]]]) -> None:
+        """Append events the server refused for good, each with its error, to ``rejected.ndjson``."""
+        lines = b"".join(
+            orjson.dumps({"channel": event.channel, "event": orjson.loads(event.line), "error": error}) + b"\n"
+            for event, error in refused
+        )
+        with (self.path / "rejected.ndjson").open("ab") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _segments(self) -> list[Path]:
+        return sorted(path for path in self.path.iterdir() if _SEGMENT.fullmatch(path.name))
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _sync_folder(path.parent)
+
+
+def _sync_folder(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
