@@ -57,6 +57,8 @@ class Proving:
 
     def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
         """Return the latest checkpoint, or the latest of exactly ``size`` entries."""
+        if size is not None and not 0 <= size < 1 << 63:
+            raise InvalidQuery(f"size: {size} is not a log size", field="size")
         found = self._store.latest_checkpoint() if size is None else self._store.checkpoint_of_size(size)
         if found is None:
             what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
@@ -104,7 +106,7 @@ class Proving:
     def _own_entry(self, event: str | int) -> StoredEntry:
         """Return this app's entry by id or seq; another app's entry is as absent as a missing one."""
         seq = event if isinstance(event, int) else self.get(event).seq
-        stored = self._store.entries(seq - 1, 1) if seq >= 1 else []
+        stored = self._store.entries(seq - 1, 1) if 1 <= seq < 1 << 63 else []
         if not stored or stored[0].seq != seq or stored[0].app != self.app:
             raise EventNotFound(f"seq: no entry {seq} in app {self.app!r}", field="seq")
         return stored[0]

@@ -30,7 +30,7 @@ import orjson
 
 from trailvault.access import ApiKey, Scope
 from trailvault.channel import Channel
-from trailvault.client.sender import Sender
+from trailvault.client.sender import Sender, tls_verify
 from trailvault.errors import InvalidQuery, ServerUnavailable, from_wire
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.proofs import ConsistencyProof, InclusionProof
@@ -65,7 +65,7 @@ class RemoteVault:
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"trailvault/{version('trailvault')}"},
             timeout=timeout,
-            verify=verify,
+            verify=tls_verify(verify),
         )
         try:
             #: The API key this client acts with (its app is :attr:`app`).

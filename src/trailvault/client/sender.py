@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections import deque
@@ -51,7 +52,7 @@ from trailvault.client.spool import Spool, SpooledEvent
 from trailvault.errors import InvalidInput, ServerUnavailable
 from trailvault.event import check_name
 
-__all__ = ["Sender"]
+__all__ = ["Sender", "tls_verify"]
 
 _log = logging.getLogger("trailvault.sender")
 #: Answers that say "this batch will never be taken as it is" (the rest are retried).
@@ -83,7 +84,7 @@ class Sender:
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"trailvault/{version('trailvault')}"},
             timeout=timeout,
-            verify=verify,
+            verify=tls_verify(verify),
         )
         self._spool = Spool(Path(spool)) if spool is not None else None
         self._batch_size = batch_size
@@ -176,14 +177,16 @@ class Sender:
             self._arrived.notify_all()
         self._thread.join(timeout=timeout + 5)
         self._http.close()
-        if left and self._spool is not None:
-            self._spool.write(left)
-        elif left:
-            raise ServerUnavailable(
-                f"sender: {len(left):,} events could not be delivered and there is no spool folder to keep them"
-            )
-        if not delivered and self._spool is not None:
+        if self._spool is None:
+            if left:
+                raise ServerUnavailable(
+                    f"sender: {len(left):,} events could not be delivered and there is no spool folder to keep them"
+                )
+            return
+        self._spool.write(left)
+        if not delivered:
             _log.warning("trailvault sender: %d events stay in %s for the next start", self.pending, self._spool.path)
+        self._spool.close()
 
     def __enter__(self) -> Sender:
         return self
@@ -327,6 +330,11 @@ class Sender:
         ceiling = min(self._max_backoff, 0.1 * 2 ** min(self._failures, 20))
         with self._lock:
             self._retry_at = time.monotonic() + random.uniform(0, ceiling)
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """Turn ``verify`` (True, False, or a CA bundle path such as a self-signed server's certificate) into httpx's."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:

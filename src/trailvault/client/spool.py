@@ -54,6 +54,10 @@ class Spool:
         self._next = int(_SEGMENT.fullmatch(segments[-1].name).group(1)) + 1 if segments else 1  # type: ignore[union-attr]
         self._count = sum(len(self.read(segment)) for segment in segments)
 
+    def close(self) -> None:
+        """Release the folder's lock (another sender may use it then)."""
+        self._lock_file.close()
+
     def count(self) -> int:
         """Events in the spool's segments."""
         return self._count

@@ -18,6 +18,8 @@ from trailvault.errors import BatchRejected, InvalidInput, RateLimited, RequestT
 
 __all__ = ["JSONResponse", "error_response", "query_int", "read_body"]
 
+_INT64_MAX = (1 << 63) - 1
+
 
 class JSONResponse(Response):
     """A JSON answer rendered by orjson."""
@@ -86,7 +88,9 @@ def query_int(request: Request, name: str, *, low: int, high: int | None = None)
         value = int(text)
     except ValueError:
         raise InvalidInput(f"{name}: {text[:40]!r} is not a whole number", field=name) from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+    # Stores keep 64-bit integers; anything larger is out of range, not a database error.
+    high = _INT64_MAX if high is None else high
+    if not low <= value <= high:
+        bound = f"from {low} to {high}"
         raise InvalidInput(f"{name}: {value} is out of range; use {bound}", field=name)
     return value

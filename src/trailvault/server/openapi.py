@@ -222,7 +222,7 @@ def openapi_document() -> dict[str, Any]:
                 _answer("The key and its token.", _OBJECT, "201"), 400, 413,
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["name", "scopes"], "properties": {
-                        "name": {"type": "string"},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
                         "scopes": {"type": "array", "items": {"type": "string", "enum": [
                             "ingest", "read", "archive", "admin", "unmask"]}},
                         "channels": {"type": ["array", "null"], "items": _NAME}}}}}},
