@@ -17,7 +17,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## run: create the embedded vault, open the Platform 6 example channel, post events, list them, show the signed checkpoint
+## run: create the embedded vault, open the Platform 6 example channel, post and list events, then serve the HTTP API
 run: $(VENV)/.installed
 	$(BIN)/trailvault init
 	$(BIN)/trailvault channels open myindex --schema examples/platform6/myindex.json
@@ -26,6 +26,7 @@ run: $(VENV)/.installed
 	$(BIN)/trailvault post myindex - < examples/platform6/events.ndjson
 	$(BIN)/trailvault events list --channel myindex --sort-order desc --limit 10 --output table
 	$(BIN)/trailvault checkpoint show
+	$(BIN)/trailvault serve
 
 ## test: lint, type-check, start a throwaway PostgreSQL server, run the whole suite on both backends, stop it
 test: $(VENV)/.installed-dev
@@ -41,7 +42,9 @@ lint: $(VENV)/.installed-dev
 
 ## bench: the performance tables of docs/benchmarks.md
 bench: $(VENV)/.installed-dev
+	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/server.py
 	$(BIN)/python bench/integrity.py
 	scripts/test-postgres start
 	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python bench/postgres.py; \

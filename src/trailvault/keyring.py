@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from trailvault.access import ApiKey, Scope, new_token, parse_scopes, parse_token, secret_matches
-from trailvault.channel import READS_CHANNEL
+from trailvault.channel import READS_CHANNEL, Channel
 from trailvault.errors import ChannelNotFound, InvalidInput, NotFound, Unauthorized
-from trailvault.event import Posted, check_name
+from trailvault.event import Event, Posted, check_name
 from trailvault.store import Store
 
 __all__ = ["READS_SCHEMA", "Keyring"]
@@ -44,6 +45,10 @@ class Keyring:
     if TYPE_CHECKING:
 
         def open(self, channel: str, schema: Any = None) -> bool: ...
+
+        def _channel_state(self, name: str, *, refresh: bool = False) -> Any: ...
+
+        def channels(self) -> list[Channel]: ...
 
         def post(self, channel: str, values: Mapping[str, Any]) -> Posted: ...
 
@@ -87,6 +92,21 @@ class Keyring:
         if found is None or not secret_matches(secret, found[1]) or found[0].revoked_us is not None:
             raise Unauthorized(_UNKNOWN_KEY)
         return found[0]
+
+    def mask(self, event: Event) -> Event:
+        """Return ``event`` with its ``sensitive`` fields' values masked (what a key without ``unmask`` sees)."""
+        if event.body is None:
+            return event
+        masked = self._channel_state(event.channel).schema.mask(event.body)
+        return event if masked is event.body else replace(event, body=masked)
+
+    def sensitive_fields(self) -> set[str]:
+        """Return the dotted path of every ``sensitive`` field (and everything below one) in the app's channels."""
+        found: set[str] = set()
+        for channel in self.channels():
+            for path in channel.schema.sensitive_paths():
+                found.add(".".join(path))
+        return found
 
     def record_read(self, key: ApiKey, action: str, request: Mapping[str, Any], results: int | None) -> Posted:
         """Record that ``key`` read something (``action`` such as ``events.list``) in ``trailvault.reads``."""

@@ -20,7 +20,7 @@ from trailvault.integrity.receipt import check_receipt
 def test_connect_posts_and_lists_like_a_local_vault(server: Server) -> None:
     """Post, post_many, get, events and iter_events answer with the library's own types."""
     channel = f"remote{uuid.uuid4().hex[:6]}"
-    with trailvault.connect(server.url, token=server.admin_token) as vault:
+    with trailvault.connect(server.url, token=server.key("admin", "unmask")) as vault:
         assert vault.open(channel, ACCESS) is True
         single = vault.post(channel, access_event(1), id="remote-1")
         many = vault.post_many(channel, [access_event(2), NewEvent(access_event(3), id="remote-3"), '{"type": "X"}'])

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from trailvault.errors import InvalidSchema
 from trailvault.schema.dates import compile_time_format
 
-__all__ = ["NAME_PATTERN", "Field", "FieldType", "Mode", "Schema"]
+__all__ = ["MASKED", "NAME_PATTERN", "Field", "FieldType", "Mode", "Schema"]
 
 #: What a field name must look like (BigQuery's rule, plus ``@`` and ``-`` for log data).
 NAME_PATTERN = re.compile(r"[A-Za-z_@][A-Za-z0-9_@-]{0,127}")
@@ -136,6 +136,27 @@ class Schema:
         """Return the path of every field with ``sensitive`` on (RECORDs too), in declaration order."""
         return [path for path, f in _walk(self.fields, ()) if f.sensitive]
 
+    def mask(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Return ``body`` with the value of every ``sensitive`` field replaced by :data:`MASKED`.
+
+        A null or absent value stays as it is (its absence is no secret); inside a
+        REPEATED record every element is masked. The body itself is left unchanged.
+        """
+        paths = self.sensitive_paths()
+        if not paths:
+            return body
+        tree: dict[str, Any] = {}
+        for path in paths:
+            node = tree
+            for name in path[:-1]:
+                node = node.setdefault(name, {})
+                if node is True:
+                    break
+            else:
+                node[path[-1]] = True
+        masked: dict[str, Any] = _masked(body, tree)
+        return masked
+
     def timestamp_field(self) -> str | None:
         """Return "time" or "timestamp" (in that preference) when it is a top-level, single TIMESTAMP."""
         for name in ("time", "timestamp"):
@@ -151,6 +172,23 @@ class Schema:
     def __setstate__(self, state: dict[str, Any]) -> None:
         object.__setattr__(self, "fields", state["fields"])
         object.__setattr__(self, "additional_fields", state["additional_fields"])
+
+
+#: What a masked value reads as, for keys without the ``unmask`` scope.
+MASKED = "[masked]"
+
+
+def _masked(value: Any, tree: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_masked(item, tree) for item in value]
+    if not isinstance(value, dict):
+        return value
+    copy = dict(value)
+    for name, below in tree.items():
+        if copy.get(name) is None:
+            continue
+        copy[name] = MASKED if below is True else _masked(copy[name], below)
+    return copy
 
 
 def _walk(fields: tuple[Field, ...], prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], Field]]:

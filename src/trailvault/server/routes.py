@@ -9,7 +9,7 @@ loop keeps answering while a post waits for the disk.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from trailvault.errors import (
 )
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.jsontext import decode_json
-from trailvault.query import MAX_LIMIT, And, Compare, Filter, Op
+from trailvault.query import MAX_LIMIT, And, Compare, Filter, Not, Op, Present
 from trailvault.scim import parse_filter
 from trailvault.server.http import JSONResponse, query_int, read_body
 from trailvault.server.state import ServerState
@@ -63,6 +63,21 @@ class Call:
         if not self.key.sees(event.channel):
             raise EventNotFound(f"id: no event with id {event_id[:128]!r} in app {self.vault.app!r}", field="id")
         return event
+
+    def shown(self, event: Event) -> dict[str, Any]:
+        """The event as this key may see it: sensitive values masked unless it holds ``unmask``."""
+        return (event if self.key.allows(Scope.UNMASK) else self.vault.mask(event)).to_dict()
+
+    def check_filter(self, filter_tree: Filter | None) -> None:
+        """Refuse a filter on a sensitive field to a key without ``unmask``: matches would reveal its values."""
+        if filter_tree is None or self.key.allows(Scope.UNMASK):
+            return
+        sensitive = self.vault.sensitive_fields()
+        for attribute in _attributes(filter_tree):
+            if any(attribute == path or attribute.startswith(path + ".") for path in sensitive):
+                raise Forbidden(
+                    f"filter: {attribute} is a sensitive field; filtering on it needs the unmask scope", field="filter"
+                )
 
     def record_read(self, action: str, request: dict[str, Any], results: int | None) -> None:
         if self.state.options.audit_reads:
@@ -205,11 +220,23 @@ async def _post_many(call: Call, channel: str, items: list[Any], lines: list[int
     )
 
 
+def _attributes(tree: Filter) -> Iterator[str]:
+    if isinstance(tree, (Compare, Present)):
+        yield tree.attribute
+    elif isinstance(tree, Not):
+        yield from _attributes(tree.item)
+    else:
+        for item in tree.items:
+            yield from _attributes(item)
+
+
 def _listing_filter(call: Call) -> Filter | None:
     parts: list[Filter] = []
     text = call.param("filter")
     if text is not None:
-        parts.append(parse_filter(text))
+        parsed = parse_filter(text)
+        call.check_filter(parsed)
+        parts.append(parsed)
     if call.key.channels is not None and call.param("channel") is None:
         parts.append(Compare("channel", Op.IN, call.key.channels))
     return None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
@@ -236,7 +263,7 @@ async def list_events(call: Call) -> Response:
             page=request["page"],
         )
         call.record_read("events.list", {**request, "page": None}, len(page))
-        return {"items": [event.to_dict() for event in page], "next_page": page.next_page}
+        return {"items": [call.shown(event) for event in page], "next_page": page.next_page}
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -247,7 +274,7 @@ async def get_event(call: Call) -> Response:
     def work() -> dict[str, Any]:
         event = call.event(event_id)
         call.record_read("events.get", {"id": event_id}, 1)
-        return event.to_dict()
+        return call.shown(event)
 
     return JSONResponse(await run_in_threadpool(work))
 
@@ -256,7 +283,11 @@ async def event_receipt(call: Call) -> Response:
     event_id = call.request.path_params["id"]
 
     def work() -> dict[str, Any]:
-        receipt = call.vault.receipt(call.event(event_id).seq)
+        event = call.event(event_id)
+        receipt = call.vault.receipt(event.seq)
+        if receipt["body"] is not None and call.shown(event)["body"] != event.body:
+            # A masked body would not hash to the entry: leave it out (the receipt still proves the entry).
+            receipt["body"] = None
         call.record_read("events.receipt", {"id": event_id}, 1)
         return receipt
 
