@@ -216,7 +216,9 @@ def http_listing(folder: Path, total: int, audit_reads: bool) -> tuple[list[floa
     with serve(vault_path, rate_limit=0, audit_reads=str(audit_reads).lower()) as server:
         cpu_before = server.cpu_seconds()
         client_before = time.process_time()
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as client:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=120
+        ) as client:
             for n in range(220):
                 start = listing_layout.START_US + (n * 7919 % 1000) * (span_us - window_us) // 1000
                 params = {
@@ -276,9 +278,7 @@ def main() -> None:
         f"| bulk NDJSON ingest, 1,000 events/request, 4 connections, durable | {bulk:,.0f} events/s "
         f"({bulk / embedded:.2f}x embedded) | ≥ 50,000/s and ≥ 0.5x | {bulk_server:.2f} | {bulk_client:.2f} |"
     )
-    print(
-        f"| embedded library (baseline), 1,000-event batches, 4 threads | {embedded:,.0f} events/s | | | |"
-    )
+    print(f"| embedded library (baseline), 1,000-event batches, 4 threads | {embedded:,.0f} events/s | | | |")
     print(
         f"| single-event posts, 64 connections, durable | {single:,.0f} events/s, "
         f"p50 {single_run.percentiles.get('50%', float('nan')):.1f} ms, "
@@ -290,9 +290,7 @@ def main() -> None:
         f"reads recorded | p50 {statistics.median(timings):.1f} ms, p95 {p(timings, 95):.1f} ms | p95 ≤ 50 ms "
         f"| {list_server:.2f} | {list_client:.2f} |"
     )
-    print(
-        f"| the same, audit_reads = false | p50 {statistics.median(quiet):.1f} ms, p95 {p(quiet, 95):.1f} ms | | | |"
-    )
+    print(f"| the same, audit_reads = false | p50 {statistics.median(quiet):.1f} ms, p95 {p(quiet, 95):.1f} ms | | | |")
     print()
     print(
         f"bulk: {bulk_run.requests:,} requests answered, {bulk_run.failed} failed, {kept:,} events kept "

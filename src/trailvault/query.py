@@ -48,6 +48,14 @@ __all__ = [
 
 ENVELOPE_FIELDS = frozenset({"id", "time", "received", "app", "channel", "seq"})
 SORT_FIELDS = ("time", "received", "seq")
+#: How a body field sorts, from its schema type: numbers, text (strings and timestamps) or booleans.
+SORT_KINDS = ("number", "text", "boolean")
+_CURSOR_TYPES: dict[str | None, tuple[type, ...]] = {
+    None: (int,),
+    "number": (int, float, type(None)),
+    "text": (str, type(None)),
+    "boolean": (int, type(None)),
+}
 MAX_LIMIT = 1000
 _SEGMENT = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]{0,127}")
 
@@ -125,7 +133,10 @@ class EventQuery:
 
     ``time_from``/``time_to`` bound ``time`` as ``[from, to)`` in microseconds.
     Results are ordered by ``(sort_by, seq)``, ascending unless ``descending``.
-    ``after`` is the keyset cursor of the last event already returned.
+    ``sort_by`` is an envelope field (:data:`SORT_FIELDS`) or a dotted body path with
+    ``sort_kind`` (:data:`SORT_KINDS`) saying how its values sort; events without the
+    field sort first in ascending order. ``after`` is the keyset cursor, ``(sort value,
+    seq)``, of the last event already returned.
     """
 
     app: str
@@ -136,14 +147,20 @@ class EventQuery:
     sort_by: str = "time"
     descending: bool = False
     limit: int = 100
-    after: tuple[int, int] | None = field(default=None, compare=False)
+    after: tuple[Any, int] | None = field(default=None, compare=False)
+    sort_kind: str | None = None
 
     def __post_init__(self) -> None:
-        if self.sort_by not in SORT_FIELDS:
+        if self.sort_kind is None and self.sort_by not in SORT_FIELDS:
             raise InvalidQuery(
-                f"sort_by: {self.sort_by!r} is not sortable; use one of {', '.join(SORT_FIELDS)}",
+                f"sort_by: {self.sort_by[:80]!r} is not sortable; use one of {', '.join(SORT_FIELDS)} "
+                "or a body field of the channel's schema (with channel=)",
                 field="sort_by",
             )
+        if self.sort_kind is not None:
+            if self.sort_kind not in SORT_KINDS:
+                raise InvalidQuery(f"sort_by: unknown sort kind {self.sort_kind!r}", field="sort_by")
+            body_path(self.sort_by)
         # Callers bound the page size (MAX_LIMIT); the vault asks for one more row
         # than it shows to learn whether a next page exists.
         if self.limit < 1:
@@ -154,22 +171,31 @@ class EventQuery:
     def digest(self) -> str:
         """Identify the query apart from its page size and position."""
         material = orjson.dumps(
-            [self.app, self.channel, self.time_from, self.time_to, repr(self.filter), self.sort_by, self.descending]
+            [
+                self.app,
+                self.channel,
+                self.time_from,
+                self.time_to,
+                repr(self.filter),
+                self.sort_by,
+                self.descending,
+                self.sort_kind,
+            ]
         )
         return hashlib.sha256(material).hexdigest()[:16]
 
-    def starting_after(self, cursor: tuple[int, int] | None) -> EventQuery:
+    def starting_after(self, cursor: tuple[Any, int] | None) -> EventQuery:
         """Return the same query continuing after ``cursor``."""
         return replace(self, after=cursor)
 
 
-def encode_page_token(query: EventQuery, cursor: tuple[int, int]) -> str:
+def encode_page_token(query: EventQuery, cursor: tuple[Any, int]) -> str:
     """Return an opaque token that continues ``query`` after ``cursor``."""
     raw = orjson.dumps({"v": 1, "q": query.digest(), "k": list(cursor)})
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_page_token(token: str, query: EventQuery) -> tuple[int, int]:
+def decode_page_token(token: str, query: EventQuery) -> tuple[Any, int]:
     """Return the cursor in ``token``, or raise InvalidQuery naming ``page``.
 
     A token only continues the query that produced it.
@@ -180,13 +206,15 @@ def decode_page_token(token: str, query: EventQuery) -> tuple[int, int]:
         version, digest, (sort_value, seq) = data["v"], data["q"], data["k"]
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise InvalidQuery("page: not a page token from trailvault; pass next_page as given", field="page") from None
-    if version != 1 or not isinstance(sort_value, int) or not isinstance(seq, int):
+    if version != 1 or not isinstance(seq, int):
         raise InvalidQuery("page: not a page token from trailvault; pass next_page as given", field="page")
     if digest != query.digest():
         raise InvalidQuery(
             "page: this token belongs to a different query; repeat the query's filters exactly or start over",
             field="page",
         )
+    if isinstance(sort_value, bool) or not isinstance(sort_value, _CURSOR_TYPES[query.sort_kind]):
+        raise InvalidQuery("page: not a page token from trailvault; pass next_page as given", field="page")
     return (sort_value, seq)
 
 

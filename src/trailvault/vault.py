@@ -52,6 +52,7 @@ from trailvault.keys import create_signing_key, default_key_path, load_signing_k
 from trailvault.proving import Proving
 from trailvault.query import (
     MAX_LIMIT,
+    SORT_FIELDS,
     And,
     EventQuery,
     Filter,
@@ -59,7 +60,7 @@ from trailvault.query import (
     encode_page_token,
     equality_filter,
 )
-from trailvault.schema import Schema, evolve, parse_schema
+from trailvault.schema import FieldType, Mode, Schema, evolve, parse_schema
 from trailvault.scim import parse_filter
 from trailvault.sources import read_json_document
 from trailvault.store import Store, open_store
@@ -521,6 +522,7 @@ class Vault(Proving, Keyring):
         if descending is None:
             raise InvalidQuery(f"sort_order: use asc or desc, not {sort_order!r}", field="sort_order")
         schema = self._channel_state(channel).schema if channel is not None else None
+        sort_kind = None if sort_by in SORT_FIELDS else _sort_kind(schema, sort_by)
         parts = [equality_filter(where, schema)] if where else []
         if filter is not None:
             parts.append(parse_filter(filter) if isinstance(filter, str) else filter)
@@ -533,6 +535,7 @@ class Vault(Proving, Keyring):
             sort_by=sort_by,
             descending=descending,
             limit=limit,
+            sort_kind=sort_kind,
         )
 
 
@@ -606,9 +609,38 @@ def _channel(record: ChannelRecord) -> Channel:
     return Channel(record.app, record.name, record.version, record.created_us, parse_schema(record.schema_document))
 
 
-def _cursor(event: Event, sort_by: str) -> tuple[int, int]:
-    value = {"time": event.time_us, "received": event.received_us, "seq": event.seq}[sort_by]
+def _cursor(event: Event, sort_by: str) -> tuple[Any, int]:
+    if sort_by in SORT_FIELDS:
+        return ({"time": event.time_us, "received": event.received_us, "seq": event.seq}[sort_by], event.seq)
+    value: Any = event.body
+    for name in sort_by.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    # As the stores read it: booleans as 1/0, anything not a scalar as missing.
+    if isinstance(value, bool):
+        value = int(value)
+    elif not isinstance(value, (int, float, str)):
+        value = None
     return (value, event.seq)
+
+
+_SORT_KINDS = {FieldType.INTEGER: "number", FieldType.FLOAT: "number", FieldType.BOOLEAN: "boolean"}
+
+
+def _sort_kind(schema: Schema | None, sort_by: str) -> str:
+    """How the channel's body field ``sort_by`` sorts; raise InvalidQuery when it cannot be sorted by."""
+    if schema is None:
+        raise InvalidQuery(
+            f"sort_by: sorting by the body field {sort_by[:80]!r} needs a channel (its schema gives the type)",
+            field="sort_by",
+        )
+    found = schema.field(sort_by)
+    if found is None or found.type is FieldType.RECORD or found.mode is Mode.REPEATED:
+        raise InvalidQuery(
+            f"sort_by: {sort_by[:80]!r} is not a single-valued field of the channel's schema; use one that is, "
+            f"or one of {', '.join(SORT_FIELDS)}",
+            field="sort_by",
+        )
+    return _SORT_KINDS.get(found.type, "text")
 
 
 def _query_time(value: datetime | str, field: str) -> int:

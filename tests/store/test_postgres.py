@@ -280,3 +280,28 @@ def test_cli_against_postgres(postgres_url: str, tmp_path: Path) -> None:
     assert "Amalto" in listed.stdout
     verified = run_cli("verify", env=env)
     assert verified.returncode == 0 and "ok: 1 entries" in verified.stdout
+
+
+def test_eq_on_an_indexed_field_searches_its_lower_case_index(pg_vault: str, key: Path) -> None:
+    """eq (case-insensitive) on an "index": true field searches the field's _ci index; eq_cs its value index."""
+    from trailvault.query import Compare, EventQuery, Op
+    from trailvault.store.postgres.sql import compile_listing
+
+    with trailvault.open_vault(pg_vault, signing_key=key) as vault:
+        vault.open("access", {"fields": [{"name": "user", "type": "RECORD", "fields": [
+            {"name": "email", "type": "STRING", "index": True}]}]})  # fmt: skip
+        vault.post_many("access", [{"user": {"email": f"u{n}@example.com"}} for n in range(200)])
+        found = vault.events("access", filter='user.email eq "U7@EXAMPLE.COM"')
+    assert [event.body["user"]["email"] for event in found] == ["u7@example.com"]
+    with psycopg.connect(pg_vault, autocommit=True) as conn:
+        conn.execute("ANALYZE events")
+        conn.execute("SET enable_seqscan = off")
+        names = sorted(
+            row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname ~ '^body_[0-9a-f]{16}'")
+        )
+        assert len(names) == 2 and names[1] == names[0] + "_ci"
+        for op, index in ((Op.EQ, names[1]), (Op.EQ_CS, names[0])):
+            query = EventQuery(app="default", channel="access", filter=Compare("user.email", op, "u7@example.com"))
+            sql, params = compile_listing(query, 1, lambda _: 1)
+            plan = " ".join(row[0] for row in conn.execute("EXPLAIN " + sql, params))  # type: ignore[call-overload]
+            assert index in plan, (op, plan)

@@ -128,24 +128,50 @@ def test_missing_vault_not_created_without_create(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite3").exists()
 
 
-def test_indexed_field_gets_expression_index(vault_dir: Path) -> None:
-    """An "index": true field gets an expression index that the listing query uses."""
+def test_indexed_field_gets_expression_indexes_that_listings_use(vault_dir: Path) -> None:
+    """An "index": true field gets an index on its value (eq_cs, ranges) and one on its lower-case
+    text (eq, which ignores case), and the compiled listings search them."""
+    from trailvault.query import Compare, EventQuery, Op
+    from trailvault.store.sqlite.sql import compile_listing
+
     with trailvault.open_vault(vault_dir) as vault:
         vault.open("access", ACCESS)
         vault.post("access", access_event(1))
-    conn = sqlite3.connect(vault_dir / "vault.sqlite3")
-    ((name, sql),) = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'body%'"
-    ).fetchall()
-    assert '$."user"."email"' in sql
-    plan = " ".join(
-        row[3]
-        for row in conn.execute(
-            "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE channel_key = 1 "
-            "AND json_extract(body, '$.\"user\".\"email\"') = 'x' ORDER BY time LIMIT 5"
+    store = SQLiteStore(vault_dir / "vault.sqlite3", create=False)
+    names = sorted(
+        row[0]
+        for row in store._writer.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name GLOB 'body_[0-9a-f]*'"
         )
     )
-    assert name in plan
+    assert len(names) == 2 and names[1] == names[0] + "_ci"
+    plans = {}
+    for op in (Op.EQ, Op.EQ_CS):
+        query = EventQuery(app="default", channel="access", filter=Compare("user.email", op, "U1@example.com"))
+        sql, params = compile_listing(query, 1, lambda _: 1)
+        plans[op] = " ".join(row[3] for row in store._writer.execute("EXPLAIN QUERY PLAN " + sql, params))
+    store.close()
+    assert f"INDEX {names[1]} " in plans[Op.EQ]
+    assert f"INDEX {names[0]} " in plans[Op.EQ_CS]
+
+
+def test_migration_5_indexes_fields_indexed_before_it(vault_dir: Path) -> None:
+    """A vault from before migration 5 gets the lower-case index of each indexed field when opened."""
+    with trailvault.open_vault(vault_dir) as vault:
+        vault.open("access", ACCESS)
+    conn = sqlite3.connect(vault_dir / "vault.sqlite3")
+    (ci,) = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'body_%_ci'").fetchone()
+    conn.execute(f"DROP INDEX {ci}")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 5")
+    conn.commit()
+    conn.close()
+    with trailvault.open_vault(vault_dir) as vault:
+        vault.post("access", access_event(1))
+        assert [event.body["user"]["email"] for event in vault.events(filter='user.email eq "USER1@EXAMPLE.COM"')] == [
+            "user1@example.com"
+        ]
+    conn = sqlite3.connect(vault_dir / "vault.sqlite3")
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = ?", (ci,)).fetchone() == (ci,)
 
 
 def test_listing_uses_channel_time_index(filled: Path) -> None:

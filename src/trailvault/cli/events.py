@@ -31,7 +31,12 @@ def events() -> None:
     metavar="SCIM",
     help='A SCIM filter, e.g. \'(time ge "2024-10-07T00:00Z") and (user.email eq "a@example.com")\'.',
 )
-@click.option("--sort-by", type=click.Choice(SORT_FIELDS), default="time", show_default=True)
+@click.option(
+    "--sort-by",
+    default="time",
+    show_default=True,
+    help=f"{', '.join(SORT_FIELDS)}, or a body field of --channel's schema such as amount.",
+)
 @click.option(
     "--sort-order", type=click.Choice(["asc", "desc"], case_sensitive=False), default="asc", show_default=True
 )

@@ -115,7 +115,7 @@ def _listing_parameters() -> list[dict[str, Any]]:
         _query("from", {"type": "string"}, "Start of the time range, inclusive (RFC 3339)."),
         _query("to", {"type": "string"}, "End of the time range, exclusive (RFC 3339)."),
         _query("filter", {"type": "string"}, 'A SCIM filter, e.g. `user.email eq "a@example.com"`.'),
-        _query("sort_by", {"type": "string", "enum": ["time", "received", "seq"]}, "Sort field."),
+        _query("sort_by", {"type": "string"}, "time, received, seq, or a body field of the channel (with channel)."),
         _query("sort_order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Events per page (default 100)."),
         _query("page", {"type": "string"}, "The next_page token of the previous page of the same query."),

@@ -68,16 +68,23 @@ class ListingCompiler:
             self.params.append(query.time_to)
         if query.filter is not None:
             where.append(self.filter(query.filter))
-        sort_column = query.sort_by
         direction = "DESC" if query.descending else "ASC"
-        if query.after is not None:
-            # Row values keep the keyset exact when many events share one sort value.
-            where.append(f"({sort_column}, seq) {'<' if query.descending else '>'} ({mark}, {mark})")
-            self.params.extend(query.after)
+        if query.sort_kind is None:
+            order = f"{query.sort_by} {direction}"
+            if query.after is not None:
+                # Row values keep the keyset exact when many events share one sort value.
+                where.append(f"({query.sort_by}, seq) {'<' if query.descending else '>'} ({mark}, {mark})")
+                self.params.extend(query.after)
+        else:
+            expression = self._sort_body(body_path(query.sort_by), query.sort_kind)
+            # Events without the field sort first going up and last going down, in every dialect.
+            order = f"{expression} {direction} NULLS {'LAST' if query.descending else 'FIRST'}"
+            if query.after is not None:
+                where.append(self._after_body(expression, query.sort_kind, query.descending, *query.after))
         sql = (
             "SELECT seq, id, channel_key, time, received, body FROM events WHERE "
             + " AND ".join(where)
-            + f" ORDER BY {sort_column} {direction}, seq {direction} LIMIT {mark}"
+            + f" ORDER BY {order}, seq {direction} LIMIT {mark}"
         )
         self.params.append(query.limit)
         return sql, self.params
@@ -119,6 +126,19 @@ class ListingCompiler:
                 raise InvalidQuery(f"{node.attribute}: {value} is not a number a body can hold", field=node.attribute)
         return self._compare_body(segments, node.op, values)
 
+    def _after_body(self, expression: str, kind: str, descending: bool, value: Any, seq: int) -> str:
+        """The keyset condition "after (value, seq)" on a nullable sort expression."""
+        later = "<" if descending else ">"
+        if value is None:
+            nulls_after = f"({expression} IS NULL AND seq {later} {self.bind(seq)})"
+            return nulls_after if descending else f"({nulls_after} OR {expression} IS NOT NULL)"
+        mark = self._sort_value(kind)
+        beyond = (
+            f"({expression} {later} {mark.format(self.bind(value))} "
+            f"OR ({expression} = {mark.format(self.bind(value))} AND seq {later} {self.bind(seq)})"
+        )
+        return beyond + (f" OR {expression} IS NULL)" if descending else ")")
+
     def bind(self, value: Any) -> str:
         """Add a parameter and return its placeholder."""
         self.params.append(value)
@@ -137,6 +157,14 @@ class ListingCompiler:
 
     def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
         raise NotImplementedError
+
+    def _sort_body(self, segments: tuple[str, ...], kind: str) -> str:
+        """The expression a body field sorts by: its value when of ``kind``, else NULL."""
+        raise NotImplementedError
+
+    def _sort_value(self, kind: str) -> str:
+        """How a cursor value is bound to compare with :meth:`_sort_body` (``{}`` is the placeholder)."""
+        return "{}"
 
 
 def _app_matches(op: Op, values: list[Any], app: str) -> bool:

@@ -216,11 +216,48 @@ _API_KEYS = (
     FOR EACH ROW EXECUTE FUNCTION api_keys_only_revoke()""",
 )
 
+_BODY_INDEX_CI = (
+    # `eq` on text ignores case (SCIM); each indexed field also gets an index on its lower-case text.
+    """CREATE FUNCTION trailvault_body_index_ci(p_path text[], p_index_name text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON events (channel_key, lower(body_json #>> %L), time, seq) '
+                       'WHERE jsonb_typeof(body_json #> %L) = %L',
+                       p_index_name || '_ci', p_path, p_path, 'string');
+    END $$""",
+    "REVOKE EXECUTE ON FUNCTION trailvault_body_index_ci(text[], text) FROM PUBLIC",
+    """CREATE OR REPLACE FUNCTION trailvault_body_index(p_path text[], p_created bigint) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE
+        dotted text := array_to_string(p_path, '.');
+        index_name text := 'body_' || left(encode(sha256(convert_to(dotted, 'UTF8')), 'hex'), 16);
+        segment text;
+    BEGIN
+        IF EXISTS (SELECT 1 FROM body_indexes WHERE path = dotted) THEN RETURN; END IF;
+        FOREACH segment IN ARRAY p_path LOOP
+            IF segment !~ '^[A-Za-z_@][A-Za-z0-9_@-]*$' THEN
+                RAISE EXCEPTION 'trailvault: % is not a body path', dotted USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON events (channel_key, (body_json #> %L), time, seq) '
+                       'WHERE (body_json #> %L) IS NOT NULL', index_name, p_path, p_path);
+        PERFORM trailvault_body_index_ci(p_path, index_name);
+        INSERT INTO body_indexes VALUES (dotted, index_name, p_created);
+    END $$""",
+    """DO $$ DECLARE indexed record; BEGIN
+        FOR indexed IN SELECT path, index_name FROM body_indexes LOOP
+            PERFORM trailvault_body_index_ci(string_to_array(indexed.path, '.'), indexed.index_name);
+        END LOOP;
+    END $$""",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
     Migration(2, "Merkle tree tiles", _TILES),
     Migration(3, "signed checkpoints", _CHECKPOINTS),
     Migration(4, "API keys", _API_KEYS),
+    Migration(5, "lower-case indexes of indexed body fields", _BODY_INDEX_CI),
 )
 
 #: What the application role needs, for docs/storage.md and the role test: no UPDATE, no DELETE.

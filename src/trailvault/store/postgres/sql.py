@@ -59,6 +59,14 @@ class _PostgresListing(ListingCompiler):
             return f"({column} <> {mark})"
         return f"({column} {_COMPARISONS.get(op, '=')} {mark})"
 
+    def _sort_body(self, segments: tuple[str, ...], kind: str) -> str:
+        json_type, cast = _SORTED_AS[kind]
+        text = f"(body_json #>> '{{{','.join(segments)}}}')"
+        return f"(CASE WHEN jsonb_typeof({body_expression(segments)}) = '{json_type}' THEN {text}{cast} END)"
+
+    def _sort_value(self, kind: str) -> str:
+        return {"number": "{}::numeric", "text": '{}::text COLLATE "C"', "boolean": "{}::int"}[kind]
+
     def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
         expression = body_expression(segments)
         converted = [_body_value(value) for value in values]
@@ -80,6 +88,14 @@ class _PostgresListing(ListingCompiler):
             # jsonb orders across types (a string above any number); a range compares like with like.
             return f"(jsonb_typeof({expression}) = '{_json_type(value)}' AND {expression} {_COMPARISONS[op]} {mark})"
         return f"({expression} {_COMPARISONS.get(op, '=')} {mark})"
+
+
+_SORTED_AS = {
+    "number": ("number", "::numeric"),
+    # Bytewise order, as SQLite compares text, whatever the database's collation.
+    "text": ("string", ' COLLATE "C"'),
+    "boolean": ("boolean", "::boolean::int"),
+}
 
 
 def _json_type(value: Any) -> str:

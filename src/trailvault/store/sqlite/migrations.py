@@ -163,10 +163,21 @@ _API_KEYS = (
     BEGIN SELECT RAISE(ABORT, 'trailvault: API keys are revoked, never deleted'); END""",
 )
 
+
+def _case_insensitive_indexes(conn: sqlite3.Connection) -> None:
+    """Give every indexed body field built before migration 5 its lower-case index too."""
+    from trailvault.store.sqlite.sql import body_index_statements
+
+    for path, index_name in conn.execute("SELECT path, index_name FROM body_indexes").fetchall():
+        conn.execute(body_index_statements(index_name, tuple(path.split(".")))[1])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
     # A vault from before the tree existed gets its existing entries hashed in.
     Migration(2, "Merkle tree tiles", _TILES, after=backfill_tiles),
     Migration(3, "signed checkpoints", _CHECKPOINTS),
     Migration(4, "API keys", _API_KEYS),
+    # `eq` on text ignores case (SCIM); each indexed field gets an index it can use.
+    Migration(5, "lower-case indexes of indexed body fields", (), after=_case_insensitive_indexes),
 )

@@ -2,7 +2,8 @@
 
 Body paths are read with ``json_extract``, which yields SQL integers for JSON booleans
 and the canonical text for timestamps, so values are converted the same way. ``eq`` on
-text compares with ``COLLATE NOCASE``; ``co``, ``sw`` and ``ew`` use LIKE, which in
+text compares ``lower()`` of both sides (ASCII case, matching each indexed field's
+lower-case index); ``co``, ``sw`` and ``ew`` use LIKE, which in
 SQLite ignores ASCII case.
 """
 
@@ -17,7 +18,7 @@ from trailvault.query import EventQuery, Op
 from trailvault.store.listing import ChannelKeys, ListingCompiler, like_pattern
 from trailvault.timestamps import format_timestamp, from_datetime
 
-__all__ = ["body_expression", "compile_listing"]
+__all__ = ["body_expression", "body_index_statements", "compile_listing"]
 
 _COMPARISONS = {Op.EQ_CS: "=", Op.GT: ">", Op.GE: ">=", Op.LT: "<", Op.LE: "<="}
 
@@ -26,6 +27,21 @@ def body_expression(segments: tuple[str, ...]) -> str:
     """Return the SQL expression that extracts a body path (also used in index DDL)."""
     json_path = "$" + "".join(f'."{segment}"' for segment in segments)
     return f"json_extract(body, '{json_path}')"
+
+
+def body_index_statements(index_name: str, segments: tuple[str, ...]) -> tuple[str, str]:
+    """The two indexes of an ``"index": true`` field: on its value, and on its lower-case text for ``eq``.
+
+    Partial on IS NOT NULL: only events that carry the field pay for them, and SQLite
+    knows that ``expr = ?`` (and ``lower(expr) = lower(?)``) imply it.
+    """
+    expression = body_expression(segments)
+    return (
+        f"CREATE INDEX IF NOT EXISTS {index_name} ON events (channel_key, {expression}, time) "
+        f"WHERE {expression} IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS {index_name}_ci ON events (channel_key, lower({expression}), time) "
+        f"WHERE lower({expression}) IS NOT NULL",
+    )
 
 
 def compile_listing(query: EventQuery, app_key: int, channel_keys: ChannelKeys) -> tuple[str, list[Any]]:
@@ -54,6 +70,12 @@ class _SQLiteListing(ListingCompiler):
             return f"(json_type(body, '{json_path}') IN {kinds} AND {condition})"
         return condition
 
+    def _sort_body(self, segments: tuple[str, ...], kind: str) -> str:
+        json_path = "$" + "".join(f'."{segment}"' for segment in segments)
+        types = {"number": "'integer', 'real'", "text": "'text'", "boolean": "'true', 'false'"}[kind]
+        # json_extract gives 1/0 for booleans, the same as PostgreSQL's boolean::int.
+        return f"(CASE WHEN json_type(body, '{json_path}') IN ({types}) THEN {body_expression(segments)} END)"
+
     def _compare_values(self, expression: str, op: Op, values: Sequence[Any]) -> str:
         if op in (Op.IN, Op.NOT_IN):
             marks = ", ".join(self.bind(value) for value in values)
@@ -65,7 +87,8 @@ class _SQLiteListing(ListingCompiler):
             return f"({expression} LIKE {self.bind(like_pattern(op, value))} ESCAPE '\\')"
         mark = self.bind(value)
         if op is Op.EQ:
-            return f"({expression} = {mark} COLLATE NOCASE)" if isinstance(value, str) else f"({expression} = {mark})"
+            # lower() folds ASCII case only, as NOCASE does, and matches the fields' _ci indexes.
+            return f"(lower({expression}) = lower({mark}))" if isinstance(value, str) else f"({expression} = {mark})"
         if op is Op.NE:
             return f"({expression} IS NULL OR {expression} <> {mark})"
         return f"({expression} {_COMPARISONS[op]} {mark})"

@@ -33,7 +33,7 @@ from trailvault.store.admission import admit
 from trailvault.store.base import AppendOutcome
 from trailvault.store.relational import RelationalStore
 from trailvault.store.sqlite.migrations import MIGRATIONS
-from trailvault.store.sqlite.sql import body_expression, compile_listing
+from trailvault.store.sqlite.sql import body_index_statements, compile_listing
 from trailvault.store.sqlite.tree import grow_tree, leaf_hashes, tree_nodes
 
 __all__ = ["SQLiteStore"]
@@ -193,13 +193,8 @@ class SQLiteStore(RelationalStore):
         if tx.execute("SELECT 1 FROM body_indexes WHERE path = ?", (dotted,)).fetchone():
             return
         index_name = "body_" + hashlib.sha256(dotted.encode()).hexdigest()[:16]
-        expression = body_expression(path)
-        # Partial on IS NOT NULL: only events that carry the field pay for the index,
-        # and SQLite knows that `expr = ?` implies it.
-        tx.execute(
-            f"CREATE INDEX IF NOT EXISTS {index_name} ON events (channel_key, {expression}, time) "
-            f"WHERE {expression} IS NOT NULL"
-        )
+        for statement in body_index_statements(index_name, path):
+            tx.execute(statement)
         tx.execute("INSERT INTO body_indexes VALUES (?, ?, ?)", (dotted, index_name, created_us))
 
     # -- events ------------------------------------------------------------------
