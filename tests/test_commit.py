@@ -91,3 +91,35 @@ def test_store_failure_reaches_every_waiting_caller() -> None:
     for thread in threads:
         thread.join()
     assert len(errors) == 5
+
+
+def test_nowait_batches_share_transactions_with_blocking_ones() -> None:
+    """Futures from submit_nowait and blocking submits from threads commit together, each with its own answer."""
+    store = SlowStore()
+    committer = GroupCommitter(store.append)
+    futures = [committer.submit_nowait([_event(f"f{n}")]) for n in range(50)]
+    answers: dict[str, list[Posted]] = {}
+
+    def blocking(n: int) -> None:
+        answers[f"t{n}"] = committer.submit([_event(f"t{n}")])
+
+    threads = [threading.Thread(target=blocking, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results = [future.result(timeout=10) for future in futures]
+    seqs = sorted(result[0].seq for result in results) + sorted(answer[0].seq for answer in answers.values())
+    assert sorted(seqs) == list(range(1, 59))
+    assert [result[0].id for result in results] == [f"f{n}" for n in range(50)]
+    assert len(store.transactions) < 58
+
+
+def test_nowait_future_carries_the_batchs_error() -> None:
+    """A conflicting batch's future raises its IdConflict; the others in the same group succeed."""
+    committer = GroupCommitter(SlowStore().append)
+    bad = committer.submit_nowait([_event("conflict")])
+    good = committer.submit_nowait([_event("fine")])
+    with pytest.raises(IdConflict):
+        bad.result(timeout=10)
+    assert good.result(timeout=10)[0].id == "fine"

@@ -1,10 +1,14 @@
 """Group commit: concurrent posts share one durable transaction.
 
-Leader/follower, with no thread of its own: a caller queues its batch; when no
-leader is committing it becomes the leader and commits everything queued so far
-in one store transaction, otherwise it waits until a leader has committed its
-batch or leadership is free. While one leader waits for the disk, the next posts pile
-up and go together, so eight posting threads pay for far fewer than eight syncs.
+Leader/follower: a caller queues its batch; when no leader is committing it becomes
+the leader and commits everything queued so far in one store transaction, otherwise
+it waits until a leader has committed its batch or leadership is free. While one
+leader waits for the disk, the next posts pile up and go together, so eight posting
+threads pay for far fewer than eight syncs.
+
+:meth:`GroupCommitter.submit_nowait` is the same for callers that must not block (the
+server's event loop): it answers a future, and one helper thread leads whenever
+queued batches have no leader of their own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 from trailvault.event import PendingEvent, Posted
 from trailvault.store.base import AppendOutcome
@@ -22,13 +27,22 @@ Append = Callable[[Sequence[Sequence[PendingEvent]]], list[AppendOutcome]]
 
 
 class _Request:
-    __slots__ = ("batch", "done", "error", "outcome")
+    __slots__ = ("batch", "done", "error", "future", "outcome")
 
-    def __init__(self, batch: Sequence[PendingEvent]) -> None:
+    def __init__(self, batch: Sequence[PendingEvent], future: Future[list[Posted]] | None = None) -> None:
         self.batch = batch
         self.done = False
         self.outcome: AppendOutcome | None = None
         self.error: BaseException | None = None
+        self.future = future
+
+    def finish(self) -> None:
+        self.done = True
+        if self.future is not None:
+            if self.error is not None:
+                self.future.set_exception(self.error)
+            else:
+                self.future.set_result(self.result())
 
     def result(self) -> list[Posted]:
         if self.error is not None:
@@ -50,6 +64,7 @@ class GroupCommitter:
         self._changed = threading.Condition(self._lock)
         self._arrived = threading.Condition(self._lock)
         self._leading = False
+        self._helper_running = False
         self._last_group = 1
         self._commit_seconds = 0.0
         #: Counters for metrics: transactions committed and the batches they carried.
@@ -60,6 +75,40 @@ class GroupCommitter:
     def queue_depth(self) -> int:
         """Batches waiting for a leader to commit them (read without the lock: a gauge, not a decision)."""
         return len(self._queue)
+
+    def submit_nowait(self, batch: Sequence[PendingEvent]) -> Future[list[Posted]]:
+        """Queue ``batch`` and return at once a future of what :meth:`submit` would return."""
+        request = _Request(batch, Future())
+        with self._lock:
+            self._queue.append(request)
+            self._arrived.notify()
+            if not self._helper_running:
+                self._helper_running = True
+                threading.Thread(target=self._help, name="trailvault-commit", daemon=True).start()
+        assert request.future is not None
+        return request.future
+
+    def _help(self) -> None:
+        """Lead for queued batches whose posters do not block, until none is left; then end."""
+        while True:
+            with self._lock:
+                while self._leading:
+                    self._changed.wait()
+                if not any(request.future is not None for request in self._queue):
+                    self._helper_running = False
+                    return
+                self._leading = True
+                self._gather()
+                taken, self._queue = self._queue, []
+            try:
+                self._commit(taken)
+            finally:
+                with self._lock:
+                    self._leading = False
+                    self._last_group = len(taken)
+                    self.transactions += 1
+                    self.batches += len(taken)
+                    self._changed.notify_all()
 
     def submit(self, batch: Sequence[PendingEvent]) -> list[Posted]:
         """Append ``batch`` all or nothing; return when it is durable.
@@ -113,7 +162,8 @@ class GroupCommitter:
             outcomes = self._append([request.batch for request in taken])
         except BaseException as exc:
             for request in taken:
-                request.error, request.done = exc, True
+                request.error = exc
+                request.finish()
             return
         finally:
             self._commit_seconds = 0.8 * self._commit_seconds + 0.2 * (time.monotonic() - started)
@@ -122,4 +172,4 @@ class GroupCommitter:
                 request.outcome = outcome
             else:
                 request.error = outcome
-            request.done = True
+            request.finish()

@@ -12,6 +12,7 @@ import hashlib
 import threading
 import time as clock
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -326,18 +327,27 @@ class Vault(Proving, Keyring):
         own id or time. When any item is refused nothing is stored and BatchRejected
         lists every refused item by its index (starting at 0).
         """
+        return self._committer.submit(self._checked(channel, items))
+
+    def post_many_nowait(
+        self, channel: str, items: Iterable[Mapping[str, Any] | str | bytes | NewEvent]
+    ) -> Future[list[Posted]]:
+        """Check the items here and now (raising as :meth:`post_many` does), then return a future of
+        their Posted without waiting for the disk: for event loops, which must not block."""
+        return self._committer.submit_nowait(self._checked(channel, items))
+
+    def _checked(self, channel: str, items: Iterable[Any]) -> list[PendingEvent]:
         state = self._channel_state(channel)
         batch = list(items)
         received_us = _now_us()
         try:
-            pending = self._prepare_all(state, batch, received_us)
+            return self._prepare_all(state, batch, received_us)
         except BatchRejected:
             # Another process may have added fields to the schema since we loaded it.
             fresh = self._fresher(channel, state)
             if fresh is None:
                 raise
-            pending = self._prepare_all(fresh, batch, received_us)
-        return self._committer.submit(pending)
+            return self._prepare_all(fresh, batch, received_us)
 
     def _prepare_all(self, state: _OpenChannel, batch: list[Any], received_us: int) -> list[PendingEvent]:
         pending: list[PendingEvent] = []
