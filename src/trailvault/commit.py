@@ -97,18 +97,8 @@ class GroupCommitter:
                 if not any(request.future is not None for request in self._queue):
                     self._helper_running = False
                     return
-                self._leading = True
-                self._gather()
-                taken, self._queue = self._queue, []
-            try:
-                self._commit(taken)
-            finally:
-                with self._lock:
-                    self._leading = False
-                    self._last_group = len(taken)
-                    self.transactions += 1
-                    self.batches += len(taken)
-                    self._changed.notify_all()
+                taken = self._take_lead()
+            self._lead(taken)
 
     def submit(self, batch: Sequence[PendingEvent]) -> list[Posted]:
         """Append ``batch`` all or nothing; return when it is durable.
@@ -126,9 +116,19 @@ class GroupCommitter:
                 self._changed.wait()
             if request.done:
                 return request.result()
-            self._leading = True
-            self._gather()
-            taken, self._queue = self._queue, []
+            taken = self._take_lead()
+        self._lead(taken)
+        return request.result()
+
+    def _take_lead(self) -> list[_Request]:
+        """Under the lock: become the leader and take what is queued (after a short gather)."""
+        self._leading = True
+        self._gather()
+        taken, self._queue = self._queue, []
+        return taken
+
+    def _lead(self, taken: list[_Request]) -> None:
+        """Outside the lock: commit the taken batches, then hand leadership back."""
         try:
             self._commit(taken)
         finally:
@@ -138,7 +138,6 @@ class GroupCommitter:
                 self.transactions += 1
                 self.batches += len(taken)
                 self._changed.notify_all()
-        return request.result()
 
     def _gather(self) -> None:
         """Wait briefly for the posters of the last group, who are likely preparing their next batch.
