@@ -123,3 +123,12 @@ def test_nowait_future_carries_the_batchs_error() -> None:
     with pytest.raises(IdConflict):
         bad.result(timeout=10)
     assert good.result(timeout=10)[0].id == "fine"
+
+
+def test_a_caller_that_stops_waiting_cannot_cancel_a_commit() -> None:
+    """cancel() on a nowait future is refused, so the commit and its group's answers go on."""
+    committer = GroupCommitter(SlowStore().append)
+    first = committer.submit_nowait([_event("a")])
+    second = committer.submit_nowait([_event("b")])
+    assert first.cancel() is False
+    assert [first.result(timeout=10)[0].id, second.result(timeout=10)[0].id] == ["a", "b"]

@@ -78,7 +78,11 @@ class GroupCommitter:
 
     def submit_nowait(self, batch: Sequence[PendingEvent]) -> Future[list[Posted]]:
         """Queue ``batch`` and return at once a future of what :meth:`submit` would return."""
-        request = _Request(batch, Future())
+        future: Future[list[Posted]] = Future()
+        # Running futures cannot be cancelled: a caller that stops waiting (a request
+        # timeout) must not stop the commit, or the answer to its neighbours in the group.
+        future.set_running_or_notify_cancel()
+        request = _Request(batch, future)
         with self._lock:
             self._queue.append(request)
             self._arrived.notify()
