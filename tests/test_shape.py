@@ -38,6 +38,7 @@ MODULE_LAYERS = {
             "forward",
             "client",
             "keyring",
+            "export",
         ],
         "workflow",
     ),

@@ -46,6 +46,7 @@ from trailvault.event import (
     fingerprint,
     nul_path,
 )
+from trailvault.export import Exporting
 from trailvault.integrity.note import verifier_key
 from trailvault.jsontext import decode_json
 from trailvault.keyring import Keyring
@@ -110,7 +111,7 @@ class EventPage(Sequence[Event]):
         return iter(self.events)
 
 
-class Vault(Proving, Keyring):
+class Vault(Proving, Keyring, Exporting):
     """One app's view of a vault.
 
     Thread-safe: posts from many threads share transactions (group commit).

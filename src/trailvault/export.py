@@ -1,0 +1,400 @@
+"""Export: a query's events to Parquet, CSV and JSONL.gz files with a manifest that proves them.
+
+``vault.export(out, ...)`` streams the events of a query, in seq order, into one file
+per channel and format (``<channel>.parquet``, ``<channel>.csv``,
+``<channel>.jsonl.gz``), in constant memory apart from eight bytes an event for the
+proof. It signs (or takes) a checkpoint first and exports only what it covers.
+``manifest.json``, written last, holds the query, the checkpoint note, counts,
+covered range, each file's sha256, and ``proof.bin``: the hashes that, with the
+exported entries, rebuild the checkpoint's root (:mod:`trailvault.integrity.multiproof`).
+
+``verify_export(folder, key)`` checks all of that offline with the vault's verifier
+key: every row of every file is the log's entry at its seq, unaltered, under the
+signed checkpoint, and the files are the manifest's. Given the vault too
+(``against=``), it also re-runs the query and checks that no event is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import os
+import shutil
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from trailvault.errors import Conflict, InvalidInput, NotFound
+from trailvault.event import canonical_body
+from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
+from trailvault.formats.rows import additional_fields, null_paths
+from trailvault.integrity.checkpoint import open_checkpoint
+from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.merkle import subtree_hash, subtree_nodes
+from trailvault.integrity.multiproof import multiproof_ranges, multiproof_root
+from trailvault.integrity.note import Verifier
+from trailvault.query import And, Compare, Filter, Op
+from trailvault.schema import Schema, parse_schema
+from trailvault.scim import parse_filter
+from trailvault.store import Store
+from trailvault.timestamps import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    from trailvault.vault import Vault
+
+__all__ = ["FORMAT", "ExportReport", "Exporting", "verify_export"]
+
+FORMAT = "trailvault-export/v1"
+_BATCH = 10_000
+_NODE_CHUNK = 4096
+
+#: Called with (events written, the seq reached, the last seq the export can reach).
+Progress = Callable[[int, int, int], None]
+
+
+class Exporting:
+    """``export``, mixed into :class:`~trailvault.vault.Vault`."""
+
+    app: str
+    _store: Store
+
+    def export(
+        self,
+        out: str | Path,
+        *,
+        channel: str | None = None,
+        time_from: datetime | str | None = None,
+        time_to: datetime | str | None = None,
+        filter: str | None = None,  # noqa: A002 - the listing parameter's name everywhere
+        formats: str | tuple[str, ...] = ("parquet", "csv", "jsonl.gz"),
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Write the query's events into the new or empty folder ``out``; return the manifest.
+
+        The query is :meth:`Vault.events`' (``channel``, ``time_from``, ``time_to``,
+        ``filter``), in seq order. On any error the files written so far are removed.
+        """
+        vault: Vault = self  # type: ignore[assignment]
+        chosen = parse_formats(formats)
+        folder = Path(out)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise Conflict(f"out: {folder} is not an empty folder; export into a new one", field="out")
+        checkpoint = _checkpoint_for_export(vault)
+        query = {
+            "channel": channel,
+            "from": None if time_from is None else format_timestamp(parse_timestamp(time_from, field="from")),
+            "to": None if time_to is None else format_timestamp(parse_timestamp(time_to, field="to")),
+            "filter": filter,
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return _Export(vault, folder, chosen, checkpoint.size, checkpoint.note, query, progress).run()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+
+def _checkpoint_for_export(vault: Vault) -> Any:
+    if vault._checkpointer is not None:
+        return vault.issue_checkpoint()
+    try:
+        return vault.checkpoint()
+    except NotFound:
+        raise NotFound(
+            "checkpoint: this vault has no signed checkpoint to prove an export with; open it with its key",
+            field="checkpoint",
+        ) from None
+
+
+def _export_filter(query: dict[str, Any], size: int) -> Filter:
+    bound: Filter = Compare("seq", Op.LE, size)
+    return bound if query["filter"] is None else And((parse_filter(query["filter"]), bound))
+
+
+class _Export:
+    def __init__(
+        self,
+        vault: Vault,
+        folder: Path,
+        formats: tuple[str, ...],
+        size: int,
+        note: str,
+        query: dict[str, Any],
+        progress: Progress | None,
+    ) -> None:
+        self.vault, self.folder, self.formats = vault, folder, formats
+        self.size, self.note, self.query, self.progress = size, note, query, progress
+        self.writers: dict[str, list[Writer]] = {}
+        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.counts: dict[str, int] = {}
+        self.schemas: dict[str, Schema] = {}
+        self.seqs = array("q")
+
+    def run(self) -> dict[str, Any]:
+        first_time = last_time = None
+        events = self.vault.iter_events(
+            self.query["channel"],
+            time_from=self.query["from"],
+            time_to=self.query["to"],
+            filter=_export_filter(self.query, self.size),
+            sort_by="seq",
+        )
+        for event in events:
+            row = {
+                "id": event.id, "time": event.time_us, "received": event.received_us, "app": event.app,
+                "channel": event.channel, "seq": event.seq, "body_sha256": self._body_sha256(event), "body": event.body,
+                "body_nulls": None if event.body is None else null_paths(event.body),
+            }  # fmt: skip
+            schema = self._schema(event.channel)
+            if schema.additional_fields:
+                row["body_additional"] = _additional_text(event.body, schema)
+            batch = self.pending.setdefault(event.channel, [])
+            batch.append(row)
+            if len(batch) >= _BATCH:
+                self._flush(event.channel)
+            self.seqs.append(event.seq)
+            first_time = event.time_us if first_time is None else min(first_time, event.time_us)
+            last_time = event.time_us if last_time is None else max(last_time, event.time_us)
+            if self.progress is not None and len(self.seqs) % _BATCH == 0:
+                self.progress(len(self.seqs), event.seq, self.size)
+        for channel in list(self.pending):
+            self._flush(channel)
+        for writers in self.writers.values():
+            for writer in writers:
+                writer.close()
+        if self.progress is not None:
+            self.progress(len(self.seqs), self.size, self.size)
+        proof_hashes = self._write_proof()
+        manifest = {
+            "format": FORMAT,
+            "created": format_timestamp(time.time_ns() // 1000),
+            "vault": self.vault._store.vault_id(),
+            "app": self.vault.app,
+            "query": {**self.query, "order": "seq"},
+            "checkpoint": self.note,
+            "size": self.size,
+            "count": len(self.seqs),
+            "range": {
+                "first_seq": self.seqs[0] if self.seqs else None,
+                "last_seq": self.seqs[-1] if self.seqs else None,
+                "first_time": None if first_time is None else format_timestamp(first_time),
+                "last_time": None if last_time is None else format_timestamp(last_time),
+            },
+            "files": [
+                {
+                    "name": writer.path.name,
+                    "format": fmt,
+                    "channel": channel,
+                    "count": self.counts[channel],
+                    "bytes": writer.path.stat().st_size,
+                    "sha256": _file_sha256(writer.path),
+                }
+                for channel, writers in sorted(self.writers.items())
+                for fmt, writer in zip(self.formats, writers, strict=True)
+            ],
+            "schemas": {name: schema.to_document() for name, schema in sorted(self.schemas.items())},
+            "proof": {"name": "proof.bin", "hashes": proof_hashes, "sha256": _file_sha256(self.folder / "proof.bin")},
+        }
+        staging = self.folder / "manifest.json.tmp"
+        staging.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+        os.replace(staging, self.folder / "manifest.json")
+        return manifest
+
+    def _schema(self, channel: str) -> Schema:
+        schema = self.schemas.get(channel)
+        if schema is None:
+            schema = self.schemas[channel] = self.vault.channel(channel).schema
+        return schema
+
+    def _body_sha256(self, event: Any) -> str:
+        if event.body is not None:
+            return hashlib.sha256(canonical_body(event.body)).hexdigest()
+        # A redacted body is gone; its hash stays in the log.
+        return self.vault._store.entries(event.seq - 1, 1)[0].body_sha256.hex()
+
+    def _flush(self, channel: str) -> None:
+        rows = self.pending.pop(channel, [])
+        if not rows:
+            return
+        writers = self.writers.get(channel)
+        if writers is None:
+            schema = self._schema(channel)
+            writers = self.writers[channel] = [
+                open_writer(fmt, self.folder / f"{channel}{SUFFIXES[fmt]}", schema) for fmt in self.formats
+            ]
+        for writer in writers:
+            writer.write(rows)
+        self.counts[channel] = self.counts.get(channel, 0) + len(rows)
+
+    def _write_proof(self) -> int:
+        ranges = list(multiproof_ranges([seq - 1 for seq in self.seqs], self.size))
+        with (self.folder / "proof.bin").open("wb") as handle:
+            for start in range(0, len(ranges), _NODE_CHUNK):
+                chunk = ranges[start : start + _NODE_CHUNK]
+                keys = {key for low, high in chunk for key in subtree_nodes(low, high)}
+                nodes = self.vault._store.tree_nodes(keys)
+                handle.write(b"".join(subtree_hash(low, high, nodes) for low, high in chunk))
+        return len(ranges)
+
+
+def _additional_text(body: dict[str, Any] | None, schema: Schema) -> str | None:
+    extra = None if body is None else additional_fields(body, schema)
+    return None if extra is None else orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- verify export ---------------------------------------------------------------------------
+
+
+@dataclass
+class ExportReport:
+    """What ``verify export`` checked, and every problem found (``ok`` when there is none)."""
+
+    events: int = 0
+    files: int = 0
+    size: int = 0
+    redacted: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "files": self.files,
+            "checkpoint_size": self.size,
+            "redacted_bodies": self.redacted,
+            "problems": self.problems,
+        }
+
+
+class _Envelope:
+    __slots__ = ("app", "channel", "id", "received_us", "time_us")
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.id = row["id"]
+        self.app = row["app"]
+        self.channel = row["channel"]
+        self.time_us = parse_timestamp(row["time"], field="time")
+        self.received_us = parse_timestamp(row["received"], field="received")
+
+
+def verify_export(folder: str | Path, key: str, *, against: Vault | None = None) -> ExportReport:
+    """Check an export folder offline with the vault's verifier key; see the module docstring."""
+    folder = Path(folder)
+    try:
+        manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise InvalidInput(f"export: {folder}/manifest.json cannot be read ({exc})", field="export") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InvalidInput(f"export: {folder}/manifest.json is not a {FORMAT} manifest", field="export")
+    checkpoint = open_checkpoint(manifest["checkpoint"], Verifier.parse(key))
+    report = ExportReport(size=checkpoint.size)
+    if manifest["size"] != checkpoint.size:
+        report.problems.append(f"manifest: size {manifest['size']} is not the signed checkpoint's {checkpoint.size}")
+    schemas = {name: parse_schema(document) for name, document in manifest["schemas"].items()}
+    files_by_format: dict[str, list[dict[str, Any]]] = {}
+    for item in manifest["files"]:
+        report.files += 1
+        path = folder / item["name"]
+        if not path.is_file():
+            report.problems.append(f"{item['name']}: missing")
+            continue
+        if _file_sha256(path) != item["sha256"]:
+            report.problems.append(f"{item['name']}: its sha256 is not the manifest's (the file was changed)")
+        files_by_format.setdefault(item["format"], []).append(item)
+    proof_path = folder / "proof.bin"
+    if not proof_path.is_file() or _file_sha256(proof_path) != manifest["proof"]["sha256"]:
+        report.problems.append("proof.bin: missing or not the manifest's")
+        return report
+    proof = proof_path.read_bytes()
+    exported: array[int] = array("q")
+    for fmt, items in files_by_format.items():
+        seqs, leaves = _format_leaves(folder, fmt, items, schemas, report)
+        if len(seqs) != manifest["count"]:
+            report.problems.append(f"{fmt}: {len(seqs)} events, the manifest says {manifest['count']}")
+            continue
+        hashes = iter(proof[offset : offset + 32] for offset in range(0, len(proof), 32))
+        try:
+            root = multiproof_root([seq - 1 for seq in seqs], checkpoint.size, _leaf_reader(leaves), hashes)
+        except ValueError as exc:
+            report.problems.append(f"{fmt}: {exc}")
+            continue
+        if root != checkpoint.root or next(hashes, None) is not None:
+            report.problems.append(
+                f"{fmt}: the events do not rebuild the signed root: an event was changed, added, removed or moved"
+            )
+        report.events = len(seqs)
+        exported = seqs
+    if against is not None and not report.problems:
+        _compare_with_vault(manifest, against, exported, report)
+    return report
+
+
+def _leaf_reader(leaves: bytearray) -> Callable[[int], bytes]:
+    return lambda position: bytes(leaves[32 * position : 32 * position + 32])
+
+
+def _format_leaves(
+    folder: Path, fmt: str, items: list[dict[str, Any]], schemas: dict[str, Schema], report: ExportReport
+) -> tuple[array[int], bytearray]:
+    """Read every file of one format, merge them in seq order, check bodies; return seqs and leaves."""
+
+    def rows(item: dict[str, Any]) -> Iterator[tuple[int, bytes]]:
+        for row in read_rows(fmt, folder / item["name"], schemas[item["channel"]]):
+            body_sha256 = bytes.fromhex(row["body_sha256"])
+            body = row["body"]
+            if body is None:
+                report.redacted += 1
+            elif hashlib.sha256(canonical_body(body)).digest() != body_sha256:
+                report.problems.append(f"{item['name']}: seq {row['seq']}: the body is not the one the log hashed")
+            yield row["seq"], entry_leaf(_Envelope(row), row["seq"], body_sha256)
+
+    seqs: array[int] = array("q")
+    leaves = bytearray()
+    last = 0
+    for seq, leaf in heapq.merge(*(rows(item) for item in items)):
+        if seq <= last:
+            report.problems.append(f"{fmt}: seq {seq} comes twice or out of order")
+        seqs.append(seq)
+        leaves += leaf
+        last = seq
+    return seqs, leaves
+
+
+def _compare_with_vault(manifest: dict[str, Any], vault: Vault, exported: array[int], report: ExportReport) -> None:
+    query = manifest["query"]
+    expected = [
+        event.seq
+        for event in vault.iter_events(
+            query["channel"],
+            time_from=query["from"],
+            time_to=query["to"],
+            filter=_export_filter(query, manifest["size"]),
+            sort_by="seq",
+        )
+    ]
+    missing = sorted(set(expected) - set(exported))
+    extra = sorted(set(exported) - set(expected))
+    if missing:
+        report.problems.append(
+            f"vault: {len(missing)} events of the query are not in the export (first seq {missing[0]})"
+        )
+    if extra:
+        report.problems.append(f"vault: {len(extra)} exported events do not match the query (first seq {extra[0]})")

@@ -1,0 +1,61 @@
+"""Export file formats: Parquet, CSV and JSONL.gz writers and readers of one row shape.
+
+``open_writer(format, path, schema)`` returns a writer with ``write(rows)`` and
+``close()``; ``read_rows(format, path, schema)`` yields the rows of a file in the
+JSONL shape (canonical time text, ``body_sha256`` hex, the body as posted), which is
+what ``verify export`` checks against the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from trailvault.errors import InvalidInput
+from trailvault.formats.jsonl import JsonlWriter, read_jsonl_rows
+from trailvault.formats.tables import CsvWriter, ParquetWriter, read_table_rows
+from trailvault.schema import Schema
+
+__all__ = ["FORMATS", "SUFFIXES", "Writer", "open_writer", "parse_formats", "read_rows"]
+
+FORMATS = ("parquet", "csv", "jsonl.gz")
+SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "jsonl.gz": ".jsonl.gz"}
+
+
+class Writer(Protocol):
+    path: Path
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    """Return the formats named (comma-separated text or a list); raise InvalidInput naming a bad one."""
+    words = text.split(",") if isinstance(text, str) else list(text)
+    chosen: list[str] = []
+    for word in (word.strip().lower() for word in words):
+        if word in ("jsonl", "ndjson", "jsonl.gz"):
+            word = "jsonl.gz"
+        if word not in FORMATS:
+            raise InvalidInput(f"format: {word[:40]!r} is not one of {', '.join(FORMATS)}", field="format")
+        if word not in chosen:
+            chosen.append(word)
+    if not chosen:
+        raise InvalidInput(f"format: name at least one of {', '.join(FORMATS)}", field="format")
+    return tuple(chosen)
+
+
+def open_writer(fmt: str, path: Path, schema: Schema) -> Writer:
+    if fmt == "parquet":
+        return ParquetWriter(path, schema)
+    if fmt == "csv":
+        return CsvWriter(path, schema)
+    return JsonlWriter(path)
+
+
+def read_rows(fmt: str, path: Path, schema: Schema) -> Iterator[dict[str, Any]]:
+    if fmt == "jsonl.gz":
+        return read_jsonl_rows(path)
+    return read_table_rows(path, schema, csv=fmt == "csv")
