@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trailvault.errors import Conflict, InvalidInput, NotFound
+from trailvault.errors import Conflict, InvalidInput, NotFound, TrailvaultError
 from trailvault.event import canonical_body
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
 from trailvault.formats.rows import additional_fields, null_paths
@@ -357,14 +357,18 @@ def _format_leaves(
     """Read every file of one format, merge them in seq order, check bodies; return seqs and leaves."""
 
     def rows(item: dict[str, Any]) -> Iterator[tuple[int, bytes]]:
-        for row in read_rows(fmt, folder / item["name"], schemas[item["channel"]]):
-            body_sha256 = bytes.fromhex(row["body_sha256"])
-            body = row["body"]
-            if body is None:
-                report.redacted += 1
-            elif hashlib.sha256(canonical_body(body)).digest() != body_sha256:
-                report.problems.append(f"{item['name']}: seq {row['seq']}: the body is not the one the log hashed")
-            yield row["seq"], entry_leaf(_Envelope(row), row["seq"], body_sha256)
+        try:
+            for row in read_rows(fmt, folder / item["name"], schemas[item["channel"]]):
+                body_sha256 = bytes.fromhex(row["body_sha256"])
+                body = row["body"]
+                if body is None:
+                    report.redacted += 1
+                elif hashlib.sha256(canonical_body(body)).digest() != body_sha256:
+                    report.problems.append(f"{item['name']}: seq {row['seq']}: the body is not the one the log hashed")
+                yield row["seq"], entry_leaf(_Envelope(row), row["seq"], body_sha256)
+        except (OSError, EOFError, ValueError, KeyError, TypeError, TrailvaultError) as exc:
+            # The files are outside input: one that does not read is a finding, not a crash.
+            report.problems.append(f"{item['name']}: cannot be read as {fmt} ({type(exc).__name__}: {str(exc)[:200]})")
 
     seqs: array[int] = array("q")
     leaves = bytearray()

@@ -10,6 +10,7 @@ import click
 
 from trailvault.cli import Session, read_argument, read_file
 from trailvault.cli.output import emit_json
+from trailvault.export import verify_export
 from trailvault.integrity.note import Verifier
 from trailvault.integrity.receipt import check_receipt
 from trailvault.jsontext import decode_json
@@ -189,3 +190,36 @@ def verify_receipt(path: str, key_text: str, output: str) -> None:
     else:
         signer = key_value.split("+")[0]
         click.echo(f"ok: event {entry['id']} is entry {entry['seq']} of a log of {checkpoint.size}, signed by {signer}")
+
+
+@verify.command("export")
+@click.argument("folder", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--key", "key_text", required=True, help="The vault's verifier key, or @FILE (from `key show`).")
+@click.option("--against", is_flag=True, help="Also re-run the query on the vault (--vault) and check none is missing.")
+@click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
+@click.pass_context
+def verify_export_command(ctx: click.Context, folder: str, key_text: str, against: bool, output: str) -> None:
+    """Prove an export folder offline: every row of every file is the log's entry, unaltered, under the
+    signed checkpoint in its manifest; exit 1 on any problem.
+
+    \b
+    Example:
+      trailvault verify export ./export-2024-10 --key @vault.pub
+      trailvault verify export ./export-2024-10 --key @vault.pub --against
+    """
+    session = ctx.find_object(Session)
+    assert session is not None
+    vault = session.local_vault(command="verify export --against") if against else None
+    report = verify_export(folder, read_argument(key_text, field="key").strip(), against=vault)
+    if output == "json":
+        emit_json(report.to_dict())
+    elif report.ok:
+        click.echo(
+            f"ok: {report.events} events in {report.files} files are entries of the log of {report.size}"
+            + (f" ({report.redacted} bodies redacted)" if report.redacted else "")
+        )
+    else:
+        for problem in report.problems[:20]:
+            click.echo(f"trailvault: verify export failed: {problem}", err=True)
+    if not report.ok:
+        ctx.exit(1)

@@ -1,0 +1,179 @@
+"""Export to Parquet, CSV and JSONL.gz, and verify export: on every backend, with real files."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from trailvault import Vault
+from trailvault.errors import Conflict, InvalidInput
+from trailvault.export import verify_export
+
+from .conftest import ACCESS, MYINDEX, access_event, run_cli
+
+
+@pytest.fixture
+def filled(vault: Vault) -> Vault:
+    vault.open("access", ACCESS)
+    vault.open("myindex", MYINDEX)
+    vault.post_many("access", [access_event(i, occurred="2024-10-07T10:00:00+02:00") for i in range(40)])
+    vault.post_many("myindex", [{"company": "A", "amount": 1.5, "taxes": [{"salestax": 1.0, "taxrate": None}, {}]}])
+    vault.post("access", {**access_event(90), "message": None, "http_response": {}})
+    gone = vault.post("access", access_event(91))
+    vault.redact(gone.id, "erasure request")
+    vault.post_many("myindex", [{"company": "B"}, {"company": "C", "taxes": []}])
+    return vault
+
+
+def _rewrite_manifest_sha(folder: Path, name: str) -> None:
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    for item in manifest["files"]:
+        if item["name"] == name:
+            item["sha256"] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+def test_export_of_every_format_verifies(filled: Vault, tmp_path: Path) -> None:
+    """Every file of every format proves against the signed checkpoint, and nothing of the query is missing."""
+    manifest = filled.export(tmp_path / "out")
+    report = verify_export(tmp_path / "out", filled.verifier_key(), against=filled)
+    assert report.ok, report.problems
+    names = sorted(item["name"] for item in manifest["files"])
+    assert "access.parquet" in names and "myindex.csv" in names and "trailvault.redactions.jsonl.gz" in names
+    total = len(list(filled.iter_events()))
+    assert manifest["count"] == report.events == total - 0 and report.redacted == 3
+
+
+def test_parquet_is_typed_from_the_schema(filled: Vault, tmp_path: Path) -> None:
+    """RECORD is a struct, REPEATED a list, TIMESTAMP timestamp[us, UTC]; the envelope is typed too."""
+    filled.export(tmp_path / "out", channel="access", formats="parquet")
+    table = pq.read_table(tmp_path / "out" / "access.parquet")
+    body = table.schema.field("body").type
+    assert table.schema.field("time").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("seq").type == pa.int64()
+    assert body.field("occurred").type == pa.timestamp("us", tz="UTC")
+    assert pa.types.is_struct(body.field("user").type)
+    assert body.field("user").type.field("roles").type == pa.list_(pa.string())
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first["body"]["occurred"].isoformat() == "2024-10-07T08:00:00+00:00"
+
+
+def test_csv_is_flattened_with_dotted_names(filled: Vault, tmp_path: Path) -> None:
+    """CSV has a column per field with a dotted name; repeated fields hold JSON text."""
+    filled.export(tmp_path / "out", channel="access", formats="csv")
+    table = pa_csv.read_csv(tmp_path / "out" / "access.csv")
+    assert "body.user.email" in table.column_names and "body.http_response.status_code" in table.column_names
+    assert orjson.loads(table.column("body.user.roles")[0].as_py()) == ["auditor"]
+
+
+def test_jsonl_holds_the_bodies_as_hashed(filled: Vault, tmp_path: Path) -> None:
+    """Each JSONL line is one event with its body_sha256, which the body hashes to."""
+    filled.export(tmp_path / "out", channel="myindex", formats="jsonl.gz")
+    text = gzip.decompress((tmp_path / "out" / "myindex.jsonl.gz").read_bytes())
+    lines = [orjson.loads(line) for line in text.splitlines()]
+    assert [line["body"]["company"] for line in lines] == ["A", "B", "C"]
+    assert lines[0]["body"]["taxes"] == [{"salestax": 1.0, "taxrate": None}, {}]
+
+
+def test_query_filters_and_time_range_are_honoured(filled: Vault, tmp_path: Path) -> None:
+    """A filtered export holds exactly the matching events and says so in its manifest."""
+    manifest = filled.export(tmp_path / "out", channel="access", filter='user.email eq "USER3@example.com"')
+    expected = [e.seq for e in filled.iter_events("access", filter='user.email eq "user3@example.com"', sort_by="seq")]
+    assert manifest["count"] == len(expected) and manifest["range"]["first_seq"] == expected[0]
+    assert manifest["query"]["filter"] == 'user.email eq "USER3@example.com"'
+    assert verify_export(tmp_path / "out", filled.verifier_key(), against=filled).ok
+
+
+@pytest.mark.parametrize("fmt", ["jsonl.gz", "csv", "parquet"])
+def test_an_altered_body_is_named(filled: Vault, tmp_path: Path, fmt: str) -> None:
+    """Changing one body in a file (and its sha256 in the manifest) is found, naming the file and seq."""
+    filled.export(tmp_path / "out", channel="myindex", formats=fmt)
+    path = tmp_path / "out" / f"myindex.{fmt}"
+    if fmt == "jsonl.gz":
+        text = gzip.decompress(path.read_bytes()).replace(b'"company":"B"', b'"company":"X"')
+        path.write_bytes(gzip.compress(text))
+    elif fmt == "csv":
+        path.write_bytes(path.read_bytes().replace(b'"B"', b'"X"'))
+    else:
+        table = pq.read_table(path).to_pylist()
+        table[1]["body"]["company"] = "X"
+        pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(path)), path)
+    _rewrite_manifest_sha(tmp_path / "out", path.name)
+    report = verify_export(tmp_path / "out", filled.verifier_key())
+    assert not report.ok
+    assert any(path.name in problem and "body" in problem for problem in report.problems), report.problems
+
+
+def test_a_removed_row_or_changed_file_fails(filled: Vault, tmp_path: Path) -> None:
+    """Dropping a row (even with the manifest's sha256 fixed) breaks the root; an edited file breaks its sha256."""
+    filled.export(tmp_path / "out", channel="access", formats="jsonl.gz")
+    path = tmp_path / "out" / "access.jsonl.gz"
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    path.write_bytes(gzip.compress(b"".join(lines[:5] + lines[6:])))
+    assert any("sha256" in problem for problem in verify_export(tmp_path / "out", filled.verifier_key()).problems)
+    _rewrite_manifest_sha(tmp_path / "out", path.name)
+    problems = verify_export(tmp_path / "out", filled.verifier_key()).problems
+    assert any("events" in problem for problem in problems), problems
+
+
+def test_another_key_does_not_verify(filled: Vault, tmp_path: Path, vault_location: Any) -> None:
+    """The manifest's checkpoint must be signed by the key given."""
+    from trailvault.integrity.note import verifier_key
+    from trailvault.keys import create_signing_key
+
+    filled.export(tmp_path / "out", channel="myindex")
+    other = verifier_key(filled.verifier_key().split("+")[0], create_signing_key(tmp_path / "other.key").public_key())
+    with pytest.raises(InvalidInput):
+        verify_export(tmp_path / "out", other)
+
+
+def test_against_the_vault_finds_an_incomplete_export(filled: Vault, tmp_path: Path) -> None:
+    """A consistent export of fewer events than its stated query is caught by --against."""
+    filled.export(tmp_path / "out", channel="access", filter='user.email eq "user3@example.com"')
+    manifest = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())
+    manifest["query"]["filter"] = None
+    (tmp_path / "out" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    assert verify_export(tmp_path / "out", filled.verifier_key()).ok
+    report = verify_export(tmp_path / "out", filled.verifier_key(), against=filled)
+    assert any("not in the export" in problem for problem in report.problems)
+
+
+def test_bad_requests_leave_nothing_behind(filled: Vault, tmp_path: Path) -> None:
+    """A non-empty folder, an unknown format or a bad filter are refused and leave no files."""
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("keep")
+    with pytest.raises(Conflict):
+        filled.export(tmp_path / "used")
+    with pytest.raises(InvalidInput, match="format"):
+        filled.export(tmp_path / "a", formats="xlsx")
+    with pytest.raises(InvalidInput):
+        filled.export(tmp_path / "b", filter="type eq")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert (tmp_path / "used" / "x").read_text() == "keep"
+
+
+def test_cli_export_and_verify_export(tmp_path: Path) -> None:
+    """trailvault export and trailvault verify export as subprocesses; a changed file exits 1."""
+    vault = tmp_path / "vault"
+    assert run_cli("init", vault=vault).returncode == 0
+    assert run_cli("channels", "open", "myindex", "--schema", "examples/platform6/myindex.json", vault=vault,
+                   cwd=Path(__file__).parent.parent).returncode == 0  # fmt: skip
+    run_cli("post", "myindex", "-", stdin='{"company": "A"}\n{"company": "B", "amount": 2}\n', vault=vault)
+    key = run_cli("key", "show", vault=vault).stdout.strip()
+    exported = run_cli("export", "--out", str(tmp_path / "out"), vault=vault)
+    assert exported.returncode == 0, exported.stderr
+    assert orjson.loads(exported.stdout)["count"] == 2
+    checked = run_cli("verify", "export", str(tmp_path / "out"), "--key", key, "--against", vault=vault)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: 2 events")
+    (tmp_path / "out" / "myindex.csv").write_text("tampered")
+    failed = run_cli("verify", "export", str(tmp_path / "out"), "--key", key)
+    assert failed.returncode == 1 and "myindex.csv" in failed.stderr
