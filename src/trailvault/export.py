@@ -33,7 +33,6 @@ import orjson
 from trailvault.errors import Conflict, InvalidInput, NotFound, TrailvaultError
 from trailvault.event import canonical_body
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
-from trailvault.formats.rows import additional_fields, null_paths
 from trailvault.integrity.checkpoint import open_checkpoint
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import subtree_hash, subtree_nodes
@@ -43,6 +42,7 @@ from trailvault.query import And, Compare, Filter, Op
 from trailvault.schema import Schema, parse_schema
 from trailvault.scim import parse_filter
 from trailvault.store import Store
+from trailvault.store.base import StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
@@ -131,38 +131,31 @@ class _Export:
         self.vault, self.folder, self.formats = vault, folder, formats
         self.size, self.note, self.query, self.progress = size, note, query, progress
         self.writers: dict[str, list[Writer]] = {}
-        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.pending: dict[str, list[StoredEntry]] = {}
         self.counts: dict[str, int] = {}
         self.schemas: dict[str, Schema] = {}
         self.seqs = array("q")
 
     def run(self) -> dict[str, Any]:
         first_time = last_time = None
-        events = self.vault.iter_events(
-            self.query["channel"],
-            time_from=self.query["from"],
-            time_to=self.query["to"],
-            filter=_export_filter(self.query, self.size),
-            sort_by="seq",
-        )
-        for event in events:
-            row = {
-                "id": event.id, "time": event.time_us, "received": event.received_us, "app": event.app,
-                "channel": event.channel, "seq": event.seq, "body_sha256": self._body_sha256(event), "body": event.body,
-                "body_nulls": None if event.body is None else null_paths(event.body),
-            }  # fmt: skip
-            schema = self._schema(event.channel)
-            if schema.additional_fields:
-                row["body_additional"] = _additional_text(event.body, schema)
-            batch = self.pending.setdefault(event.channel, [])
-            batch.append(row)
-            if len(batch) >= _BATCH:
-                self._flush(event.channel)
-            self.seqs.append(event.seq)
-            first_time = event.time_us if first_time is None else min(first_time, event.time_us)
-            last_time = event.time_us if last_time is None else max(last_time, event.time_us)
-            if self.progress is not None and len(self.seqs) % _BATCH == 0:
-                self.progress(len(self.seqs), event.seq, self.size)
+        query = self.vault._query(
+            self.query["channel"], self.query["from"], self.query["to"], None,
+            _export_filter(self.query, self.size), "seq", "asc", _BATCH,
+        )  # fmt: skip
+        while True:
+            entries = self.vault._store.find_entries(query)
+            for entry in entries:
+                self.pending.setdefault(entry.channel, []).append(entry)
+                self.seqs.append(entry.seq)
+                first_time = entry.time_us if first_time is None else min(first_time, entry.time_us)
+                last_time = entry.time_us if last_time is None else max(last_time, entry.time_us)
+            for channel in [name for name, waiting in self.pending.items() if len(waiting) >= _BATCH]:
+                self._flush(channel)
+            if self.progress is not None and entries:
+                self.progress(len(self.seqs), entries[-1].seq, self.size)
+            if len(entries) < query.limit:
+                break
+            query = query.starting_after((entries[-1].seq, entries[-1].seq))
         for channel in list(self.pending):
             self._flush(channel)
         for writers in self.writers.values():
@@ -212,12 +205,6 @@ class _Export:
             schema = self.schemas[channel] = self.vault.channel(channel).schema
         return schema
 
-    def _body_sha256(self, event: Any) -> str:
-        if event.body is not None:
-            return hashlib.sha256(canonical_body(event.body)).hexdigest()
-        # A redacted body is gone; its hash stays in the log.
-        return self.vault._store.entries(event.seq - 1, 1)[0].body_sha256.hex()
-
     def _flush(self, channel: str) -> None:
         rows = self.pending.pop(channel, [])
         if not rows:
@@ -241,11 +228,6 @@ class _Export:
                 nodes = self.vault._store.tree_nodes(keys)
                 handle.write(b"".join(subtree_hash(low, high, nodes) for low, high in chunk))
         return len(ranges)
-
-
-def _additional_text(body: dict[str, Any] | None, schema: Schema) -> str | None:
-    extra = None if body is None else additional_fields(body, schema)
-    return None if extra is None else orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _file_sha256(path: Path) -> str:

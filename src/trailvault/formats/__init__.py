@@ -1,6 +1,7 @@
 """Export file formats: Parquet, CSV and JSONL.gz writers and readers of one row shape.
 
-``open_writer(format, path, schema)`` returns a writer with ``write(rows)`` and
+``open_writer(format, path, schema)`` returns a writer with ``write(entries)`` (stored
+entries of one channel, in seq order) and
 ``close()``; ``read_rows(format, path, schema)`` yields the rows of a file in the
 JSONL shape (canonical time text, ``body_sha256`` hex, the body as posted), which is
 what ``verify export`` checks against the log.
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from trailvault.errors import InvalidInput
 from trailvault.formats.jsonl import JsonlWriter, read_jsonl_rows
+from trailvault.formats.rows import Entry
 from trailvault.formats.tables import CsvWriter, ParquetWriter, read_table_rows
 from trailvault.schema import Schema
 
@@ -26,7 +28,7 @@ SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "jsonl.gz": ".jsonl.gz"}
 class Writer(Protocol):
     path: Path
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None: ...
+    def write(self, entries: Sequence[Entry]) -> None: ...
 
     def close(self) -> None: ...
 

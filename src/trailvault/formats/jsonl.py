@@ -10,35 +10,37 @@ from typing import Any
 
 import orjson
 
+from trailvault.formats.rows import Entry
 from trailvault.timestamps import format_timestamp
 
 __all__ = ["JsonlWriter", "read_jsonl_rows"]
 
 
 class JsonlWriter:
-    """Rows (``time``/``received`` in microseconds) to a gzip file of JSON lines."""
+    """Stored entries to a gzip file of JSON lines; the body goes in as the stored text, unparsed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = gzip.open(path, "wb", compresslevel=5)  # noqa: SIM115 - closed by close()
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+    def write(self, entries: Sequence[Entry]) -> None:
         self._file.write(
             b"".join(
                 orjson.dumps(
                     {
-                        "id": row["id"],
-                        "time": format_timestamp(row["time"]),
-                        "received": format_timestamp(row["received"]),
-                        "app": row["app"],
-                        "channel": row["channel"],
-                        "seq": row["seq"],
-                        "body_sha256": row["body_sha256"],
-                        "body": row["body"],
+                        "id": entry.id,
+                        "time": format_timestamp(entry.time_us),
+                        "received": format_timestamp(entry.received_us),
+                        "app": entry.app,
+                        "channel": entry.channel,
+                        "seq": entry.seq,
+                        "body_sha256": entry.body_sha256.hex(),
                     }
-                )
-                + b"\n"
-                for row in rows
+                )[:-1]
+                + b',"body":'
+                + (b"null" if entry.body_json is None else entry.body_json.encode())
+                + b"}\n"
+                for entry in entries
             )
         )
 

@@ -13,13 +13,35 @@ body that was hashed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from trailvault.schema import Field, FieldType, Mode, Schema
 
-__all__ = ["ENVELOPE", "additional_fields", "null_paths", "rebuild_body", "repeated_paths"]
+__all__ = ["ENVELOPE", "Entry", "additional_fields", "null_paths", "rebuild_body", "repeated_paths"]
+
+
+class Entry(Protocol):
+    """An entry as the store keeps it (``trailvault.store.base.StoredEntry`` has this shape)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def app(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def time_us(self) -> int: ...
+    @property
+    def received_us(self) -> int: ...
+    @property
+    def body_json(self) -> str | None: ...
+    @property
+    def body_sha256(self) -> bytes: ...
+
 
 #: Envelope columns, in file order.
 ENVELOPE = ("id", "time", "received", "app", "channel", "seq", "body_sha256")

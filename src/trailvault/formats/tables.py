@@ -21,13 +21,14 @@ from typing import Any
 import orjson
 
 from trailvault.errors import InvalidInput
-from trailvault.formats.rows import json_text, rebuild_body, repeated_paths
+from trailvault.formats.rows import Entry, additional_fields, json_text, null_paths, rebuild_body, repeated_paths
 from trailvault.schema import Field, FieldType, Mode, Schema
 from trailvault.timestamps import format_timestamp, from_datetime
 
 try:
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
+    import pyarrow.json as pa_json  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - the error names the extra to install
     pa = None
@@ -51,11 +52,11 @@ def require_arrow() -> None:
         )
 
 
-def _field_type(f: Field, *, staging: bool, csv: bool) -> Any:
+def _field_type(f: Field, *, csv: bool) -> Any:
     if f.type is FieldType.RECORD:
-        inner = pa.struct([pa.field(c.name, _field_type(c, staging=staging, csv=csv)) for c in f.fields])
+        inner = pa.struct([pa.field(c.name, _field_type(c, csv=csv)) for c in f.fields])
     elif f.type is FieldType.TIMESTAMP:
-        inner = pa.string() if staging else pa.timestamp("us", tz="UTC")
+        inner = pa.timestamp("us", tz="UTC")
     else:
         inner = pa.type_for_alias(_SCALARS[f.type])
     if f.mode is Mode.REPEATED:
@@ -63,8 +64,12 @@ def _field_type(f: Field, *, staging: bool, csv: bool) -> Any:
     return inner
 
 
-def _row_schema(schema: Schema, *, staging: bool, csv: bool) -> Any:
-    time_type = pa.int64() if staging else pa.timestamp("us", tz="UTC")
+def _body_type(schema: Schema, *, csv: bool) -> Any:
+    return pa.struct([pa.field(f.name, _field_type(f, csv=csv)) for f in schema.fields])
+
+
+def _row_schema(schema: Schema, *, csv: bool) -> Any:
+    time_type = pa.timestamp("us", tz="UTC")
     fields = [
         pa.field("id", pa.string(), nullable=False),
         pa.field("time", time_type, nullable=False),
@@ -74,9 +79,7 @@ def _row_schema(schema: Schema, *, staging: bool, csv: bool) -> Any:
         pa.field("seq", pa.int64(), nullable=False),
         pa.field("body_sha256", pa.string(), nullable=False),
         pa.field("body_nulls", pa.string() if csv else pa.list_(pa.string())),
-        pa.field(
-            "body", pa.struct([pa.field(f.name, _field_type(f, staging=staging, csv=csv)) for f in schema.fields])
-        ),
+        pa.field("body", _body_type(schema, csv=csv)),
     ]
     if schema.additional_fields:
         fields.append(pa.field("body_additional", pa.string()))
@@ -90,7 +93,12 @@ def _flatten(table: Any) -> Any:
 
 
 class _ArrowWriter:
-    """Rows (dicts of the row shape, ``time``/``received`` in microseconds) to one file, batch by batch."""
+    """Stored entries to one file, a batch at a time.
+
+    Bodies are parsed by Arrow's JSON reader straight into the schema's typed columns
+    (in C++, not a Python object per value); Python only touches a body that holds a
+    null or an empty record (for ``body_nulls``) or fields outside the schema.
+    """
 
     csv = False
 
@@ -98,28 +106,41 @@ class _ArrowWriter:
         require_arrow()
         self.path = path
         self._schema = schema
-        self._staging = _row_schema(schema, staging=True, csv=self.csv)
-        self._final = _row_schema(schema, staging=False, csv=self.csv)
-        self._repeated = list(repeated_paths(schema.fields)) if self.csv else []
+        self._final = _row_schema(schema, csv=self.csv)
+        self._parse = pa_json.ParseOptions(
+            explicit_schema=pa.schema(list(_body_type(schema, csv=False))), unexpected_field_behavior="ignore"
+        )
         self._writer: Any = None
 
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        # A redacted body (None; its body_nulls is None too) is written as an empty struct:
-        # Arrow's cast would otherwise parse the hidden child slots of a null struct.
-        rows = [row if row["body"] is not None else {**row, "body": {}} for row in rows]
-        if self.csv:
-            rows = [self._for_csv(row) for row in rows]
-        table = pa.Table.from_pylist(list(rows), schema=self._staging).cast(self._final)
-        self._write(table)
-
-    def _for_csv(self, row: dict[str, Any]) -> dict[str, Any]:
-        row = dict(row)
-        row["body_nulls"] = json_text(row["body_nulls"])
-        body = row["body"]
-        if body is not None and self._repeated:
-            body = _with_json_text(body, self._repeated)
-            row["body"] = body
-        return row
+    def write(self, entries: Sequence[Entry]) -> None:
+        texts = [entry.body_json for entry in entries]
+        # A redacted body reads as an empty record; body_nulls (None) says it is gone.
+        data = "\n".join(text if text is not None else "{}" for text in texts).encode()
+        parsed = pa_json.read_json(
+            pa.BufferReader(data), parse_options=self._parse, read_options=pa_json.ReadOptions(block_size=len(data) + 1)
+        )
+        body = pa.StructArray.from_arrays(
+            [parsed.column(name).combine_chunks() for name in parsed.column_names], names=parsed.column_names
+        )
+        nulls = [None if text is None else _nulls_of(text) for text in texts]
+        columns = {
+            "id": pa.array([entry.id for entry in entries], pa.string()),
+            "time": pa.array([entry.time_us for entry in entries], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "received": pa.array([entry.received_us for entry in entries], pa.int64()).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
+            "app": pa.array([entry.app for entry in entries], pa.string()),
+            "channel": pa.array([entry.channel for entry in entries], pa.string()),
+            "seq": pa.array([entry.seq for entry in entries], pa.int64()),
+            "body_sha256": pa.array([entry.body_sha256.hex() for entry in entries], pa.string()),
+            "body_nulls": pa.array([json_text(n) for n in nulls], pa.string())
+            if self.csv
+            else pa.array(nulls, pa.list_(pa.string())),
+            "body": _repeated_as_json(body, self._schema.fields) if self.csv else body,
+        }
+        if self._schema.additional_fields:
+            columns["body_additional"] = pa.array([_additional_of(text, self._schema) for text in texts], pa.string())
+        self._write(pa.Table.from_pydict(columns, schema=self._final))
 
     def _write(self, table: Any) -> None:
         raise NotImplementedError
@@ -147,20 +168,31 @@ class CsvWriter(_ArrowWriter):
         self._writer.write_table(flat)
 
 
-def _with_json_text(body: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
-    body = dict(body)
-    for path in paths:
-        holder: Any = body
-        for name in path[:-1]:
-            child = holder.get(name) if isinstance(holder, dict) else None
-            if not isinstance(child, dict):
-                holder = None
-                break
-            holder[name] = child = dict(child)
-            holder = child
-        if isinstance(holder, dict) and path[-1] in holder:
-            holder[path[-1]] = json_text(holder[path[-1]])
-    return body
+def _nulls_of(text: str) -> list[str]:
+    # Most bodies hold neither; only those that might are parsed.
+    if "null" not in text and "{}" not in text:
+        return []
+    return null_paths(orjson.loads(text))
+
+
+def _additional_of(text: str | None, schema: Schema) -> str | None:
+    if text is None:
+        return None
+    extra = additional_fields(orjson.loads(text), schema)
+    return None if extra is None else orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _repeated_as_json(array: Any, fields: tuple[Field, ...]) -> Any:
+    """Replace each REPEATED child of a struct array by its JSON text (CSV cells hold one value)."""
+    children = []
+    for index, f in enumerate(fields):
+        child = array.field(index)
+        if f.mode is Mode.REPEATED:
+            child = pa.array([json_text(value) for value in child.to_pylist()], pa.string())
+        elif f.type is FieldType.RECORD:
+            child = _repeated_as_json(child, f.fields)
+        children.append(child)
+    return pa.StructArray.from_arrays(children, names=[f.name for f in fields], mask=array.is_null())
 
 
 # -- reading back (verify export) ------------------------------------------------------------
@@ -170,7 +202,7 @@ def read_table_rows(path: Path, schema: Schema, *, csv: bool) -> Iterator[dict[s
     """Yield each row of a Parquet or CSV export file as the JSONL shape: envelope, body_sha256, body."""
     require_arrow()
     if csv:
-        final = _row_schema(schema, staging=False, csv=True)
+        final = _row_schema(schema, csv=True)
         flat = _flatten(pa.Table.from_pylist([], schema=final)).schema
         options = pa_csv.ConvertOptions(
             column_types={field.name: field.type for field in flat},

@@ -135,6 +135,9 @@ class Store(Protocol):
     def find_events(self, query: EventQuery) -> list[Event]:
         """Return at most ``query.limit`` events matching ``query``, in its order."""
 
+    def find_entries(self, query: EventQuery) -> list[StoredEntry]:
+        """As :meth:`find_events`, but the entries as stored: the body's text and its hash (for export)."""
+
     def log_size(self) -> int:
         """Return the number of entries in the log (the highest seq)."""
 

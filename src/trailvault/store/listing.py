@@ -20,8 +20,11 @@ from trailvault.errors import InvalidQuery
 from trailvault.query import And, Compare, EventQuery, Filter, Not, Op, Or, Present, body_path
 from trailvault.timestamps import parse_timestamp
 
-__all__ = ["ENVELOPE_COLUMNS", "ListingCompiler", "like_pattern"]
+__all__ = ["ENTRY_COLUMNS", "ENVELOPE_COLUMNS", "EVENT_COLUMNS", "ListingCompiler", "like_pattern"]
 
+#: What a listing selects for events, and for stored entries (export: the body's text and hash too).
+EVENT_COLUMNS = "seq, id, channel_key, time, received, body"
+ENTRY_COLUMNS = "seq, id, channel_key, time, received, body, body_sha256, fingerprint"
 #: Envelope fields that are columns of the events table.
 ENVELOPE_COLUMNS = ("id", "time", "received", "seq")
 _LIKE_PATTERNS = {Op.CO: "%{}%", Op.SW: "{}%", Op.EW: "%{}"}
@@ -43,8 +46,11 @@ class ListingCompiler:
     placeholder = "?"
     true, false = "1", "0"
 
-    def __init__(self, query: EventQuery, app_key: int, channel_keys: ChannelKeys) -> None:
+    def __init__(
+        self, query: EventQuery, app_key: int, channel_keys: ChannelKeys, columns: str = EVENT_COLUMNS
+    ) -> None:
         self.query = query
+        self.columns = columns
         self.app_key = app_key
         self.channel_keys = channel_keys
         self.params: list[Any] = []
@@ -52,13 +58,16 @@ class ListingCompiler:
     def compile(self) -> tuple[str, list[Any]]:
         """Return ``(sql, params)`` selecting the query's page of event rows."""
         query, mark = self.query, self.placeholder
+        # In seq order the log's own key is the index to walk: each page then starts
+        # where the last ended, instead of sorting the app's (or channel's) events again.
+        by_seq = query.sort_by == "seq" and query.sort_kind is None
         # A channel key belongs to exactly one app, so with a channel the app test is
         # implied; leaving it out steers the planner to the (channel, time) index.
         if query.channel is not None:
-            where = [f"channel_key = {mark}"]
+            where = [f"{self._unindexed('channel_key') if by_seq else 'channel_key'} = {mark}"]
             self.params.append(self.channel_keys(query.channel) or -1)
         else:
-            where = [f"app_key = {mark}"]
+            where = [f"{self._unindexed('app_key') if by_seq else 'app_key'} = {mark}"]
             self.params.append(self.app_key)
         if query.time_from is not None:
             where.append(f"time >= {mark}")
@@ -69,7 +78,12 @@ class ListingCompiler:
         if query.filter is not None:
             where.append(self.filter(query.filter))
         direction = "DESC" if query.descending else "ASC"
-        if query.sort_kind is None:
+        if by_seq:
+            order = f"seq {direction}"
+            if query.after is not None:
+                where.append(f"seq {'<' if query.descending else '>'} {mark}")
+                self.params.append(query.after[1])
+        elif query.sort_kind is None:
             order = f"{query.sort_by} {direction}"
             if query.after is not None:
                 # Row values keep the keyset exact when many events share one sort value.
@@ -81,11 +95,8 @@ class ListingCompiler:
             order = f"{expression} {direction} NULLS {'LAST' if query.descending else 'FIRST'}"
             if query.after is not None:
                 where.append(self._after_body(expression, query.sort_kind, query.descending, *query.after))
-        sql = (
-            "SELECT seq, id, channel_key, time, received, body FROM events WHERE "
-            + " AND ".join(where)
-            + f" ORDER BY {order}, seq {direction} LIMIT {mark}"
-        )
+        tie = "" if by_seq else f", seq {direction}"
+        sql = f"SELECT {self.columns} FROM events WHERE " + " AND ".join(where) + f" ORDER BY {order}{tie} LIMIT {mark}"
         self.params.append(query.limit)
         return sql, self.params
 
@@ -157,6 +168,10 @@ class ListingCompiler:
 
     def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
         raise NotImplementedError
+
+    def _unindexed(self, column: str) -> str:
+        """The column in a form the planner will not pick an index for (SQLite: ``+column``)."""
+        return column
 
     def _sort_body(self, segments: tuple[str, ...], kind: str) -> str:
         """The expression a body field sorts by: its value when of ``kind``, else NULL."""

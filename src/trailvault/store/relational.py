@@ -29,6 +29,7 @@ from trailvault.integrity.tiles import PartialCache, TileKey
 from trailvault.query import EventQuery
 from trailvault.store.admission import Kept, given_ids
 from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
+from trailvault.store.listing import ENTRY_COLUMNS, EVENT_COLUMNS
 
 __all__ = ["RelationalStore"]
 
@@ -48,8 +49,8 @@ _SELECT_API_KEY = (
     "FROM api_keys AS k JOIN apps AS a ON a.app_key = k.app_key "
 )
 
-#: Compiles a listing for one app: (query, app_key, channel name -> key) -> (sql, params).
-ListingCompiler = Callable[[EventQuery, int, Callable[[str], int | None]], tuple[str, list[Any]]]
+#: Compiles a listing for one app: (query, app_key, channel name -> key, columns) -> (sql, params).
+ListingCompiler = Callable[[EventQuery, int, Callable[[str], int | None], str], tuple[str, list[Any]]]
 
 
 class RelationalStore:
@@ -306,8 +307,26 @@ class RelationalStore:
             app_key = self._app_key(conn, query.app)
             if app_key is None:
                 return []
-            sql, params = self._compile_listing(query, app_key, lambda name: self._channel_key(conn, query.app, name))
+            sql, params = self._compile_listing(
+                query, app_key, lambda name: self._channel_key(conn, query.app, name), EVENT_COLUMNS
+            )
             return [self._event(conn, row) for row in conn.execute(sql, params).fetchall()]
+
+    def find_entries(self, query: EventQuery) -> list[StoredEntry]:
+        with self._reading() as conn:
+            app_key = self._app_key(conn, query.app)
+            if app_key is None:
+                return []
+            sql, params = self._compile_listing(
+                query, app_key, lambda name: self._channel_key(conn, query.app, name), ENTRY_COLUMNS
+            )
+            found = []
+            for seq, event_id, channel_key, time_us, received_us, body, body_sha256, mark in conn.execute(sql, params):
+                app, channel = self._channel_name(conn, channel_key)
+                found.append(
+                    StoredEntry(seq, event_id, app, channel, time_us, received_us, body, bytes(body_sha256), mark)
+                )
+            return found
 
     def _event(self, conn: Any, row: tuple[Any, ...]) -> Event:
         seq, event_id, channel_key, time_us, received_us, body = row

@@ -17,7 +17,7 @@ import orjson
 
 from trailvault.errors import InvalidQuery
 from trailvault.query import EventQuery, Op
-from trailvault.store.listing import ChannelKeys, ListingCompiler, like_pattern
+from trailvault.store.listing import EVENT_COLUMNS, ChannelKeys, ListingCompiler, like_pattern
 from trailvault.timestamps import format_timestamp, from_datetime
 
 __all__ = ["body_expression", "compile_listing"]
@@ -30,9 +30,11 @@ def body_expression(segments: tuple[str, ...]) -> str:
     return f"(body_json #> '{{{','.join(segments)}}}')"
 
 
-def compile_listing(query: EventQuery, app_key: int, channel_keys: ChannelKeys) -> tuple[str, list[Any]]:
-    """Return ``(sql, params)`` selecting the query's page of event rows."""
-    return _PostgresListing(query, app_key, channel_keys).compile()
+def compile_listing(
+    query: EventQuery, app_key: int, channel_keys: ChannelKeys, columns: str = EVENT_COLUMNS
+) -> tuple[str, list[Any]]:
+    """Return ``(sql, params)`` selecting ``columns`` of the query's page of event rows."""
+    return _PostgresListing(query, app_key, channel_keys, columns).compile()
 
 
 class _PostgresListing(ListingCompiler):

@@ -15,7 +15,7 @@ from typing import Any
 
 from trailvault.errors import InvalidQuery
 from trailvault.query import EventQuery, Op
-from trailvault.store.listing import ChannelKeys, ListingCompiler, like_pattern
+from trailvault.store.listing import EVENT_COLUMNS, ChannelKeys, ListingCompiler, like_pattern
 from trailvault.timestamps import format_timestamp, from_datetime
 
 __all__ = ["body_expression", "body_index_statements", "compile_listing"]
@@ -44,12 +44,17 @@ def body_index_statements(index_name: str, segments: tuple[str, ...]) -> tuple[s
     )
 
 
-def compile_listing(query: EventQuery, app_key: int, channel_keys: ChannelKeys) -> tuple[str, list[Any]]:
-    """Return ``(sql, params)`` selecting the query's page of event rows."""
-    return _SQLiteListing(query, app_key, channel_keys).compile()
+def compile_listing(
+    query: EventQuery, app_key: int, channel_keys: ChannelKeys, columns: str = EVENT_COLUMNS
+) -> tuple[str, list[Any]]:
+    """Return ``(sql, params)`` selecting ``columns`` of the query's page of event rows."""
+    return _SQLiteListing(query, app_key, channel_keys, columns).compile()
 
 
 class _SQLiteListing(ListingCompiler):
+    def _unindexed(self, column: str) -> str:
+        return f"+{column}"
+
     def _present_body(self, segments: tuple[str, ...]) -> str:
         return f"({body_expression(segments)} IS NOT NULL)"
 
