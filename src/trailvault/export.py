@@ -16,13 +16,16 @@ signed checkpoint, and the files are the manifest's. Given the vault too
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import os
 import shutil
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -93,9 +96,11 @@ class Exporting:
             "filter": filter,
         }
         folder.mkdir(parents=True, exist_ok=True)
+        job = _Export(vault, folder, chosen, checkpoint.size, checkpoint.note, query, progress)
         try:
-            return _Export(vault, folder, chosen, checkpoint.size, checkpoint.note, query, progress).run()
+            return job.run()
         except BaseException:
+            job.abandon()
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
@@ -135,6 +140,8 @@ class _Export:
         self.counts: dict[str, int] = {}
         self.schemas: dict[str, Schema] = {}
         self.seqs = array("q")
+        self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trailvault-export")
+        self.writing: deque[Future[None]] = deque()
 
     def run(self) -> dict[str, Any]:
         first_time = last_time = None
@@ -158,6 +165,8 @@ class _Export:
             query = query.starting_after((entries[-1].seq, entries[-1].seq))
         for channel in list(self.pending):
             self._flush(channel)
+        self._drain()
+        self.writer_thread.shutdown()
         for writers in self.writers.values():
             for writer in writers:
                 writer.close()
@@ -215,9 +224,25 @@ class _Export:
             writers = self.writers[channel] = [
                 open_writer(fmt, self.folder / f"{channel}{SUFFIXES[fmt]}", schema) for fmt in self.formats
             ]
-        for writer in writers:
-            writer.write(rows)
+        # One writing thread, fed in order: parsing, compressing and writing (which mostly
+        # run outside the interpreter lock) overlap with reading the next page.
+        while len(self.writing) >= 2:
+            self.writing.popleft().result()
+        self.writing.append(self.writer_thread.submit(_write_all, writers, rows))
         self.counts[channel] = self.counts.get(channel, 0) + len(rows)
+
+    def abandon(self) -> None:
+        """After a failure: stop the writing thread and close every file (they are about to be removed)."""
+        self.writer_thread.shutdown(wait=True, cancel_futures=True)
+        for writers in self.writers.values():
+            for writer in writers:
+                # The export already failed and its files go; a second error would hide the first.
+                with contextlib.suppress(Exception):
+                    writer.close()
+
+    def _drain(self) -> None:
+        while self.writing:
+            self.writing.popleft().result()
 
     def _write_proof(self) -> int:
         ranges = list(multiproof_ranges([seq - 1 for seq in self.seqs], self.size))
@@ -228,6 +253,11 @@ class _Export:
                 nodes = self.vault._store.tree_nodes(keys)
                 handle.write(b"".join(subtree_hash(low, high, nodes) for low, high in chunk))
         return len(ranges)
+
+
+def _write_all(writers: list[Writer], rows: list[StoredEntry]) -> None:
+    for writer in writers:
+        writer.write(rows)
 
 
 def _file_sha256(path: Path) -> str:

@@ -115,14 +115,19 @@ class _ArrowWriter:
     def write(self, entries: Sequence[Entry]) -> None:
         texts = [entry.body_json for entry in entries]
         # A redacted body reads as an empty record; body_nulls (None) says it is gone.
-        data = "\n".join(text if text is not None else "{}" for text in texts).encode()
+        joined = "\n".join(text if text is not None else "{}" for text in texts)
+        data = joined.encode()
         parsed = pa_json.read_json(
             pa.BufferReader(data), parse_options=self._parse, read_options=pa_json.ReadOptions(block_size=len(data) + 1)
         )
         body = pa.StructArray.from_arrays(
             [parsed.column(name).combine_chunks() for name in parsed.column_names], names=parsed.column_names
         )
-        nulls = [None if text is None else _nulls_of(text) for text in texts]
+        if "null" in joined or "{}" in joined:
+            nulls = [None if text is None else _nulls_of(text) for text in texts]
+        else:
+            # No body of the batch can hold a null or an empty record: no need to look at each.
+            nulls = [None if text is None else [] for text in texts]
         columns = {
             "id": pa.array([entry.id for entry in entries], pa.string()),
             "time": pa.array([entry.time_us for entry in entries], pa.int64()).cast(pa.timestamp("us", tz="UTC")),

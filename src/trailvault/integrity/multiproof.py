@@ -38,7 +38,8 @@ def multiproof_ranges(indexes: Sequence[int], size: int) -> Iterator[Range]:
         if first == last:
             yield (start, end)
             continue
-        if end - start == 1:
+        if last - first == end - start:
+            # Every entry of the subtree is proven: nothing inside needs a hash.
             continue
         middle = start + _split(end - start)
         cut = _bisect(indexes, middle, first, last)
