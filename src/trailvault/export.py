@@ -24,12 +24,12 @@ import shutil
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import orjson
 
@@ -245,7 +245,7 @@ class _Export:
             self.writing.popleft().result()
 
     def _write_proof(self) -> int:
-        ranges = list(multiproof_ranges([seq - 1 for seq in self.seqs], self.size))
+        ranges = list(multiproof_ranges(_Indexes(self.seqs), self.size))
         with (self.folder / "proof.bin").open("wb") as handle:
             for start in range(0, len(ranges), _NODE_CHUNK):
                 chunk = ranges[start : start + _NODE_CHUNK]
@@ -253,6 +253,27 @@ class _Export:
                 nodes = self.vault._store.tree_nodes(keys)
                 handle.write(b"".join(subtree_hash(low, high, nodes) for low, high in chunk))
         return len(ranges)
+
+
+class _Indexes(Sequence[int]):
+    """The leaf indexes (seq - 1) of an array of seqs, without a Python int per entry held in memory."""
+
+    def __init__(self, seqs: array[int]) -> None:
+        self._seqs = seqs
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
+        if isinstance(position, slice):
+            return [seq - 1 for seq in self._seqs[position]]
+        return self._seqs[position] - 1
 
 
 def _write_all(writers: list[Writer], rows: list[StoredEntry]) -> None:
@@ -344,7 +365,7 @@ def verify_export(folder: str | Path, key: str, *, against: Vault | None = None)
             continue
         hashes = iter(proof[offset : offset + 32] for offset in range(0, len(proof), 32))
         try:
-            root = multiproof_root([seq - 1 for seq in seqs], checkpoint.size, _leaf_reader(leaves), hashes)
+            root = multiproof_root(_Indexes(seqs), checkpoint.size, _leaf_reader(leaves), hashes)
         except ValueError as exc:
             report.problems.append(f"{fmt}: {exc}")
             continue
