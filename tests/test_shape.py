@@ -39,6 +39,7 @@ MODULE_LAYERS = {
             "client",
             "keyring",
             "export",
+            "download",
         ],
         "workflow",
     ),

@@ -115,7 +115,7 @@ def main(
 
 
 def _register() -> None:
-    from trailvault.cli import channels, events, export, init, integrity, keys, migrate, post, serve
+    from trailvault.cli import channels, download, events, export, init, integrity, keys, migrate, post, serve
 
     main.add_command(init.init)
     main.add_command(integrity.key)
@@ -129,6 +129,7 @@ def _register() -> None:
     main.add_command(keys.keys)
     main.add_command(serve.serve)
     main.add_command(export.export)
+    main.add_command(download.download)
 
 
 _register()

@@ -1,0 +1,107 @@
+"""trailvault download (SAS CI360's job) as a subprocess against a running server."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+
+import trailvault
+from tests.conftest import ACCESS, access_event, run_cli
+from tests.server.conftest import Server
+
+
+def _ini(path: Path, sections: dict[str, dict[str, str]]) -> Path:
+    path.write_text(
+        "".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) for name, keys in sections.items())
+    )
+    return path
+
+
+def _downloaded(outputdir: Path) -> list[int]:
+    seqs = []
+    for path in sorted(outputdir.glob("*.jsonl.gz")):
+        seqs += [orjson.loads(line)["seq"] for line in gzip.decompress(path.read_bytes()).splitlines()]
+    return seqs
+
+
+def test_incremental_runs_have_no_duplicates_and_no_gaps(own_server: Callable[..., Server], tmp_path: Path) -> None:
+    """Two runs in a row, then one after new events: every event once, in files named by UTC range."""
+    server = own_server()
+    with server.admin() as admin:
+        admin.put("/v1/channels/access", json=ACCESS)
+        admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(30)])
+    with trailvault.open_vault(server.vault, create=False) as vault:
+        token = vault.create_key("downloader", ["read"])[1]
+    config = _ini(tmp_path / "config.ini", {
+        "TENANT": {"gatewayhost": server.url},
+        "API": {"dataRangeStartTimeStamp": "", "dataRangeEndTimeStamp": ""},
+        "PROGRAM": {"downloadparquet": "Yes", "outputformat": "JSONL,CSV", "logsdir": "logs", "outputdir": "out",
+                    "logging": "true", "loglevel": "DEBUG"},
+    })  # fmt: skip
+    credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"apiuser": "downloader", "staticjwt": token}})
+    runs = []
+    for _ in range(2):
+        run = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+        assert run.returncode == 0, run.stderr
+        runs.append(orjson.loads(run.stdout))
+    with server.admin() as admin:
+        admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(30, 40)])
+    third = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+    assert third.returncode == 0, third.stderr
+    runs.append(orjson.loads(third.stdout))
+    seqs = _downloaded(tmp_path / "out")
+    assert len(seqs) == len(set(seqs))
+    assert sorted(seqs) == list(range(1, max(seqs) + 1))
+    assert runs[0]["events"] >= 30 and runs[2]["events"] >= 10
+    access = [path for path in (tmp_path / "out").glob("access_*.parquet")]
+    assert sum(pq.read_metadata(path).num_rows for path in access) == 40
+    stamp = r"\d{4}-\d\d-\d\dT\d{4}Z"
+    named = re.compile(rf"access_(start|{stamp})_{stamp}_seq\d+-\d+\.(jsonl\.gz|csv|parquet)")
+    assert all(named.fullmatch(path.name) for path in (tmp_path / "out").glob("access_*"))
+    log = (tmp_path / "logs" / "trailvault-download.log").read_text()
+    assert "downloading events" in log and token not in log and token.split("_")[2] not in log
+
+
+def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server], tmp_path: Path) -> None:
+    """A wrong token, a wrong apiuser or a bad key fails with a clear message, no files and no watermark."""
+    server = own_server()
+    config = _ini(tmp_path / "config.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"outputdir": "out"}})
+    bad_token = _ini(tmp_path / "bad.ini", {"CREDENTIALS": {"staticjwt": "tv_0123456789abcdef_" + "F" * 43}})
+    failed = run_cli("download", "--config", str(config), "--credentials", str(bad_token))
+    assert failed.returncode == 1 and "API key" in failed.stderr
+    wrong_user = _ini(tmp_path / "user.ini", {"CREDENTIALS": {"apiuser": "someone", "staticjwt": server.admin_token}})
+    failed = run_cli("download", "--config", str(config), "--credentials", str(wrong_user))
+    assert failed.returncode == 1 and "apiuser" in failed.stderr
+    typo = _ini(tmp_path / "typo.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"ouputdir": "x"}})
+    failed = run_cli("download", "--config", str(typo), "--credentials", str(wrong_user))
+    assert failed.returncode == 1 and "ouputdir" in failed.stderr
+    assert not (tmp_path / "out" / ".trailvault-download.json").exists()
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_an_explicit_range_takes_events_by_time(own_server: Callable[..., Server], tmp_path: Path) -> None:
+    """With both range keys, the run takes the events whose time is in [start, end) and keeps no watermark."""
+    server = own_server()
+    with server.admin() as admin:
+        admin.put("/v1/channels/access", json=ACCESS)
+        items = [{"time": f"2024-10-0{day}T12:00:00Z", "body": access_event(day)} for day in range(1, 8)]
+        admin.post("/v1/channels/access/events", params={"envelope": "true"}, json=items)
+    config = _ini(tmp_path / "config.ini", {
+        "TENANT": {"gatewayhost": server.url},
+        "API": {"dataRangeStartTimeStamp": "2024-10-02T00:00Z", "dataRangeEndTimeStamp": "2024-10-05T00:00Z"},
+        "PROGRAM": {"outputformat": "JSONL", "outputdir": "out", "logging": "false"},
+    })  # fmt: skip
+    credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"staticjwt": server.admin_token}})
+    run = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+    assert run.returncode == 0, run.stderr
+    (path,) = (tmp_path / "out").glob("access_*.jsonl.gz")
+    times = [orjson.loads(line)["time"][:10] for line in gzip.decompress(path.read_bytes()).splitlines()]
+    assert times == ["2024-10-02", "2024-10-03", "2024-10-04"]
+    assert path.name == "access_2024-10-02T0000Z_2024-10-05T0000Z.jsonl.gz"
+    assert not (tmp_path / "out" / ".trailvault-download.json").exists()
+    assert not (tmp_path / "logs").exists()
