@@ -177,3 +177,31 @@ def test_cli_export_and_verify_export(tmp_path: Path) -> None:
     (tmp_path / "out" / "myindex.csv").write_text("tampered")
     failed = run_cli("verify", "export", str(tmp_path / "out"), "--key", key)
     assert failed.returncode == 1 and "myindex.csv" in failed.stderr
+
+
+def test_export_to_a_database_loads_each_channel_once(filled: Vault, tmp_path: Path, new_database: Any) -> None:
+    """--to-db loads a table per channel into SQLite and PostgreSQL; loading again adds nothing twice."""
+    import sqlite3
+
+    import psycopg
+
+    expected = len(list(filled.iter_events("access")))
+    sqlite_url = f"sqlite:///{tmp_path / 'target.db'}"
+    postgres_url = new_database()
+    for url in (sqlite_url, postgres_url, sqlite_url):
+        summary = filled.export(to_db=url, channel="access")
+        assert summary["tables"] == [{"channel": "access", "rows": expected}]
+    conn = sqlite3.connect(tmp_path / "target.db")
+    assert conn.execute('SELECT count(*), count(DISTINCT seq) FROM "access"').fetchone() == (expected, expected)
+    assert conn.execute('SELECT "body.user.email" FROM "access" ORDER BY seq LIMIT 1').fetchone() == (
+        "user0@example.com",
+    )
+    with psycopg.connect(postgres_url) as pg:
+        row = pg.execute('SELECT count(*), min("body.http_response.status_code") FROM "access"').fetchone()
+        kinds = dict(
+            pg.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'access'")
+        )
+    assert row == (expected, 200)
+    assert kinds["time"] == "timestamp with time zone" and kinds["body.user.roles"] == "text"
+    with pytest.raises(InvalidInput, match="to_db"):
+        filled.export(to_db="mysql://nowhere/db")

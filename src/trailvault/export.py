@@ -69,7 +69,7 @@ class Exporting:
 
     def export(
         self,
-        out: str | Path,
+        out: str | Path | None = None,
         *,
         channel: str | None = None,
         time_from: datetime | str | None = None,
@@ -77,24 +77,30 @@ class Exporting:
         filter: str | None = None,  # noqa: A002 - the listing parameter's name everywhere
         formats: str | tuple[str, ...] = ("parquet", "csv", "jsonl.gz"),
         progress: Progress | None = None,
+        to_db: str | None = None,
     ) -> dict[str, Any]:
         """Write the query's events into the new or empty folder ``out``; return the manifest.
 
         The query is :meth:`Vault.events`' (``channel``, ``time_from``, ``time_to``,
         ``filter``), in seq order. On any error the files written so far are removed.
+        With ``to_db`` (``sqlite:///FILE`` or ``postgresql://...``) instead of ``out``, the
+        events are loaded into one table per channel (:mod:`trailvault.formats.database`)
+        and a summary is returned.
         """
         vault: Vault = self  # type: ignore[assignment]
+        if (out is None) == (to_db is None):
+            raise InvalidInput(
+                "out: give a folder (--out, out=) or a database (--to-db, to_db=), one of the two", field="out"
+            )
+        if to_db is not None:
+            return _load_into_database(vault, to_db, channel, time_from, time_to, filter, progress)
+        assert out is not None
         chosen = parse_formats(formats)
         folder = Path(out)
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise Conflict(f"out: {folder} is not an empty folder; export into a new one", field="out")
         checkpoint = _checkpoint_for_export(vault)
-        query = {
-            "channel": channel,
-            "from": None if time_from is None else format_timestamp(parse_timestamp(time_from, field="from")),
-            "to": None if time_to is None else format_timestamp(parse_timestamp(time_to, field="to")),
-            "filter": filter,
-        }
+        query = _query_of(channel, time_from, time_to, filter)
         folder.mkdir(parents=True, exist_ok=True)
         job = _Export(vault, folder, chosen, checkpoint.size, checkpoint.note, query, progress)
         try:
@@ -103,6 +109,45 @@ class Exporting:
             job.abandon()
             shutil.rmtree(folder, ignore_errors=True)
             raise
+
+
+def _load_into_database(
+    vault: Vault,
+    url: str,
+    channel: str | None,
+    time_from: datetime | str | None,
+    time_to: datetime | str | None,
+    filter: str | None,  # noqa: A002
+    progress: Progress | None,
+) -> dict[str, Any]:
+    from trailvault.formats.database import DatabaseLoader
+
+    checkpoint = _checkpoint_for_export(vault)
+    query = _query_of(channel, time_from, time_to, filter)
+    loader = DatabaseLoader(url)
+    job = _Export(vault, None, ("csv",), checkpoint.size, checkpoint.note, query, progress, loader)
+    try:
+        return job.run()
+    except BaseException:
+        job.abandon()
+        raise
+    finally:
+        loader.close()
+
+
+def _query_of(
+    channel: str | None,
+    time_from: datetime | str | None,
+    time_to: datetime | str | None,
+    filter: str | None,  # noqa: A002
+) -> dict[str, Any]:
+    """The export's query as the manifest records it (times in canonical text)."""
+    return {
+        "channel": channel,
+        "from": None if time_from is None else format_timestamp(parse_timestamp(time_from, field="from")),
+        "to": None if time_to is None else format_timestamp(parse_timestamp(time_to, field="to")),
+        "filter": filter,
+    }
 
 
 def _checkpoint_for_export(vault: Vault) -> Any:
@@ -126,13 +171,15 @@ class _Export:
     def __init__(
         self,
         vault: Vault,
-        folder: Path,
+        folder: Path | None,
         formats: tuple[str, ...],
         size: int,
         note: str,
         query: dict[str, Any],
         progress: Progress | None,
+        loader: Any = None,
     ) -> None:
+        self.loader = loader
         self.vault, self.folder, self.formats = vault, folder, formats
         self.size, self.note, self.query, self.progress = size, note, query, progress
         self.writers: dict[str, list[Writer]] = {}
@@ -172,6 +219,19 @@ class _Export:
                 writer.close()
         if self.progress is not None:
             self.progress(len(self.seqs), self.size, self.size)
+        if self.loader is not None:
+            return {
+                "to_db": self.loader.kind,
+                "query": {**self.query, "order": "seq"},
+                "checkpoint": self.note,
+                "size": self.size,
+                "count": len(self.seqs),
+                "tables": [
+                    {"channel": channel, "rows": self.counts.get(channel, 0)}
+                    for channel, writers in sorted(self.writers.items())
+                ],
+            }
+        assert self.folder is not None
         proof_hashes = self._write_proof()
         manifest = {
             "format": FORMAT,
@@ -221,9 +281,13 @@ class _Export:
         writers = self.writers.get(channel)
         if writers is None:
             schema = self._schema(channel)
-            writers = self.writers[channel] = [
-                open_writer(fmt, self.folder / f"{channel}{SUFFIXES[fmt]}", schema) for fmt in self.formats
-            ]
+            if self.loader is not None:
+                writers = self.writers[channel] = [self.loader.table(channel, schema)]
+            else:
+                assert self.folder is not None
+                writers = self.writers[channel] = [
+                    open_writer(fmt, self.folder / f"{channel}{SUFFIXES[fmt]}", schema) for fmt in self.formats
+                ]
         # One writing thread, fed in order: parsing, compressing and writing (which mostly
         # run outside the interpreter lock) overlap with reading the next page.
         while len(self.writing) >= 2:
@@ -245,6 +309,7 @@ class _Export:
             self.writing.popleft().result()
 
     def _write_proof(self) -> int:
+        assert self.folder is not None
         ranges = list(multiproof_ranges(_Indexes(self.seqs), self.size))
         with (self.folder / "proof.bin").open("wb") as handle:
             for start in range(0, len(ranges), _NODE_CHUNK):

@@ -15,7 +15,13 @@ __all__ = ["export"]
 
 
 @click.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="A new or empty folder for the files.")
+@click.option("--out", type=click.Path(file_okay=False), help="A new or empty folder for the files.")
+@click.option(
+    "--to-db",
+    "to_db",
+    metavar="URL",
+    help="Load into tables instead: sqlite:///FILE or postgresql://... (one a channel).",
+)
 @click.option("--channel", help="Only this channel (default: every channel of the app, a file set each).")
 @click.option("--from", "time_from", help="Start of the time range, inclusive (RFC 3339).")
 @click.option("--to", "time_to", help="End of the time range, exclusive (RFC 3339).")
@@ -30,7 +36,8 @@ __all__ = ["export"]
 @click.pass_obj
 def export(
     session: Session,
-    out: str,
+    out: str | None,
+    to_db: str | None,
     channel: str | None,
     time_from: str | None,
     time_to: str | None,
@@ -44,6 +51,7 @@ def export(
     Example:
       trailvault export --from 2024-10-01T00:00Z --to 2024-11-01T00:00Z --out ./export-2024-10
       trailvault export --channel access --filter 'user.email eq "a@example.com"' --format parquet --out ./alice
+      trailvault export --from 2024-10-01T00:00Z --to-db postgresql://analytics@db/audit
     """
     vault = session.local_vault(command="export")
     started = time.monotonic()
@@ -63,12 +71,16 @@ def export(
 
             manifest = vault.export(
                 out, channel=channel, time_from=time_from, time_to=time_to, filter=filter_text,
-                formats=formats, progress=progress,
+                formats=formats, progress=progress, to_db=to_db,
             )  # fmt: skip
     else:
         manifest = vault.export(
-            out, channel=channel, time_from=time_from, time_to=time_to, filter=filter_text, formats=formats
-        )
+            out, channel=channel, time_from=time_from, time_to=time_to, filter=filter_text, formats=formats,
+            to_db=to_db,
+        )  # fmt: skip
+    if to_db is not None:
+        emit_json({**manifest, "seconds": round(time.monotonic() - started, 3)})
+        return
     emit_json(
         {
             "out": out,

@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover - the error names the extra to install
     pa = None
 
-__all__ = ["CsvWriter", "ParquetWriter", "read_table_rows", "require_arrow"]
+__all__ = ["CsvWriter", "ParquetWriter", "empty_table", "flatten", "is_timestamp", "read_table_rows", "require_arrow"]
 
 _SCALARS = {
     FieldType.STRING: "string",
@@ -86,10 +86,20 @@ def _row_schema(schema: Schema, *, csv: bool) -> Any:
     return pa.schema(fields)
 
 
-def _flatten(table: Any) -> Any:
+def flatten(table: Any) -> Any:
+    """Flatten struct columns into dotted columns, all the way down."""
     while any(pa.types.is_struct(field.type) for field in table.schema):
         table = table.flatten()
     return table
+
+
+def empty_table(schema: Any) -> Any:
+    """An Arrow table with ``schema`` and no rows."""
+    return pa.Table.from_pylist([], schema=schema)
+
+
+def is_timestamp(arrow_type: Any) -> bool:
+    return bool(pa.types.is_timestamp(arrow_type))
 
 
 class _ArrowWriter:
@@ -167,7 +177,7 @@ class CsvWriter(_ArrowWriter):
     csv = True
 
     def _write(self, table: Any) -> None:
-        flat = _flatten(table)
+        flat = flatten(table)
         if self._writer is None:
             self._writer = pa_csv.CSVWriter(self.path, flat.schema)
         self._writer.write_table(flat)
@@ -208,7 +218,7 @@ def read_table_rows(path: Path, schema: Schema, *, csv: bool) -> Iterator[dict[s
     require_arrow()
     if csv:
         final = _row_schema(schema, csv=True)
-        flat = _flatten(pa.Table.from_pylist([], schema=final)).schema
+        flat = flatten(pa.Table.from_pylist([], schema=final)).schema
         options = pa_csv.ConvertOptions(
             column_types={field.name: field.type for field in flat},
             strings_can_be_null=True,

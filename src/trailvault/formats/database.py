@@ -1,0 +1,148 @@
+"""Loading exported events into database tables (``trailvault export --to-db URL``).
+
+One table per channel, named after it, created when missing, with the CSV export's
+columns: the envelope, ``body_sha256``, ``body_nulls`` and one column per body field
+with its dotted name (REPEATED fields as JSON text). ``seq`` is the primary key and a
+row whose seq is there already is skipped, so loading the same events again (a rerun)
+adds nothing twice. URLs: ``sqlite:///path/to/file.db`` or ``postgresql://...`` (the
+``postgres`` extra). Table and column names are always quoted identifiers, never
+spliced into SQL as they are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from trailvault.errors import InvalidInput, StoreUnavailable
+from trailvault.formats.tables import CsvWriter, empty_table, flatten, is_timestamp
+from trailvault.schema import Schema
+
+__all__ = ["DatabaseLoader"]
+
+_SQLITE_TYPES = {"string": "TEXT", "int64": "INTEGER", "double": "REAL", "bool": "INTEGER"}
+_POSTGRES_TYPES = {"string": "text", "int64": "bigint", "double": "double precision", "bool": "boolean"}
+
+
+def _sqlite_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DatabaseLoader:
+    """A connection to the target database, and a table loader per channel."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.kind = parts.scheme.split("+")[0]
+        if self.kind == "sqlite":
+            path = Path(parts.path[1:] if parts.path.startswith("//") else parts.path).expanduser()
+            if not str(path):
+                raise InvalidInput("to_db: give a file, sqlite:///path/to/file.db", field="to_db")
+            # Used by the export's one writing thread only, after this thread made it.
+            self._conn: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        elif self.kind in ("postgresql", "postgres"):
+            try:
+                import psycopg
+            except ImportError:
+                raise InvalidInput(
+                    "to_db: PostgreSQL needs pip install 'trailvault[postgres]'", field="to_db"
+                ) from None
+            try:
+                self._conn = psycopg.connect(url, autocommit=True)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"to_db: cannot connect ({type(exc).__name__}); check the URL") from None
+        else:
+            raise InvalidInput("to_db: use sqlite:///FILE or postgresql://...", field="to_db")
+
+    def table(self, channel: str, schema: Schema) -> _TableLoader:
+        return _TableLoader(self, channel, schema)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _TableLoader(CsvWriter):
+    """The CSV export's flattened rows, inserted into the channel's table."""
+
+    def __init__(self, loader: DatabaseLoader, channel: str, schema: Schema) -> None:
+        super().__init__(Path(channel), schema)
+        self._loader = loader
+        self._channel = channel
+        self._created = False
+        self.rows = 0
+
+    def _write(self, table: Any) -> None:
+        flat = flatten(table)
+        if not self._created:
+            self._create(flat.schema)
+            self._created = True
+        columns = flat.column_names
+        rows = [tuple(row[name] for name in columns) for row in flat.to_pylist()]
+        if not rows:
+            return
+        conn = self._loader._conn
+        if self._loader.kind == "sqlite":
+            names = ", ".join(_sqlite_name(name) for name in columns)
+            marks = ", ".join("?" for _ in columns)
+            insert = f"INSERT OR IGNORE INTO {_sqlite_name(self._channel)} ({names}) VALUES ({marks})"
+            conn.execute("BEGIN")
+            conn.executemany(insert, [tuple(_sqlite_value(v) for v in row) for row in rows])
+            conn.execute("COMMIT")
+        else:
+            from psycopg import sql
+
+            statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (seq) DO NOTHING").format(
+                sql.Identifier(self._channel),
+                sql.SQL(", ").join(sql.Identifier(name) for name in columns),
+                sql.SQL(", ").join(sql.Placeholder() for _ in columns),
+            )
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(statement, rows)
+        self.rows += len(rows)
+
+    def _create(self, arrow_schema: Any) -> None:
+        conn = self._loader._conn
+        if self._loader.kind == "sqlite":
+            columns = ", ".join(
+                f"{_sqlite_name(field.name)} {_column_type(field.type, _SQLITE_TYPES, 'TEXT')}"
+                for field in arrow_schema
+            )
+            table = _sqlite_name(self._channel)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({_sqlite_name('seq')}))")
+            return
+        from psycopg import sql
+
+        definitions = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(
+                sql.Identifier(field.name), sql.SQL(_column_type(field.type, _POSTGRES_TYPES, "timestamptz"))
+            )
+            for field in arrow_schema
+        )
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (seq))").format(
+                sql.Identifier(self._channel), definitions
+            )
+        )
+
+    def close(self) -> None:
+        if not self._created:
+            self._create(flatten(empty_table(self._final)).schema)
+            self._created = True
+
+
+def _column_type(arrow_type: Any, names: dict[str, str], timestamp: str) -> str:
+    if is_timestamp(arrow_type):
+        return timestamp
+    return names.get(str(arrow_type), names["string"])
+
+
+def _sqlite_value(value: Any) -> Any:
+    # SQLite has no timestamp type: the canonical text, which sorts in time order.
+    if hasattr(value, "isoformat") and not isinstance(value, str):
+        from trailvault.timestamps import format_timestamp, from_datetime
+
+        return format_timestamp(from_datetime(value))
+    return value
