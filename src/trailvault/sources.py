@@ -47,7 +47,7 @@ def _read_path(path: Path, *, field: str, shown: str) -> bytes:
 
 def _read_url(url: str, *, field: str) -> bytes:
     try:
-        import fsspec  # type: ignore[import-not-found,unused-ignore]
+        import fsspec  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         raise InvalidSchema(
             f"{field}: reading {url.split('://', 1)[0]}:// URLs needs fsspec; "
