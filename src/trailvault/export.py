@@ -16,6 +16,7 @@ signed checkpoint, and the files are the manifest's. Given the vault too
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import heapq
@@ -29,13 +30,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import orjson
 
-from trailvault.errors import Conflict, InvalidInput, NotFound, TrailvaultError
+from trailvault.errors import Conflict, InvalidInput, NotFound, ServerUnavailable, TrailvaultError
 from trailvault.event import canonical_body
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
+from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import subtree_hash, subtree_nodes
@@ -51,7 +53,10 @@ from trailvault.timestamps import format_timestamp, parse_timestamp
 if TYPE_CHECKING:
     from trailvault.vault import Vault
 
-__all__ = ["FORMAT", "ExportReport", "Exporting", "verify_export"]
+__all__ = [
+    "FORMAT", "STREAM_FORMAT", "ExportReport", "Exporting", "StreamSource", "export_from", "export_stream",
+    "verify_export",
+]  # fmt: skip
 
 FORMAT = "trailvault-export/v1"
 _BATCH = 10_000
@@ -101,14 +106,133 @@ class Exporting:
             raise Conflict(f"out: {folder} is not an empty folder; export into a new one", field="out")
         checkpoint = _checkpoint_for_export(vault)
         query = _query_of(channel, time_from, time_to, filter)
-        folder.mkdir(parents=True, exist_ok=True)
-        job = _Export(vault, folder, chosen, checkpoint.size, checkpoint.note, query, progress)
+        folder = _empty_folder(folder)
+        job = _Export(
+            _VaultSource(vault, query, checkpoint.size),
+            folder,
+            chosen,
+            checkpoint.size,
+            checkpoint.note,
+            query,
+            progress,
+        )
         try:
             return job.run()
         except BaseException:
             job.abandon()
             shutil.rmtree(folder, ignore_errors=True)
             raise
+
+
+STREAM_FORMAT = "trailvault-export-stream/v1"
+
+
+def export_stream(
+    vault: Vault,
+    channel: str | None = None,
+    time_from: datetime | str | None = None,
+    time_to: datetime | str | None = None,
+    filter: str | None = None,  # noqa: A002
+    visible: tuple[str, ...] | None = None,
+) -> Iterator[bytes]:
+    """Yield an export as a server streams it: NDJSON lines of a header (checkpoint, size, query),
+    every entry's line (as in JSONL.gz files), and a trailer with the count and the proof (base64).
+
+    :meth:`trailvault.client.RemoteVault.export` turns the stream into the same files and
+    manifest as a local export, so ``verify export`` proves them the same way.
+    """
+    checkpoint = _checkpoint_for_export(vault)
+    query = _query_of(channel, time_from, time_to, filter)
+    source = _VaultSource(vault, query, checkpoint.size)
+    # The schemas go first, so the client can type Parquet and CSV without another request.
+    # ``visible`` (a key's channels) keeps other channels' names and schemas out of it.
+    schemas = {
+        item.name: item.schema.to_document()
+        for item in vault.channels()
+        if channel in (None, item.name) and (visible is None or item.name in visible)
+    }
+    header = {
+        "format": STREAM_FORMAT, "vault": source.vault_id(), "app": vault.app, "query": query,
+        "checkpoint": checkpoint.note, "size": checkpoint.size, "schemas": schemas,
+    }  # fmt: skip
+    yield orjson.dumps(header) + b"\n"
+    seqs: array[int] = array("q")
+    for entries in source.pages():
+        seqs.extend(entry.seq for entry in entries)
+        yield b"".join(entry_line(entry) + b"\n" for entry in entries)
+    proof = b"".join(source.proof(seqs))
+    yield orjson.dumps({"end": True, "count": len(seqs), "proof": base64.b64encode(proof).decode()}) + b"\n"
+
+
+class StreamSource:
+    """A :class:`Source` reading :func:`export_stream`'s lines (the remote client's export)."""
+
+    def __init__(self, lines: Iterator[bytes]) -> None:
+        self._lines = lines
+        first = orjson.loads(next(lines))
+        if not isinstance(first, dict) or first.get("format") != STREAM_FORMAT:
+            raise InvalidInput("export: the server's answer is not a trailvault export stream", field="export")
+        self.header: dict[str, Any] = first
+        self.app = str(first["app"])
+        self._trailer: dict[str, Any] | None = None
+
+    def vault_id(self) -> str:
+        return str(self.header["vault"])
+
+    def pages(self) -> Iterator[list[StoredEntry]]:
+        page: list[StoredEntry] = []
+        for line in self._lines:
+            if line.startswith(b'{"end"'):
+                self._trailer = orjson.loads(line)
+                break
+            envelope, body = split_line(line)
+            page.append(
+                StoredEntry(
+                    envelope["seq"], envelope["id"], envelope["app"], envelope["channel"],
+                    parse_timestamp(envelope["time"]), parse_timestamp(envelope["received"]), body,
+                    bytes.fromhex(envelope["body_sha256"]),
+                )
+            )  # fmt: skip
+            if len(page) >= _BATCH:
+                yield page
+                page = []
+        if page:
+            yield page
+        if self._trailer is None:
+            raise ServerUnavailable("export: the server's stream ended early; export again")
+
+    def schema(self, channel: str) -> Schema:
+        return parse_schema(self.header["schemas"][channel])
+
+    def proof(self, seqs: array[int]) -> Iterator[bytes]:
+        assert self._trailer is not None
+        if self._trailer["count"] != len(seqs):
+            raise ServerUnavailable("export: the stream's count does not match its entries; export again")
+        yield base64.b64decode(self._trailer["proof"])
+
+
+def export_from(
+    source: StreamSource, out: str | Path, formats: str | tuple[str, ...], progress: Progress | None
+) -> dict[str, Any]:
+    """Write a streamed export into the new or empty folder ``out``, as :meth:`Exporting.export` does."""
+    chosen = parse_formats(formats)
+    folder = _empty_folder(out)
+    header = source.header
+    job = _Export(source, folder, chosen, header["size"], header["checkpoint"], header["query"], progress)
+    try:
+        return job.run()
+    except BaseException:
+        job.abandon()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _empty_folder(out: str | Path) -> Path:
+    folder = Path(out)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise Conflict(f"out: {folder} is not an empty folder; export into a new one", field="out")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _load_into_database(
@@ -125,7 +249,8 @@ def _load_into_database(
     checkpoint = _checkpoint_for_export(vault)
     query = _query_of(channel, time_from, time_to, filter)
     loader = DatabaseLoader(url)
-    job = _Export(vault, None, ("csv",), checkpoint.size, checkpoint.note, query, progress, loader)
+    source = _VaultSource(vault, query, checkpoint.size)
+    job = _Export(source, None, ("csv",), checkpoint.size, checkpoint.note, query, progress, loader)
     try:
         return job.run()
     except BaseException:
@@ -167,10 +292,61 @@ def _export_filter(query: dict[str, Any], size: int) -> Filter:
     return bound if query["filter"] is None else And((parse_filter(query["filter"]), bound))
 
 
+class Source(Protocol):
+    """Where an export's entries come from: the vault itself, or a server's export stream."""
+
+    app: str
+
+    def vault_id(self) -> str: ...
+
+    def pages(self) -> Iterator[list[StoredEntry]]:
+        """The query's entries in seq order, a page at a time."""
+
+    def schema(self, channel: str) -> Schema: ...
+
+    def proof(self, seqs: array[int]) -> Iterator[bytes]:
+        """The hashes of the multi-entry proof of ``seqs`` (after :meth:`pages` is exhausted)."""
+
+
+class _VaultSource:
+    def __init__(self, vault: Vault, query: dict[str, Any], size: int) -> None:
+        self.vault, self.query, self.size, self.app = vault, query, size, vault.app
+
+    def vault_id(self) -> str:
+        return self.vault._store.vault_id()
+
+    def pages(self) -> Iterator[list[StoredEntry]]:
+        query = self.vault._query(
+            self.query["channel"], self.query["from"], self.query["to"], None,
+            _export_filter(self.query, self.size), "seq", "asc", _BATCH,
+        )  # fmt: skip
+        while True:
+            entries = self.vault._store.find_entries(query)
+            yield entries
+            if len(entries) < query.limit:
+                return
+            query = query.starting_after((entries[-1].seq, entries[-1].seq))
+
+    def schema(self, channel: str) -> Schema:
+        return self.vault.channel(channel).schema
+
+    def proof(self, seqs: array[int]) -> Iterator[bytes]:
+        return proof_hashes(self.vault._store, seqs, self.size)
+
+
+def proof_hashes(store: Store, seqs: array[int], size: int) -> Iterator[bytes]:
+    """The multi-entry proof of ``seqs`` in a log of ``size``, from the store's tree, in chunks of hashes."""
+    ranges = list(multiproof_ranges(_Indexes(seqs), size))
+    for start in range(0, len(ranges), _NODE_CHUNK):
+        chunk = ranges[start : start + _NODE_CHUNK]
+        nodes = store.tree_nodes({key for low, high in chunk for key in subtree_nodes(low, high)})
+        yield b"".join(subtree_hash(low, high, nodes) for low, high in chunk)
+
+
 class _Export:
     def __init__(
         self,
-        vault: Vault,
+        source: Source,
         folder: Path | None,
         formats: tuple[str, ...],
         size: int,
@@ -180,7 +356,7 @@ class _Export:
         loader: Any = None,
     ) -> None:
         self.loader = loader
-        self.vault, self.folder, self.formats = vault, folder, formats
+        self.source, self.folder, self.formats = source, folder, formats
         self.size, self.note, self.query, self.progress = size, note, query, progress
         self.writers: dict[str, list[Writer]] = {}
         self.pending: dict[str, list[StoredEntry]] = {}
@@ -192,12 +368,7 @@ class _Export:
 
     def run(self) -> dict[str, Any]:
         first_time = last_time = None
-        query = self.vault._query(
-            self.query["channel"], self.query["from"], self.query["to"], None,
-            _export_filter(self.query, self.size), "seq", "asc", _BATCH,
-        )  # fmt: skip
-        while True:
-            entries = self.vault._store.find_entries(query)
+        for entries in self.source.pages():
             for entry in entries:
                 self.pending.setdefault(entry.channel, []).append(entry)
                 self.seqs.append(entry.seq)
@@ -207,9 +378,6 @@ class _Export:
                 self._flush(channel)
             if self.progress is not None and entries:
                 self.progress(len(self.seqs), entries[-1].seq, self.size)
-            if len(entries) < query.limit:
-                break
-            query = query.starting_after((entries[-1].seq, entries[-1].seq))
         for channel in list(self.pending):
             self._flush(channel)
         self._drain()
@@ -236,8 +404,8 @@ class _Export:
         manifest = {
             "format": FORMAT,
             "created": format_timestamp(time.time_ns() // 1000),
-            "vault": self.vault._store.vault_id(),
-            "app": self.vault.app,
+            "vault": self.source.vault_id(),
+            "app": self.source.app,
             "query": {**self.query, "order": "seq"},
             "checkpoint": self.note,
             "size": self.size,
@@ -271,7 +439,7 @@ class _Export:
     def _schema(self, channel: str) -> Schema:
         schema = self.schemas.get(channel)
         if schema is None:
-            schema = self.schemas[channel] = self.vault.channel(channel).schema
+            schema = self.schemas[channel] = self.source.schema(channel)
         return schema
 
     def _flush(self, channel: str) -> None:
@@ -310,14 +478,12 @@ class _Export:
 
     def _write_proof(self) -> int:
         assert self.folder is not None
-        ranges = list(multiproof_ranges(_Indexes(self.seqs), self.size))
+        written = 0
         with (self.folder / "proof.bin").open("wb") as handle:
-            for start in range(0, len(ranges), _NODE_CHUNK):
-                chunk = ranges[start : start + _NODE_CHUNK]
-                keys = {key for low, high in chunk for key in subtree_nodes(low, high)}
-                nodes = self.vault._store.tree_nodes(keys)
-                handle.write(b"".join(subtree_hash(low, high, nodes) for low, high in chunk))
-        return len(ranges)
+            for chunk in self.source.proof(self.seqs):
+                handle.write(chunk)
+                written += len(chunk)
+        return written // 32
 
 
 class _Indexes(Sequence[int]):

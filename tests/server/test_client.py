@@ -121,3 +121,24 @@ def test_unreachable_server_is_a_clear_error() -> None:
     """A server that is not there raises ServerUnavailable naming the URL, not a driver error."""
     with pytest.raises(trailvault.errors.ServerUnavailable, match=r"127\.0\.0\.1:9"):
         trailvault.connect("http://127.0.0.1:9", token="tv_0123456789abcdef_" + "C" * 43)
+
+
+def test_export_streamed_from_a_server_verifies_offline(server: Server, tmp_path: Path) -> None:
+    """trailvault --server ... export writes the same files and manifest as a local export; verify export
+    proves them with the verifier key; a key without archive is refused."""
+    token = server.key("archive", "unmask")
+    with trailvault.connect(server.url, token=server.admin_token) as admin:
+        admin.post_many("access", [access_event(i) for i in range(25)])
+        key = admin.verifier_key()
+    env = {"TRAILVAULT_SERVER": server.url, "TRAILVAULT_TOKEN": token}
+    run = run_cli("export", "--channel", "access", "--out", str(tmp_path / "out"), env=env)
+    assert run.returncode == 0, run.stderr
+    summary = orjson.loads(run.stdout)
+    assert summary["count"] >= 25
+    checked = run_cli("verify", "export", str(tmp_path / "out"), "--key", key)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(f"ok: {summary['count']} events")
+    refused = run_cli("export", "--out", str(tmp_path / "no"), env={**env, "TRAILVAULT_TOKEN": server.key("read")})
+    assert refused.returncode == 1 and "archive" in refused.stderr
+    masked = run_cli("export", "--out", str(tmp_path / "no2"), env={**env, "TRAILVAULT_TOKEN": server.key("archive")})
+    assert masked.returncode == 1 and "unmask" in masked.stderr

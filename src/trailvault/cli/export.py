@@ -53,7 +53,7 @@ def export(
       trailvault export --channel access --filter 'user.email eq "a@example.com"' --format parquet --out ./alice
       trailvault export --from 2024-10-01T00:00Z --to-db postgresql://analytics@db/audit
     """
-    vault = session.local_vault(command="export")
+    vault = session.vault()
     started = time.monotonic()
     if sys.stderr.isatty():
         with Progress(

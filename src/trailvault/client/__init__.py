@@ -18,7 +18,7 @@ The token travels only in the ``Authorization`` header, never in a URL or a mess
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -33,6 +33,7 @@ from trailvault.channel import Channel
 from trailvault.client.sender import Sender, tls_verify
 from trailvault.errors import InvalidQuery, ServerUnavailable, from_wire
 from trailvault.event import Event, NewEvent, Posted
+from trailvault.export import StreamSource, export_from
 from trailvault.proofs import ConsistencyProof, InclusionProof
 from trailvault.query import MAX_LIMIT, Filter
 from trailvault.sources import read_json_document
@@ -190,6 +191,35 @@ class RemoteVault:
         )
         return [Posted(item["id"], item["seq"], item["duplicate"]) for item in answer["events"]]
 
+    def export(
+        self,
+        out: str | Path | None = None,
+        *,
+        channel: str | None = None,
+        time_from: datetime | str | None = None,
+        time_to: datetime | str | None = None,
+        filter: str | None = None,  # noqa: A002 - the listing parameter's name everywhere
+        formats: str | tuple[str, ...] = ("parquet", "csv", "jsonl.gz"),
+        progress: Callable[[int, int, int], None] | None = None,
+        to_db: str | None = None,
+    ) -> dict[str, Any]:
+        """Export from the server's stream into files and a manifest, as :meth:`Vault.export` (an archive key)."""
+        if out is None or to_db is not None:
+            raise InvalidQuery("out: over HTTP, export into a folder (--to-db works on a local vault)", field="out")
+        params = {"channel": channel, "from": _time_text(time_from), "to": _time_text(time_to), "filter": filter}
+        shown = {name: value for name, value in params.items() if value is not None}
+        try:
+            with self._http.stream("GET", "/v1/export", params=shown, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                source = StreamSource(_byte_lines(response.iter_bytes()))
+                return export_from(source, out, formats, progress)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(
+                f"server: the export stream from {self.url} broke ({type(exc).__name__}); export again"
+            ) from None
+
     def sender(self, spool: str | Path | None = None, **options: Any) -> Sender:
         """Return a started background :class:`Sender` to this server (see :mod:`trailvault.client.sender`)."""
         return Sender(self.url, self._token, spool=spool, verify=self._verify, **options)
@@ -315,6 +345,17 @@ def _error(response: httpx.Response) -> Exception:
         return from_wire({"message": f"server: HTTP {response.status_code} from {response.url.path}"}, 502)
     retry = response.headers.get("retry-after")
     return from_wire(document, response.status_code, retry_after=float(retry) if retry and retry.isdigit() else None)
+
+
+def _byte_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into lines (without their newline), as the bytes arrived."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from (line for line in lines if line)
+    if rest:
+        yield rest
 
 
 def _segment(text: str) -> str:

@@ -13,36 +13,46 @@ import orjson
 from trailvault.formats.rows import Entry
 from trailvault.timestamps import format_timestamp
 
-__all__ = ["JsonlWriter", "read_jsonl_rows"]
+__all__ = ["JsonlWriter", "entry_line", "read_jsonl_rows", "split_line"]
+
+
+def entry_line(entry: Entry) -> bytes:
+    """The JSON line of an entry: the envelope, ``body_sha256``, then the body's stored text as it is."""
+    head = orjson.dumps(
+        {
+            "id": entry.id,
+            "time": format_timestamp(entry.time_us),
+            "received": format_timestamp(entry.received_us),
+            "app": entry.app,
+            "channel": entry.channel,
+            "seq": entry.seq,
+            "body_sha256": entry.body_sha256.hex(),
+        }
+    )
+    return head[:-1] + b',"body":' + (b"null" if entry.body_json is None else entry.body_json.encode()) + b"}"
+
+
+def split_line(line: bytes) -> tuple[dict[str, Any], str | None]:
+    """Read an :func:`entry_line` back: the envelope, and the body's text exactly as it was.
+
+    The body is the last key, and ``,"body":`` cannot occur earlier: a quote inside the
+    envelope's strings is escaped.
+    """
+    cut = line.index(b',"body":')
+    envelope = orjson.loads(line[:cut] + b"}")
+    body = line[cut + 8 :].rstrip()[:-1]
+    return envelope, None if body == b"null" else body.decode()
 
 
 class JsonlWriter:
-    """Stored entries to a gzip file of JSON lines; the body goes in as the stored text, unparsed."""
+    """Entries to a gzip file of JSON lines; the body goes in as the stored text, unparsed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file = gzip.open(path, "wb", compresslevel=5)  # noqa: SIM115 - closed by close()
 
     def write(self, entries: Sequence[Entry]) -> None:
-        self._file.write(
-            b"".join(
-                orjson.dumps(
-                    {
-                        "id": entry.id,
-                        "time": format_timestamp(entry.time_us),
-                        "received": format_timestamp(entry.received_us),
-                        "app": entry.app,
-                        "channel": entry.channel,
-                        "seq": entry.seq,
-                        "body_sha256": entry.body_sha256.hex(),
-                    }
-                )[:-1]
-                + b',"body":'
-                + (b"null" if entry.body_json is None else entry.body_json.encode())
-                + b"}\n"
-                for entry in entries
-            )
-        )
+        self._file.write(b"".join(entry_line(entry) + b"\n" for entry in entries))
 
     def close(self) -> None:
         self._file.close()

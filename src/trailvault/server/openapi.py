@@ -192,6 +192,15 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
             ),
         },
+        "/v1/export": {
+            "get": _operation(
+                "Stream an export: a header, each entry's JSON line, a trailer with the proof.", "archive",
+                {"200": {"description": "NDJSON.",
+                         "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+                400, 404,
+                parameters=[p for p in _listing_parameters() if p["name"] in ("channel", "from", "to", "filter")],
+            )
+        },
         "/v1/checkpoint": {
             "get": _operation("The latest signed checkpoint, or the latest of one size.", "read",
                               _answer("The checkpoint.", _OBJECT), 400, 404,

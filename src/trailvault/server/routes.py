@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from trailvault.access import ApiKey, Scope
 from trailvault.errors import (
@@ -29,6 +29,7 @@ from trailvault.errors import (
     TrailvaultError,
 )
 from trailvault.event import Event, NewEvent, Posted
+from trailvault.export import export_stream
 from trailvault.jsontext import decode_json
 from trailvault.query import MAX_LIMIT, And, Compare, Filter, Not, Op, Present
 from trailvault.scim import parse_filter
@@ -320,6 +321,29 @@ async def redact_event(call: Call) -> Response:
     return JSONResponse(_posted(await run_in_threadpool(work)), status_code=201)
 
 
+async def stream_export(call: Call) -> Response:
+    channel = call.param("channel")
+    if channel is not None:
+        call.channel(channel)
+    if not call.key.allows(Scope.UNMASK) and await run_in_threadpool(lambda: bool(call.vault.sensitive_fields())):
+        raise Forbidden(
+            "scopes: an export carries bodies exactly as the log hashed them; with sensitive fields in the app "
+            "it needs a key that also holds unmask",
+            field="scopes",
+        )
+    text = call.param("filter")
+    if text is not None:
+        parse_filter(text)
+    if call.key.channels is not None and channel is None:
+        listed = ", ".join(f'"{name}"' for name in call.key.channels)
+        text = f"(channel in [{listed}])" + (f" and ({text})" if text else "")
+    request = {"channel": channel, "from": call.param("from"), "to": call.param("to"), "filter": call.param("filter")}
+    await run_in_threadpool(call.record_read, "export", request, None)
+    lines = export_stream(call.vault, channel, request["from"], request["to"], text, call.key.channels)
+    # Reading the store happens as the client reads the stream, in the thread pool.
+    return StreamingResponse(lines, media_type="application/x-ndjson")
+
+
 # -- integrity -----------------------------------------------------------------------------
 
 
@@ -420,6 +444,7 @@ ROUTES = (
     Route("/v1/events/{id}", "GET", Scope.READ, get_event),
     Route("/v1/events/{id}/receipt", "GET", Scope.READ, event_receipt),
     Route("/v1/events/{id}/redact", "POST", Scope.ADMIN, redact_event),
+    Route("/v1/export", "GET", Scope.ARCHIVE, stream_export),
     Route("/v1/checkpoint", "GET", Scope.READ, show_checkpoint),
     Route("/v1/key", "GET", Scope.READ, show_key),
     Route("/v1/proofs/inclusion", "GET", Scope.READ, prove_inclusion),
