@@ -116,12 +116,7 @@ class Exporting:
             query,
             progress,
         )
-        try:
-            return job.run()
-        except BaseException:
-            job.abandon()
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        return _run_into(job, folder)
 
 
 STREAM_FORMAT = "trailvault-export-stream/v1"
@@ -219,6 +214,11 @@ def export_from(
     folder = _empty_folder(out)
     header = source.header
     job = _Export(source, folder, chosen, header["size"], header["checkpoint"], header["query"], progress)
+    return _run_into(job, folder)
+
+
+def _run_into(job: _Export, folder: Path) -> dict[str, Any]:
+    """Run an export into ``folder``; on any error, stop it and remove the folder with what it wrote."""
     try:
         return job.run()
     except BaseException:
