@@ -18,8 +18,13 @@ from .conftest import MYINDEX, run_cli
 
 
 def _fill(location: str | Path) -> tuple[dict[str, object], str]:
-    """Two channel versions with an indexed field, producer ids, a redaction, checkpoints; return a receipt."""
+    """Two channel versions with an indexed field, producer ids, a redaction, checkpoints, API keys of two
+    apps (one revoked); return a receipt."""
     with trailvault.open_vault(location) as vault:
+        live = vault.create_key("reader", ["read"], ["access"])[1]
+        revoked = vault.for_app("billing").create_key("old", ["ingest"])[0]
+        vault.for_app("billing").revoke_key(revoked.id)
+        _TOKENS[str(location)] = live
         vault.open("myindex", MYINDEX)
         vault.open("access", {"fields": [{"name": "who", "type": "STRING", "index": True}]})
         vault.post_many("myindex", [{"company": f"c{i}", "amount": float(i)} for i in range(40)])
@@ -30,6 +35,9 @@ def _fill(location: str | Path) -> tuple[dict[str, object], str]:
         receipt = vault.receipt(5)
         vault.post_many("access", [{"who": f"u{i}"} for i in range(25)])
         return receipt, vault.verifier_key()
+
+
+_TOKENS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("direction", ["sqlite to postgresql", "postgresql to sqlite"])
@@ -61,6 +69,10 @@ def test_copy_is_the_same_log(
         assert copy.post("access", {"who": "alice"}, id="producer-1").duplicate
         assert [e.body for e in copy.events("myindex", sort_order="desc", limit=1)] == [None]
         copy.issue_checkpoint()  # the copied key signs for the copied origin
+        # API keys: the token still works on the copy, and the revoked key stays revoked.
+        assert copy.authenticate(_TOKENS[str(source)]).channels == ("access",)
+        assert [key.revoked_us is not None for key in copy.for_app("billing").keys()] == [True]
+    assert report.api_keys == 2
 
 
 def test_target_must_be_empty(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class MigrationReport:
     checkpoints: int
     root: bytes
     key_copied_to: str | None
+    api_keys: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class MigrationReport:
             "root": self.root.hex(),
             "verified": True,
             "key_copied_to": self.key_copied_to,
+            "api_keys": self.api_keys,
         }
 
 
@@ -132,10 +134,16 @@ def _copy(
             progress(copied, size)
     for checkpoint in checkpoints:
         copy.save_checkpoint(checkpoint)
+    # API keys go too, digests and revocations included, so every token keeps working or failing.
+    keys = origin.all_api_keys()
+    for key, digest in keys:
+        copy.save_api_key(replace(key, revoked_us=None), digest)
+        if key.revoked_us is not None:
+            copy.revoke_api_key(key.app, key.id, key.revoked_us)
     root = _check_copy(origin, copy, size, verifier_key)
     return MigrationReport(
         origin.location, copy.location, size, len(versions), len(checkpoints), root,
-        _copy_key(origin, copy, vault_id, signing_key),
+        _copy_key(origin, copy, vault_id, signing_key), len(keys),
     )  # fmt: skip
 
 

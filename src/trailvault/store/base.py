@@ -179,6 +179,9 @@ class Store(Protocol):
     def api_key(self, key_id: str) -> tuple[ApiKey, bytes] | None:
         """Return a key of any app with its secret's digest, or None."""
 
+    def all_api_keys(self) -> list[tuple[ApiKey, bytes]]:
+        """Return every app's keys with their secrets' digests, oldest first (for ``trailvault migrate``)."""
+
     def list_api_keys(self, app: str) -> list[ApiKey]:
         """Return the app's keys, revoked ones included, oldest first."""
 

@@ -398,6 +398,10 @@ class RelationalStore:
         rows = self._rows(_SELECT_API_KEY + "WHERE k.key_id = ?", (key_id,))
         return (_api_key(rows[0]), bytes(rows[0][7])) if rows else None
 
+    def all_api_keys(self) -> list[tuple[ApiKey, bytes]]:
+        rows = self._rows(_SELECT_API_KEY + "ORDER BY k.created, k.key_id")
+        return [(_api_key(row), bytes(row[7])) for row in rows]
+
     def list_api_keys(self, app: str) -> list[ApiKey]:
         rows = self._rows(_SELECT_API_KEY + "WHERE a.name = ? ORDER BY k.created, k.key_id", (app,))
         return [_api_key(row) for row in rows]
