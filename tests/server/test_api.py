@@ -404,3 +404,49 @@ def test_sensitive_fields_are_masked_without_unmask(server: Server) -> None:
     assert receipt["body"] is None and receipt["entry"]["id"] == event_id
     assert full["ip"] == "10.0.0.1"
     assert allowed.status_code == 200 and allowed.json()["items"]
+
+
+def test_no_key_gives_a_scope_it_lacks(server: Server) -> None:
+    """An admin without unmask cannot give unmask, however the scope is spelled."""
+    token = server.key("admin")
+    with server.client(token) as admin:
+        for scopes in (["unmask"], ["UNMASK", "read"], ["read,unmask"], [" unmask", "read"]):
+            response = admin.post("/v1/keys", json={"name": "x", "scopes": scopes})
+            assert response.status_code == 403, (scopes, response.text)
+        assert admin.post("/v1/keys", json={"name": "x", "scopes": ["READ"]}).status_code == 201
+
+
+def test_sorting_or_filtering_near_a_sensitive_field_needs_unmask(server: Server) -> None:
+    """sort_by a sensitive field, or a filter on the record holding one, is refused without unmask."""
+    token = server.key("read")
+    with server.client(token) as reader:
+        by_sort = reader.get("/v1/events", params={"channel": "access", "sort_by": "user.ip", "limit": 1})
+        by_parent = reader.get("/v1/events", params={"channel": "access", "filter": 'user co "10.0"'})
+        plain_sort = reader.get("/v1/events", params={"channel": "access", "sort_by": "user.email", "limit": 1})
+    assert by_sort.status_code == 403 and _error(by_sort)["field"] == "sort_by"
+    assert by_parent.status_code == 403 and _error(by_parent)["field"] == "filter"
+    assert plain_sort.status_code == 200
+
+
+def test_trailvaults_own_channels_cannot_be_written(server: Server) -> None:
+    """No key may open or post to trailvault.reads or trailvault.redactions."""
+    with server.admin() as admin:
+        opened = admin.put("/v1/channels/trailvault.reads", json={"fields": [{"name": "x", "type": "STRING"}]})
+        posted = admin.post("/v1/channels/trailvault.redactions/events", json={"redacted_id": "x"})
+    assert opened.status_code == posted.status_code == 403
+
+
+def test_a_channel_limited_admin_manages_only_its_own_keys(server: Server) -> None:
+    """It lists only keys within its channels and cannot revoke others (404, like a missing key)."""
+    limited = server.key("admin", channels=["access"])
+    with server.admin() as admin:
+        root_id = admin.get("/v1/keys/current").json()["id"]
+    with server.client(limited) as client:
+        created = client.post("/v1/keys", json={"name": "sub", "scopes": ["read"], "channels": ["access"]})
+        listed = {key["id"] for key in client.get("/v1/keys").json()["keys"]}
+        refused = client.delete(f"/v1/keys/{root_id}")
+        allowed = client.delete(f"/v1/keys/{created.json()['key']['id']}")
+    assert root_id not in listed and created.json()["key"]["id"] in listed
+    assert refused.status_code == 404 and allowed.status_code == 200
+    with server.admin() as admin:
+        assert admin.get("/v1/keys/current").status_code == 200

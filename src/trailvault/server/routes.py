@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from trailvault.access import ApiKey, Scope
+from trailvault.access import ApiKey, Scope, parse_scopes
 from trailvault.errors import (
     BatchRejected,
     ChannelNotFound,
@@ -26,6 +26,7 @@ from trailvault.errors import (
     Forbidden,
     InvalidInput,
     InvalidQuery,
+    NotFound,
     TrailvaultError,
 )
 from trailvault.event import Event, NewEvent, Posted
@@ -53,6 +54,15 @@ class Call:
         value = self.request.query_params.get(name)
         return value if value not in (None, "") else None
 
+    def writable(self, name: str) -> str:
+        """Return ``name`` when the key may write to it: its own channel, never trailvault's records."""
+        if name.startswith("trailvault."):
+            raise Forbidden(
+                f"channel: {name[:128]!r} is kept by trailvault itself (reads, redactions); write to another channel",
+                field="channel",
+            )
+        return self.channel(name)
+
     def channel(self, name: str) -> str:
         """Return ``name`` when the key may use that channel; otherwise answer as if it did not exist."""
         if not self.key.sees(name):
@@ -74,11 +84,18 @@ class Call:
         """Refuse a filter on a sensitive field to a key without ``unmask``: matches would reveal its values."""
         if filter_tree is None or self.key.allows(Scope.UNMASK):
             return
-        sensitive = self.vault.sensitive_fields()
         for attribute in _attributes(filter_tree):
-            if any(attribute == path or attribute.startswith(path + ".") for path in sensitive):
+            self.check_attribute(attribute, "filter")
+
+    def check_attribute(self, attribute: str, field: str) -> None:
+        """Refuse a filter or sort on a sensitive field, on anything below one, or on a record holding one."""
+        if self.key.allows(Scope.UNMASK):
+            return
+        for path in self.vault.sensitive_fields():
+            if attribute == path or attribute.startswith(path + ".") or path.startswith(attribute + "."):
                 raise Forbidden(
-                    f"filter: {attribute} is a sensitive field; filtering on it needs the unmask scope", field="filter"
+                    f"{field}: {attribute} is or holds a sensitive field; {field} on it needs the unmask scope",
+                    field=field,
                 )
 
     def record_read(self, action: str, request: dict[str, Any], results: int | None) -> None:
@@ -123,7 +140,7 @@ async def show_channel(call: Call) -> Response:
 
 
 async def open_channel(call: Call) -> Response:
-    name = call.channel(call.request.path_params["channel"])
+    name = call.writable(call.request.path_params["channel"])
     schema = await call.json()
     if not isinstance(schema, (dict, list)):
         raise InvalidInput('body: send the schema, {"fields": [...]} or a BigQuery-style list', field="body")
@@ -180,7 +197,7 @@ def _envelopes(document: list[Any]) -> list[NewEvent]:
 
 
 async def post_events(call: Call) -> Response:
-    channel = call.channel(call.request.path_params["channel"])
+    channel = call.writable(call.request.path_params["channel"])
     envelope = (call.param("envelope") or "false").lower() in ("1", "true", "yes")
     raw = await call.body()
     content_type = call.request.headers.get("content-type", "application/json").lower()
@@ -263,6 +280,9 @@ async def list_events(call: Call) -> Response:
         name: call.param(name) for name in ("channel", "from", "to", "filter", "sort_by", "sort_order", "limit", "page")
     }
     limit = query_int(call.request, "limit", low=1, high=MAX_LIMIT) or 100
+    if request["sort_by"] not in (None, "time", "received", "seq"):
+        # A page token carries the last sort value: sorting reveals what masking hides.
+        await run_in_threadpool(call.check_attribute, request["sort_by"], "sort_by")
 
     def work() -> dict[str, Any]:
         page = call.vault.events(
@@ -407,9 +427,14 @@ async def current_key(call: Call) -> Response:
     return JSONResponse(call.key.to_dict())
 
 
+def _manages(caller: ApiKey, key: ApiKey) -> bool:
+    """A key limited to channels manages only keys limited to (some of) the same channels."""
+    return caller.channels is None or (key.channels is not None and set(key.channels) <= set(caller.channels))
+
+
 async def list_keys(call: Call) -> Response:
     found = await run_in_threadpool(call.vault.keys)
-    return JSONResponse({"keys": [key.to_dict() for key in found]})
+    return JSONResponse({"keys": [key.to_dict() for key in found if _manages(call.key, key)]})
 
 
 async def create_key(call: Call) -> Response:
@@ -423,14 +448,25 @@ async def create_key(call: Call) -> Response:
         raise InvalidInput("channels: a list of channel names, or null for every channel", field="channels")
     if call.key.channels is not None and (channels is None or not set(channels) <= set(call.key.channels)):
         raise Forbidden("channels: a key limited to some channels may only create keys limited to those channels")
-    if "unmask" in scopes and not call.key.allows(Scope.UNMASK):
-        raise Forbidden("scopes: only a key holding unmask may give unmask")
+    granted = parse_scopes(scopes)
+    # A key gives no scope it lacks itself (admin holds ingest, read and archive; unmask only explicitly).
+    missing = sorted(scope.value for scope in granted if not call.key.allows(scope))
+    if missing:
+        raise Forbidden(f"scopes: this key cannot give {', '.join(missing)}, which it does not hold", field="scopes")
     key, token = await run_in_threadpool(call.vault.create_key, name if isinstance(name, str) else "", scopes, channels)
     return JSONResponse({"key": key.to_dict(), "token": token}, status_code=201)
 
 
 async def revoke_key(call: Call) -> Response:
-    key = await run_in_threadpool(call.vault.revoke_key, call.request.path_params["id"])
+    key_id = call.request.path_params["id"]
+
+    def work() -> ApiKey:
+        target = next((key for key in call.vault.keys() if key.id == key_id), None)
+        if target is None or not _manages(call.key, target):
+            raise NotFound(f"id: app {call.vault.app!r} has no API key {key_id[:40]!r}", field="id")
+        return call.vault.revoke_key(key_id)
+
+    key = await run_in_threadpool(work)
     call.state.authenticator.forget(key.id)
     return JSONResponse(key.to_dict())
 
