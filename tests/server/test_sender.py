@@ -223,3 +223,63 @@ def test_tls(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_damaged_spool_line_is_set_aside_and_the_rest_delivered(server: Server, tmp_path: Path) -> None:
+    """A line cut short (a crash mid-write) goes to damaged.ndjson; the segment's other events arrive."""
+    channel = f"d{uuid.uuid4().hex[:6]}"
+    with trailvault.connect(server.url, token=server.admin_token) as vault:
+        vault.open(channel, ACCESS)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    good = orjson.dumps({"id": f"ok-{uuid.uuid4()}", "body": access_event(1)})
+    cut = b'{"id":"cut-2","body":{"user":{"email":"b"}}'
+    (spool / "segment-000000000001.ndjson").write_bytes(
+        channel.encode() + b"\t" + good + b"\n" + channel.encode() + b"\t" + cut + b"\n"
+    )
+    with Sender(server.url, server.admin_token, spool=spool) as sender:
+        assert sender.flush(timeout=30), sender.last_error
+    assert _ids_in(server, channel) == [orjson.loads(good)["id"]]
+    assert (spool / "damaged.ndjson").read_bytes().strip().endswith(cut)
+
+
+def test_one_conflicting_event_or_unknown_channel_holds_nothing_else_back(server: Server, tmp_path: Path) -> None:
+    """An id conflict rejects only that event; events for a channel that does not exist are rejected,
+    and other channels' events still arrive."""
+    channel = f"c{uuid.uuid4().hex[:6]}"
+    with trailvault.connect(server.url, token=server.admin_token) as vault:
+        vault.open(channel, ACCESS)
+        vault.post(channel, access_event(7), id=f"{channel}-7")
+    with Sender(server.url, server.admin_token, spool=tmp_path / "spool", linger=0.3) as sender:
+        sender.send(channel, access_event(6), id=f"{channel}-6")
+        sender.send(channel, access_event(99), id=f"{channel}-7")  # same id, other content
+        sender.send(channel, access_event(8), id=f"{channel}-8")
+        sender.send("no-such-channel", access_event(1))
+        later = sender.send(channel, access_event(9))
+        assert sender.flush(timeout=30), sender.last_error
+        assert sender.rejected == 2
+    assert sorted(_ids_in(server, channel)) == sorted([f"{channel}-6", f"{channel}-7", f"{channel}-8", later])
+    rejected = (tmp_path / "spool" / "rejected.ndjson").read_text()
+    assert f"{channel}-7" in rejected and "no-such-channel" in rejected and f"{channel}-6" not in rejected
+
+
+def test_spool_count_stays_exact_under_concurrent_senders(server: Server, tmp_path: Path) -> None:
+    """With every event spooled first from four threads, nothing is lost and pending ends at zero."""
+    channel = f"p{uuid.uuid4().hex[:6]}"
+    with trailvault.connect(server.url, token=server.admin_token) as vault:
+        vault.open(channel, ACCESS)
+    with Sender(server.url, server.admin_token, spool=tmp_path / "spool", spool_always=True) as sender:
+        sent: list[str] = []
+
+        def produce() -> None:
+            for i in range(250):
+                sent.append(sender.send(channel, access_event(i)))
+
+        threads = [threading.Thread(target=produce) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sender.flush(timeout=60), sender.last_error
+        assert sender.pending == 0
+    assert sorted(_ids_in(server, channel)) == sorted(sent)

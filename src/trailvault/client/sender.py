@@ -80,13 +80,13 @@ class Sender:
             raise InvalidInput("batch_size: use 1 or more, and max_queue at least batch_size", field="batch_size")
         if spool_always and spool is None:
             raise InvalidInput("spool: spool_always needs a spool folder", field="spool")
+        self._spool = Spool(Path(spool)) if spool is not None else None
         self._http = httpx.Client(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"trailvault/{version('trailvault')}"},
             timeout=timeout,
             verify=tls_verify(verify),
         )
-        self._spool = Spool(Path(spool)) if spool is not None else None
         self._batch_size = batch_size
         self._max_queue = max_queue
         self._linger = linger
@@ -98,6 +98,8 @@ class Sender:
         self._idle = threading.Condition(self._lock)
         self._stopping = False
         self._in_flight = 0
+        #: The batch being posted, so close() can keep it when the post outlives it.
+        self._taken: list[SpooledEvent] = []
         self._failures = 0
         self._retry_at = 0.0
         #: Counts for the producer's own metrics.
@@ -156,7 +158,7 @@ class Sender:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._arrived.notify()
-            while self._queue or self._in_flight or (self._spool is not None and self._spool.count()):
+            while self._queue or self._in_flight or (self._spool is not None and self._spool.count() > 0):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -175,8 +177,14 @@ class Sender:
             left = list(self._queue)
             self._queue.clear()
             self._arrived.notify_all()
-        self._thread.join(timeout=timeout + 5)
-        self._http.close()
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            # A post still waits for the server: keep its batch too (resending it later is
+            # safe, its ids make a second delivery a duplicate, not a copy).
+            with self._lock:
+                left = list(self._taken) + left
+        else:
+            self._http.close()
         if self._spool is None:
             if left:
                 raise ServerUnavailable(
@@ -186,7 +194,8 @@ class Sender:
         self._spool.write(left)
         if not delivered:
             _log.warning("trailvault sender: %d events stay in %s for the next start", self.pending, self._spool.path)
-        self._spool.close()
+        if not self._thread.is_alive():
+            self._spool.close()
 
     def __enter__(self) -> Sender:
         return self
@@ -198,22 +207,34 @@ class Sender:
 
     def _run(self) -> None:
         while True:
-            with self._lock:
-                if self._stopping:
+            try:
+                if not self._step():
                     return
-                waiting = self._retry_at - time.monotonic()
-                if waiting > 0:
-                    # The server is down: keep memory bounded and the events safe on disk.
-                    if self._spool is not None and self._queue:
-                        self._spool.write(list(self._queue))
-                        self._queue.clear()
-                    self._arrived.wait(min(waiting, 0.5))
-                    continue
-            if self._spool is not None and self._deliver_spooled():
-                continue
-            batch = self._take()
-            if batch:
-                self._deliver_taken(batch)
+            except Exception:
+                # Whatever went wrong (a disk error, a bug), the events stay where they are:
+                # log it and try again later rather than stop delivering for good.
+                _log.exception("trailvault sender: delivery failed; retrying")
+                self._back_off()
+
+    def _step(self) -> bool:
+        """Do one piece of work; False when the sender is stopping."""
+        with self._lock:
+            if self._stopping:
+                return False
+            waiting = self._retry_at - time.monotonic()
+            if waiting > 0:
+                # The server is down: keep memory bounded and the events safe on disk.
+                if self._spool is not None and self._queue:
+                    self._spool.write(list(self._queue))
+                    self._queue.clear()
+                self._arrived.wait(min(waiting, 0.5))
+                return True
+        if self._spool is not None and self._deliver_spooled():
+            return True
+        batch = self._take()
+        if batch:
+            self._deliver_taken(batch)
+        return True
 
     def _take(self) -> list[SpooledEvent]:
         """Wait for events, then up to linger seconds for a full batch; take up to batch_size."""
@@ -232,6 +253,7 @@ class Sender:
             count = min(self._batch_size, len(self._queue))
             taken = [self._queue.popleft() for _ in range(count)]
             self._in_flight = count
+            self._taken = taken
             return taken
 
     def _deliver_taken(self, batch: list[SpooledEvent]) -> None:
@@ -243,6 +265,7 @@ class Sender:
                 else:
                     self._queue.extendleft(reversed(left))
             self._in_flight = 0
+            self._taken = []
             self._idle.notify_all()
 
     def _deliver_spooled(self) -> bool:
@@ -298,14 +321,19 @@ class Sender:
             return True
         error = _error_body(response)
         self.last_error = f"HTTP {response.status_code}: {error.get('message', '')}"
+        if response.status_code == 404:
+            # The channel does not exist for this key: only this channel's events wait in vain.
+            self._reject([(event, error) for event in group])
+            return True
         if response.status_code not in _PERMANENT:
             return False
-        if response.status_code == 413 and len(group) > 1:
+        refused = {item["index"]: item for item in error.get("failures", []) if isinstance(item, dict)}
+        if not refused and len(group) > 1:
+            # One error for the whole batch (too large, an id conflict): halve it to find the culprits.
             middle = len(group) // 2
             return self._post(group[:middle]) and self._post(group[middle:])
-        refused = {item["index"]: item for item in error.get("failures", []) if isinstance(item, dict)}
-        if not refused or response.status_code == 413:
-            refused = dict.fromkeys(range(len(group)), error)
+        if not refused:
+            refused = {0: error}
         self._reject([(group[index], refused[index]) for index in sorted(refused) if index < len(group)])
         rest = [event for index, event in enumerate(group) if index not in refused]
         return not rest or self._post(rest)
