@@ -104,3 +104,19 @@ def test_a_page_token_of_another_sort_is_refused(sorted_vault: Vault) -> None:
     token = sorted_vault.events("things", sort_by="name", limit=2).next_page
     with pytest.raises(InvalidQuery, match="different query"):
         sorted_vault.events("things", sort_by="count", limit=2, page=token)
+
+
+def test_floats_that_differ_past_15_digits_page_exactly(vault: Vault) -> None:
+    """Cursor values keep every digit: values equal to 15 digits still page without loops or skips."""
+    vault.open("floats", {"fields": [{"name": "x", "type": "FLOAT"}]})
+    values = [0.30000000000000004, 0.1234567890123456, 0.5, None, 0.30000000000000004, 0.3]
+    vault.post_many("floats", [{} if value is None else {"x": value} for value in values])
+    for order in ("asc", "desc"):
+        seen, page = [], None
+        for _ in range(20):
+            found = vault.events("floats", sort_by="x", sort_order=order, limit=1, page=page)
+            seen.extend(event.seq for event in found)
+            page = found.next_page
+            if page is None:
+                break
+        assert len(seen) == len(set(seen)) == len(values)

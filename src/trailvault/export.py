@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import heapq
+import itertools
 import os
 import shutil
 import time
@@ -136,10 +137,13 @@ def export_stream(
     :meth:`trailvault.client.RemoteVault.export` turns the stream into the same files and
     manifest as a local export, so ``verify export`` proves them the same way.
     """
+    # Everything that can refuse the request runs now, before the answer's status is sent.
     checkpoint = _checkpoint_for_export(vault)
     query = _query_of(channel, time_from, time_to, filter)
     source = _VaultSource(vault, query, checkpoint.size)
-    # The schemas go first, so the client can type Parquet and CSV without another request.
+    pages = source.pages()
+    first = next(pages)
+    # The schemas go first, so the client can type Parquet and CSV without another request;
     # ``visible`` (a key's channels) keeps other channels' names and schemas out of it.
     schemas = {
         item.name: item.schema.to_document()
@@ -150,9 +154,15 @@ def export_stream(
         "format": STREAM_FORMAT, "vault": source.vault_id(), "app": vault.app, "query": query,
         "checkpoint": checkpoint.note, "size": checkpoint.size, "schemas": schemas,
     }  # fmt: skip
+    return _stream(source, header, first, pages)
+
+
+def _stream(
+    source: _VaultSource, header: dict[str, Any], first: list[StoredEntry], pages: Iterator[list[StoredEntry]]
+) -> Iterator[bytes]:
     yield orjson.dumps(header) + b"\n"
     seqs: array[int] = array("q")
-    for entries in source.pages():
+    for entries in itertools.chain([first], pages):
         seqs.extend(entry.seq for entry in entries)
         yield b"".join(entry_line(entry) + b"\n" for entry in entries)
     proof = b"".join(source.proof(seqs))

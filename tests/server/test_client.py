@@ -142,3 +142,16 @@ def test_export_streamed_from_a_server_verifies_offline(server: Server, tmp_path
     assert refused.returncode == 1 and "archive" in refused.stderr
     masked = run_cli("export", "--out", str(tmp_path / "no2"), env={**env, "TRAILVAULT_TOKEN": server.key("archive")})
     assert masked.returncode == 1 and "unmask" in masked.stderr
+
+
+def test_a_bad_export_request_is_a_4xx_before_any_streaming(server: Server, tmp_path: Path) -> None:
+    """A bad time or an unknown channel is answered 400/404 with the error body, not a broken stream."""
+    token = server.key("archive", "unmask")
+    with server.client(token) as client:
+        bad_time = client.get("/v1/export", params={"from": "yesterday"})
+        no_channel = client.get("/v1/export", params={"channel": "nosuch"})
+    assert bad_time.status_code == 400 and bad_time.json()["error"]["field"] == "from"
+    assert no_channel.status_code == 404
+    with trailvault.connect(server.url, token=token) as vault, pytest.raises(trailvault.errors.InvalidInput):
+        vault.export(tmp_path / "out", time_from="yesterday")
+    assert not (tmp_path / "out").exists()

@@ -359,7 +359,10 @@ async def stream_export(call: Call) -> Response:
         text = f"(channel in [{listed}])" + (f" and ({text})" if text else "")
     request = {"channel": channel, "from": call.param("from"), "to": call.param("to"), "filter": call.param("filter")}
     await run_in_threadpool(call.record_read, "export", request, None)
-    lines = export_stream(call.vault, channel, request["from"], request["to"], text, call.key.channels)
+    # Checking the query and reading its first page happen here, so bad input is a 4xx, not a broken stream.
+    lines = await run_in_threadpool(
+        export_stream, call.vault, channel, request["from"], request["to"], text, call.key.channels
+    )
     # Reading the store happens as the client reads the stream, in the thread pool.
     return StreamingResponse(lines, media_type="application/x-ndjson")
 

@@ -144,6 +144,7 @@ class ListingCompiler:
             nulls_after = f"({expression} IS NULL AND seq {later} {self.bind(seq)})"
             return nulls_after if descending else f"({nulls_after} OR {expression} IS NOT NULL)"
         mark = self._sort_value(kind)
+        value = self._sort_param(kind, value)
         beyond = (
             f"({expression} {later} {mark.format(self.bind(value))} "
             f"OR ({expression} = {mark.format(self.bind(value))} AND seq {later} {self.bind(seq)})"
@@ -180,6 +181,10 @@ class ListingCompiler:
     def _sort_value(self, kind: str) -> str:
         """How a cursor value is bound to compare with :meth:`_sort_body` (``{}`` is the placeholder)."""
         return "{}"
+
+    def _sort_param(self, kind: str, value: Any) -> Any:
+        """The cursor value as bound (a dialect may need it in another form to compare exactly)."""
+        return value
 
 
 def _app_matches(op: Op, values: list[Any], app: str) -> bool:

@@ -67,7 +67,11 @@ class _PostgresListing(ListingCompiler):
         return f"(CASE WHEN jsonb_typeof({body_expression(segments)}) = '{json_type}' THEN {text}{cast} END)"
 
     def _sort_value(self, kind: str) -> str:
-        return {"number": "{}::numeric", "text": '{}::text COLLATE "C"', "boolean": "{}::int"}[kind]
+        return {"number": "{}::text::numeric", "text": '{}::text COLLATE "C"', "boolean": "{}::int"}[kind]
+
+    def _sort_param(self, kind: str, value: Any) -> Any:
+        # A float sent as float8 would become a numeric of 15 digits; its shortest repr is exact.
+        return repr(value) if kind == "number" and isinstance(value, float) else value
 
     def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
         expression = body_expression(segments)
