@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 import orjson
 
 from trailvault.errors import Conflict, InvalidInput, NotFound, ServerUnavailable, TrailvaultError
-from trailvault.event import canonical_body
+from trailvault.event import canonical_body, check_name
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
 from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
@@ -191,6 +191,8 @@ class StreamSource:
                 self._trailer = orjson.loads(line)
                 break
             envelope, body = split_line(line)
+            # The channel names files: whatever the server sends, it must be a channel name.
+            check_name(envelope["channel"], field="channel")
             page.append(
                 StoredEntry(
                     envelope["seq"], envelope["id"], envelope["app"], envelope["channel"],
@@ -636,7 +638,7 @@ def _format_leaves(
                 body_sha256 = bytes.fromhex(row["body_sha256"])
                 body = row["body"]
                 if body is None:
-                    report.redacted += 1
+                    redacted.add(row["seq"])
                 elif hashlib.sha256(canonical_body(body)).digest() != body_sha256:
                     report.problems.append(f"{item['name']}: seq {row['seq']}: the body is not the one the log hashed")
                 yield row["seq"], entry_leaf(_Envelope(row), row["seq"], body_sha256)
@@ -646,6 +648,7 @@ def _format_leaves(
 
     seqs: array[int] = array("q")
     leaves = bytearray()
+    redacted: set[int] = set()
     last = 0
     for seq, leaf in heapq.merge(*(rows(item) for item in items)):
         if seq <= last:
@@ -653,6 +656,8 @@ def _format_leaves(
         seqs.append(seq)
         leaves += leaf
         last = seq
+    # Counted in one format only: every format holds the same events.
+    report.redacted = max(report.redacted, len(redacted))
     return seqs, leaves
 
 

@@ -289,3 +289,15 @@ def test_body_comparisons_across_types_and_null(orders: Store) -> None:
     assert _bodies(orders, Compare("n", Op.NE, None)) == ["t0", "t1"]
     with pytest.raises(InvalidQuery, match="not a number"):
         _bodies(orders, Compare("n", Op.EQ, float("inf")))
+
+
+def test_eq_on_text_does_not_match_other_types(store: Store) -> None:
+    """eq "1" matches the text "1" only, not the number 1 or true, on every backend."""
+    store.save_channel_version("default", "mixed", 1, SCHEMA, [("company",)], 1)
+    store.append([[
+        pending("n", body='{"company":1}', channel="mixed"),
+        pending("b", body='{"company":true}', channel="mixed"),
+        pending("t", body='{"company":"1"}', channel="mixed"),
+    ]])  # fmt: skip
+    found = store.find_events(EventQuery(app="default", channel="mixed", filter=Compare("company", Op.EQ, "1")))
+    assert [event.id for event in found] == ["t"]

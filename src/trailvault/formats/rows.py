@@ -13,11 +13,13 @@ body that was hashed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 
 from trailvault.schema import Field, FieldType, Mode, Schema
+from trailvault.timestamps import format_timestamp, from_datetime
 
 __all__ = ["ENVELOPE", "Entry", "additional_fields", "null_paths", "rebuild_body", "repeated_paths"]
 
@@ -70,10 +72,42 @@ def null_paths(body: Any, prefix: str = "") -> list[str]:
 
 
 def additional_fields(body: dict[str, Any], schema: Schema) -> dict[str, Any] | None:
-    """Return the top-level fields the schema does not name (kept by ``additional_fields``), or None."""
-    known = {f.name for f in schema.fields}
-    extra = {name: value for name, value in body.items() if name not in known}
-    return extra or None
+    """Return the fields the schema does not name, at any depth (kept by ``additional_fields``), or None.
+
+    The answer has the body's shape: a record's own extras under its name, a repeated
+    record's as a list with an entry per element (``{}`` for an element with none).
+    """
+    return _extras(body, schema.fields) or None
+
+
+def _extras(value: dict[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+    by_name = {f.name: f for f in fields}
+    found: dict[str, Any] = {}
+    for name, item in value.items():
+        f = by_name.get(name)
+        if f is None:
+            found[name] = item
+        elif f.type is FieldType.RECORD and isinstance(item, dict):
+            inner = _extras(item, f.fields)
+            if inner:
+                found[name] = inner
+        elif f.type is FieldType.RECORD and isinstance(item, list):
+            inner_list = [_extras(element, f.fields) if isinstance(element, dict) else {} for element in item]
+            if any(inner_list):
+                found[name] = inner_list
+    return found
+
+
+def _merge(body: Any, extra: Any) -> Any:
+    """Put extras back into the body they came from (the inverse of :func:`additional_fields`)."""
+    if isinstance(body, dict) and isinstance(extra, dict):
+        merged = dict(body)
+        for name, item in extra.items():
+            merged[name] = _merge(merged[name], item) if name in merged else item
+        return merged
+    if isinstance(body, list) and isinstance(extra, list):
+        return [_merge(element, more) for element, more in zip(body, extra, strict=False)] + body[len(extra) :]
+    return extra
 
 
 def repeated_paths(fields: tuple[Field, ...], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -91,7 +125,7 @@ def rebuild_body(read: dict[str, Any], nulls: list[str], additional: dict[str, A
     wanted = set(nulls)
     body: dict[str, Any] = _drop_absent(read, "", wanted)
     if additional:
-        body.update(additional)
+        body = _merge(body, additional)
     return body
 
 
@@ -119,5 +153,13 @@ def _drop_absent(value: Any, path: str, nulls: set[str]) -> Any:
 
 
 def json_text(value: Any) -> str | None:
-    """JSON text of a value for a CSV cell (None stays an empty cell)."""
-    return None if value is None else orjson.dumps(value).decode()
+    """JSON text of a value for a CSV cell (None stays an empty cell); timestamps in their canonical text."""
+    if value is None:
+        return None
+    return orjson.dumps(value, default=_canonical_time, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+
+
+def _canonical_time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return format_timestamp(from_datetime(value))
+    raise TypeError(f"{type(value).__name__} is not JSON")

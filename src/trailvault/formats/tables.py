@@ -127,9 +127,18 @@ class _ArrowWriter:
         # A redacted body reads as an empty record; body_nulls (None) says it is gone.
         joined = "\n".join(text if text is not None else "{}" for text in texts)
         data = joined.encode()
-        parsed = pa_json.read_json(
-            pa.BufferReader(data), parse_options=self._parse, read_options=pa_json.ReadOptions(block_size=len(data) + 1)
-        )
+        try:
+            parsed = pa_json.read_json(
+                pa.BufferReader(data),
+                parse_options=self._parse,
+                read_options=pa_json.ReadOptions(block_size=len(data) + 1),
+            )
+        except pa.ArrowInvalid as exc:
+            raise InvalidInput(
+                f"format: an event of this channel does not fit the schema's typed columns ({str(exc)[:200]}), "
+                "as a field kept before the schema named it can; export the channel as jsonl.gz",
+                field="format",
+            ) from None
         body = pa.StructArray.from_arrays(
             [parsed.column(name).combine_chunks() for name in parsed.column_names], names=parsed.column_names
         )

@@ -68,10 +68,13 @@ class _SQLiteListing(ListingCompiler):
     def _compare_body(self, segments: tuple[str, ...], op: Op, values: Sequence[Any]) -> str:
         condition = self._compare_values(body_expression(segments), op, [_body_value(value) for value in values])
         value = values[0] if values else None
+        json_path = "$" + "".join(f'."{segment}"' for segment in segments)
+        if op is Op.EQ and isinstance(value, str):
+            # lower() would turn the number 1 or true into text equal to "1": compare text with text only.
+            return f"(json_type(body, '{json_path}') = 'text' AND {condition})"
         if op in (Op.GT, Op.GE, Op.LT, Op.LE) and isinstance(value, (int, float, str)):
             # SQLite orders text above every number; a range compares like with like.
             kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
-            json_path = "$" + "".join(f'."{segment}"' for segment in segments)
             return f"(json_type(body, '{json_path}') IN {kinds} AND {condition})"
         return condition
 
