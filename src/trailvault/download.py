@@ -56,7 +56,7 @@ class DownloadSettings:
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What a run wrote."""
+    """What a run wrote (``files``: their final names)."""
 
     events: int
     files: list[Path]
@@ -74,7 +74,7 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
             field="apiuser",
         )
     settings.outputdir.mkdir(parents=True, exist_ok=True)
-    watermark = _read_watermark(settings.outputdir)
+    watermark = _finish_pending(settings.outputdir, _read_watermark(settings.outputdir))
     started_us = time.time_ns() // 1000
     if settings.range_start or settings.range_end:
         if not (settings.range_start and settings.range_end):
@@ -99,11 +99,46 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
         label = f"{_label(since) if since else 'start'}_{_label(started_us)}_seq{after + 1}-{upto}"
         _log.info("downloading events received since seq %d, up to seq %d", after, upto)
     result = _write_files(vault, settings, events, label)
-    if not (settings.range_start or settings.range_end):
+    if settings.range_start or settings.range_end:
+        files = [_publish(path) for path in result.files]
+    else:
         last = result.last_seq if result.last_seq is not None else int(watermark.get("last_seq", 0))
-        _write_watermark(settings.outputdir, {"last_seq": last, "until_us": started_us})
-    _log.info("wrote %d events into %d files", result.events, len(result.files))
-    return result
+        moved = {"last_seq": last, "until_us": started_us}
+        # The watermark moves first, naming the complete files still to be renamed: a crash
+        # from here on is finished by the next run, which neither loses nor repeats them.
+        _write_watermark(settings.outputdir, {**moved, "pending": [path.name for path in result.files]})
+        files = [_publish(path) for path in result.files]
+        _write_watermark(settings.outputdir, moved)
+    _log.info("wrote %d events into %d files", result.events, len(files))
+    return DownloadResult(result.events, sorted(files), result.first_seq, result.last_seq, result.range_label)
+
+
+def _publish(partial: Path) -> Path:
+    final = partial.with_name(partial.name.removesuffix(".partial"))
+    os.replace(partial, final)
+    _sync(partial.parent)
+    return final
+
+
+def _finish_pending(folder: Path, watermark: dict[str, Any]) -> dict[str, Any]:
+    """Finish the renames a crashed run left (its watermark names them); remove any other .partial file."""
+    pending = set(watermark.pop("pending", []))
+    for path in folder.glob("*.partial"):
+        if path.name in pending:
+            _publish(path)
+        else:
+            path.unlink()
+    if pending:
+        _write_watermark(folder, watermark)
+    return watermark
+
+
+def _sync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterator[Event], label: str) -> DownloadResult:
@@ -126,9 +161,8 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
         for channel_writers in writers.values():
             for writer in channel_writers:
                 writer.close()
-                final = writer.path.with_name(writer.path.name.removesuffix(".partial"))
-                os.replace(writer.path, final)
-                files.append(final)
+                _sync(writer.path)
+                files.append(writer.path)
     except BaseException:
         for channel_writers in writers.values():
             for writer in channel_writers:
@@ -189,5 +223,9 @@ def _read_watermark(folder: Path) -> dict[str, Any]:
 
 def _write_watermark(folder: Path, data: dict[str, Any]) -> None:
     staging = folder / (WATERMARK_FILE + ".tmp")
-    staging.write_bytes(orjson.dumps(data))
+    with staging.open("wb") as handle:
+        handle.write(orjson.dumps(data))
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(staging, folder / WATERMARK_FILE)
+    _sync(folder)

@@ -105,3 +105,20 @@ def test_an_explicit_range_takes_events_by_time(own_server: Callable[..., Server
     assert path.name == "access_2024-10-02T0000Z_2024-10-05T0000Z.jsonl.gz"
     assert not (tmp_path / "out" / ".trailvault-download.json").exists()
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_crash_between_watermark_and_renames_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    """Files a crashed run completed but did not rename are published by the next run, once."""
+    from trailvault.download import WATERMARK_FILE, _finish_pending
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "access_a_b_seq1-5.csv.partial").write_text("complete")
+    (out / "access_stale.csv.partial").write_text("half")
+    (out / WATERMARK_FILE).write_bytes(
+        orjson.dumps({"last_seq": 5, "until_us": 1, "pending": ["access_a_b_seq1-5.csv.partial"]})
+    )
+    watermark = _finish_pending(out, orjson.loads((out / WATERMARK_FILE).read_bytes()))
+    assert sorted(path.name for path in out.iterdir()) == [WATERMARK_FILE, "access_a_b_seq1-5.csv"]
+    assert watermark == {"last_seq": 5, "until_us": 1}
+    assert orjson.loads((out / WATERMARK_FILE).read_bytes()) == watermark
