@@ -18,35 +18,22 @@ from typing import Any, Protocol
 
 import orjson
 
+from trailvault.event import Envelope
 from trailvault.schema import Field, FieldType, Mode, Schema
 from trailvault.timestamps import format_timestamp, from_datetime
 
-__all__ = ["ENVELOPE", "Entry", "additional_fields", "null_paths", "rebuild_body", "repeated_paths"]
+__all__ = ["Entry", "additional_fields", "null_paths", "rebuild_body", "repeated_paths"]
 
 
-class Entry(Protocol):
+class Entry(Envelope, Protocol):
     """An entry as the store keeps it (``trailvault.store.base.StoredEntry`` has this shape)."""
 
     @property
     def seq(self) -> int: ...
     @property
-    def id(self) -> str: ...
-    @property
-    def app(self) -> str: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def time_us(self) -> int: ...
-    @property
-    def received_us(self) -> int: ...
-    @property
     def body_json(self) -> str | None: ...
     @property
     def body_sha256(self) -> bytes: ...
-
-
-#: Envelope columns, in file order.
-ENVELOPE = ("id", "time", "received", "app", "channel", "seq", "body_sha256")
 
 
 def null_paths(body: Any, prefix: str = "") -> list[str]:
