@@ -24,7 +24,7 @@ MODULE_LAYERS = {
         ["errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity", "access"],
         "core",
     ),
-    **dict.fromkeys(["store", "sources", "keys", "formats", "sinks", "importers"], "adapter"),
+    **dict.fromkeys(["store", "sources", "keys", "files", "formats", "sinks", "importers"], "adapter"),
     **dict.fromkeys(
         [
             "vault",

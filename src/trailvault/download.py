@@ -31,6 +31,7 @@ import orjson
 from trailvault.client import RemoteVault
 from trailvault.errors import InvalidInput
 from trailvault.event import Event, canonical_body
+from trailvault.files import sync, write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer
 from trailvault.store.base import StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
@@ -116,7 +117,7 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
 def _publish(partial: Path) -> Path:
     final = partial.with_name(partial.name.removesuffix(".partial"))
     os.replace(partial, final)
-    _sync(partial.parent)
+    sync(partial.parent)
     return final
 
 
@@ -131,14 +132,6 @@ def _finish_pending(folder: Path, watermark: dict[str, Any]) -> dict[str, Any]:
     if pending:
         _write_watermark(folder, watermark)
     return watermark
-
-
-def _sync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterator[Event], label: str) -> DownloadResult:
@@ -161,7 +154,7 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
         for channel_writers in writers.values():
             for writer in channel_writers:
                 writer.close()
-                _sync(writer.path)
+                sync(writer.path)
                 files.append(writer.path)
     except BaseException:
         for channel_writers in writers.values():
@@ -222,10 +215,4 @@ def _read_watermark(folder: Path) -> dict[str, Any]:
 
 
 def _write_watermark(folder: Path, data: dict[str, Any]) -> None:
-    staging = folder / (WATERMARK_FILE + ".tmp")
-    with staging.open("wb") as handle:
-        handle.write(orjson.dumps(data))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, folder / WATERMARK_FILE)
-    _sync(folder)
+    write_durably(folder / WATERMARK_FILE, orjson.dumps(data))

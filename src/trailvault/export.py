@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import heapq
 import itertools
-import os
 import shutil
 import time
 from array import array
@@ -37,6 +36,7 @@ import orjson
 
 from trailvault.errors import Conflict, InvalidInput, NotFound, ServerUnavailable, TrailvaultError
 from trailvault.event import canonical_body, check_name
+from trailvault.files import write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
 from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
@@ -443,9 +443,8 @@ class _Export:
             "schemas": {name: schema.to_document() for name, schema in sorted(self.schemas.items())},
             "proof": {"name": "proof.bin", "hashes": proof_hashes, "sha256": _file_sha256(self.folder / "proof.bin")},
         }
-        staging = self.folder / "manifest.json.tmp"
-        staging.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
-        os.replace(staging, self.folder / "manifest.json")
+        # Written last and whole: a folder with a manifest holds a complete export.
+        write_durably(self.folder / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
         return manifest
 
     def _schema(self, channel: str) -> Schema:

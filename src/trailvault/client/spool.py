@@ -11,7 +11,6 @@ folder: a lock file refuses a second.
 from __future__ import annotations
 
 import fcntl
-import os
 import re
 import threading
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from trailvault.errors import Conflict, InvalidInput
+from trailvault.files import append_durably, sync, write_durably
 
 __all__ = ["Spool", "SpooledEvent"]
 
@@ -67,14 +67,14 @@ class Spool:
 
     def write(self, events: Iterable[SpooledEvent]) -> None:
         """Write events to a new segment, durably: a segment is complete when it is listed."""
-        lines = [event.channel.encode() + b"\t" + event.line + b"\n" for event in events]
-        if not lines:
+        chosen = list(events)
+        if not chosen:
             return
         with self._lock:
             target = self.path / f"segment-{self._next:012d}.ndjson"
             self._next += 1
-            _write_durably(target, b"".join(lines))
-            self._count += len(lines)
+            write_durably(target, _segment_bytes(chosen))
+            self._count += len(chosen)
 
     def oldest(self) -> Path | None:
         with self._lock:
@@ -89,14 +89,14 @@ class Spool:
         """Keep only ``events`` of ``segment`` (the rest were delivered)."""
         with self._lock:
             before = len(self._read(segment))
-            _write_durably(segment, b"".join(e.channel.encode() + b"\t" + e.line + b"\n" for e in events))
+            write_durably(segment, _segment_bytes(events))
             self._count -= before - len(events)
 
     def remove(self, segment: Path) -> None:
         with self._lock:
             self._count -= len(self._read(segment))
             segment.unlink()
-            _sync_folder(self.path)
+            sync(self.path)
 
     def reject(self, refused: list[tuple[SpooledEvent, dict[str, Any]]]) -> None:
         """Append events the server refused for good, each with its error, to ``rejected.ndjson``."""
@@ -104,10 +104,8 @@ class Spool:
             orjson.dumps({"channel": event.channel, "event": _event_value(event.line), "error": error}) + b"\n"
             for event, error in refused
         )
-        with self._lock, (self.path / "rejected.ndjson").open("ab") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with self._lock:
+            append_durably(self.path / "rejected.ndjson", lines)
 
     def _read(self, segment: Path) -> list[SpooledEvent]:
         """The segment's events; a line that does not read (cut short by a crash) moves to damaged.ndjson."""
@@ -125,15 +123,16 @@ class Spool:
                 continue
             events.append(SpooledEvent(channel.decode(), envelope))
         if damaged:
-            with (self.path / "damaged.ndjson").open("ab") as handle:
-                handle.write(b"".join(line + b"\n" for line in damaged))
-                handle.flush()
-                os.fsync(handle.fileno())
-            _write_durably(segment, b"".join(e.channel.encode() + b"\t" + e.line + b"\n" for e in events))
+            append_durably(self.path / "damaged.ndjson", b"".join(line + b"\n" for line in damaged))
+            write_durably(segment, _segment_bytes(events))
         return events
 
     def _segments(self) -> list[Path]:
         return sorted(path for path in self.path.iterdir() if _SEGMENT.fullmatch(path.name))
+
+
+def _segment_bytes(events: list[SpooledEvent]) -> bytes:
+    return b"".join(event.channel.encode() + b"\t" + event.line + b"\n" for event in events)
 
 
 def _event_value(line: bytes) -> Any:
@@ -141,22 +140,3 @@ def _event_value(line: bytes) -> Any:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
         return line.decode(errors="replace")
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write to a temporary name, sync, then rename: the final name only ever holds complete data."""
-    staging = path.with_name(path.name + ".tmp")
-    with staging.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, path)
-    _sync_folder(path.parent)
-
-
-def _sync_folder(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
