@@ -102,12 +102,10 @@ class Exporting:
             return _load_into_database(vault, to_db, channel, time_from, time_to, filter, progress)
         assert out is not None
         chosen = parse_formats(formats)
-        folder = Path(out)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise Conflict(f"out: {folder} is not an empty folder; export into a new one", field="out")
+        # Checked before the checkpoint is signed: a refused export changes nothing.
+        folder = _require_empty(out)
         checkpoint = _checkpoint_for_export(vault)
         query = _query_of(channel, time_from, time_to, filter)
-        folder = _empty_folder(folder)
         job = _Export(
             _VaultSource(vault, query, checkpoint.size),
             folder,
@@ -223,7 +221,7 @@ def export_from(
 ) -> dict[str, Any]:
     """Write a streamed export into the new or empty folder ``out``, as :meth:`Exporting.export` does."""
     chosen = parse_formats(formats)
-    folder = _empty_folder(out)
+    folder = _require_empty(out)
     header = source.header
     job = _Export(source, folder, chosen, header["size"], header["checkpoint"], header["query"], progress)
     return _run_into(job, folder)
@@ -231,6 +229,7 @@ def export_from(
 
 def _run_into(job: _Export, folder: Path) -> dict[str, Any]:
     """Run an export into ``folder``; on any error, stop it and remove the folder with what it wrote."""
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         return job.run()
     except BaseException:
@@ -239,11 +238,11 @@ def _run_into(job: _Export, folder: Path) -> dict[str, Any]:
         raise
 
 
-def _empty_folder(out: str | Path) -> Path:
+def _require_empty(out: str | Path) -> Path:
+    """Return ``out`` as a path when it is missing or an empty folder; raise Conflict otherwise."""
     folder = Path(out)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise Conflict(f"out: {folder} is not an empty folder; export into a new one", field="out")
-    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
