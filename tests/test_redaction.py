@@ -9,7 +9,7 @@ import pytest
 
 import trailvault
 from trailvault import Vault
-from trailvault.errors import Conflict, InvalidInput
+from trailvault.errors import Conflict, Forbidden, InvalidInput
 from trailvault.integrity.checkpoint import open_checkpoint
 from trailvault.integrity.merkle import verify_inclusion
 from trailvault.integrity.note import Verifier
@@ -79,3 +79,16 @@ def test_cli_redact(vault_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(run_cli("events", "get", "x", "--output", "json", vault=vault_dir).stdout)["body"] is None
     assert run_cli("verify", vault=vault_dir).returncode == 0
+
+
+def test_trailvaults_own_channels_refuse_writes_from_the_library(vault_dir: Path) -> None:
+    """open with a schema and post on trailvault.* are refused in Python too; redaction still records itself."""
+    with trailvault.open_vault(vault_dir) as vault:
+        vault.open("notes", {"fields": [{"name": "text", "type": "STRING"}]})
+        posted = vault.post("notes", {"text": "secret"})
+        vault.redact(posted.id, "erasure")
+        with pytest.raises(Forbidden):
+            vault.open("trailvault.redactions", {"fields": [{"name": "x", "type": "STRING", "mode": "REQUIRED"}]})
+        with pytest.raises(Forbidden):
+            vault.post("trailvault.redactions", {"redacted_id": "x", "redacted_seq": 1, "reason": "forged"})
+        assert [event.body["redacted_id"] for event in vault.events("trailvault.redactions")] == [posted.id]

@@ -17,7 +17,7 @@ import orjson
 
 from trailvault.access import ApiKey, Scope, new_token, parse_scopes, parse_token, secret_matches
 from trailvault.channel import READS_CHANNEL, Channel
-from trailvault.errors import ChannelNotFound, InvalidInput, NotFound, Unauthorized
+from trailvault.errors import InvalidInput, NotFound, Unauthorized
 from trailvault.event import Event, Posted, check_name
 from trailvault.store import Store
 
@@ -44,13 +44,11 @@ class Keyring:
 
     if TYPE_CHECKING:
 
-        def open(self, channel: str, schema: Any = None) -> bool: ...
+        def _record(self, channel: str, schema: dict[str, Any], values: Mapping[str, Any]) -> Posted: ...
 
         def _channel_state(self, name: str, *, refresh: bool = False) -> Any: ...
 
         def channels(self) -> list[Channel]: ...
-
-        def post(self, channel: str, values: Mapping[str, Any]) -> Posted: ...
 
     def create_key(
         self, name: str, scopes: Iterable[str | Scope], channels: Iterable[str] | None = None
@@ -118,8 +116,4 @@ class Keyring:
             "request": orjson.dumps(shown, option=orjson.OPT_SORT_KEYS).decode() if shown else None,
             "results": results,
         }
-        try:
-            return self.post(READS_CHANNEL, record)
-        except ChannelNotFound:
-            self.open(READS_CHANNEL, READS_SCHEMA)
-            return self.post(READS_CHANNEL, record)
+        return self._record(READS_CHANNEL, READS_SCHEMA, record)

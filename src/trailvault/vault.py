@@ -21,7 +21,7 @@ from typing import Any, Literal, overload
 import orjson
 import uuid_utils
 
-from trailvault.channel import REDACTIONS_CHANNEL, Channel
+from trailvault.channel import REDACTIONS_CHANNEL, RESERVED_PREFIX, Channel
 from trailvault.checkpoints import Checkpointer
 from trailvault.commit import GroupCommitter
 from trailvault.errors import (
@@ -30,6 +30,7 @@ from trailvault.errors import (
     Conflict,
     EventNotFound,
     EventTooLarge,
+    Forbidden,
     InvalidInput,
     InvalidQuery,
     TimeSkew,
@@ -204,8 +205,13 @@ class Vault(Proving, Keyring, Exporting):
         Opening again with the same schema changes nothing; a schema that only adds
         NULLABLE fields (or turns on ``index``/``sensitive``) becomes a new version;
         any other change raises SchemaChangeRefused. Without a schema the channel
-        must already exist.
+        must already exist. trailvault's own channels (``trailvault.*``) are refused (Forbidden).
         """
+        if schema is not None:
+            _refuse_reserved(channel)
+        return self._open(channel, schema)
+
+    def _open(self, channel: str, schema: SchemaSource | None) -> bool:
         check_name(channel, field="channel")
         if schema is None:
             self._channel_state(channel)
@@ -300,6 +306,7 @@ class Vault(Proving, Keyring, Exporting):
         waits for a signed checkpoint covering the event and returns its receipt
         (see :meth:`receipt`) instead.
         """
+        _refuse_reserved(channel)
         state = self._channel_state(channel)
         received_us = _now_us()
         try:
@@ -338,6 +345,7 @@ class Vault(Proving, Keyring, Exporting):
         return self._committer.submit_nowait(self._checked(channel, items))
 
     def _checked(self, channel: str, items: Iterable[Any]) -> list[PendingEvent]:
+        _refuse_reserved(channel)
         state = self._channel_state(channel)
         batch = list(items)
         received_us = _now_us()
@@ -459,10 +467,22 @@ class Vault(Proving, Keyring, Exporting):
             raise InvalidInput("id: redaction records themselves cannot be redacted", field="id")
         if event.body is None:
             raise Conflict(f"id: the body of {event.id!r} was already removed", field="id")
-        self.open(REDACTIONS_CHANNEL, _REDACTION_SCHEMA)
-        state = self._channel_state(REDACTIONS_CHANNEL)
+        state = self._own_channel(REDACTIONS_CHANNEL, _REDACTION_SCHEMA)
         record = {"redacted_id": event.id, "redacted_seq": event.seq, "reason": reason}
         return self._store.redact(self.app, event.seq, reason, self._prepare(state, record, None, None, _now_us()))
+
+    def _own_channel(self, channel: str, schema: dict[str, Any]) -> _OpenChannel:
+        """One of trailvault's own channels, opened on first use."""
+        try:
+            return self._channel_state(channel)
+        except ChannelNotFound:
+            self._open(channel, schema)
+            return self._channel_state(channel)
+
+    def _record(self, channel: str, schema: dict[str, Any], values: Mapping[str, Any]) -> Posted:
+        """Post to one of trailvault's own channels (which :meth:`post` refuses)."""
+        state = self._own_channel(channel, schema)
+        return self._committer.submit((self._prepare(state, values, None, None, _now_us()),))[0]
 
     def events(
         self,
@@ -610,6 +630,14 @@ def _checkpointer(store: Store, signing_key: str | Path | None, log_name: str, *
     if known is None:
         store.set_meta("verifier_key", verifier)
     return Checkpointer(store, key, origin)
+
+
+def _refuse_reserved(channel: str) -> None:
+    if isinstance(channel, str) and channel.startswith(RESERVED_PREFIX):
+        raise Forbidden(
+            f"channel: {channel[:128]!r} is kept by trailvault itself (reads, redactions); write to another channel",
+            field="channel",
+        )
 
 
 def _now_us() -> int:

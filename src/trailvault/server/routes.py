@@ -54,15 +54,6 @@ class Call:
         value = self.request.query_params.get(name)
         return value if value not in (None, "") else None
 
-    def writable(self, name: str) -> str:
-        """Return ``name`` when the key may write to it: its own channel, never trailvault's records."""
-        if name.startswith("trailvault."):
-            raise Forbidden(
-                f"channel: {name[:128]!r} is kept by trailvault itself (reads, redactions); write to another channel",
-                field="channel",
-            )
-        return self.channel(name)
-
     def channel(self, name: str) -> str:
         """Return ``name`` when the key may use that channel; otherwise answer as if it did not exist."""
         if not self.key.sees(name):
@@ -140,7 +131,7 @@ async def show_channel(call: Call) -> Response:
 
 
 async def open_channel(call: Call) -> Response:
-    name = call.writable(call.request.path_params["channel"])
+    name = call.channel(call.request.path_params["channel"])
     schema = await call.json()
     if not isinstance(schema, (dict, list)):
         raise InvalidInput('body: send the schema, {"fields": [...]} or a BigQuery-style list', field="body")
@@ -197,7 +188,7 @@ def _envelopes(document: list[Any]) -> list[NewEvent]:
 
 
 async def post_events(call: Call) -> Response:
-    channel = call.writable(call.request.path_params["channel"])
+    channel = call.channel(call.request.path_params["channel"])
     envelope = (call.param("envelope") or "false").lower() in ("1", "true", "yes")
     raw = await call.body()
     content_type = call.request.headers.get("content-type", "application/json").lower()
