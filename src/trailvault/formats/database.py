@@ -12,6 +12,7 @@ spliced into SQL as they are.
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from trailvault.errors import InvalidInput, StoreUnavailable
 from trailvault.formats.tables import CsvWriter, empty_table, flatten, is_timestamp
 from trailvault.schema import Schema
+from trailvault.timestamps import format_timestamp, from_datetime
 
 __all__ = ["DatabaseLoader"]
 
@@ -65,7 +67,7 @@ class DatabaseLoader:
 
 
 class _TableLoader(CsvWriter):
-    """The CSV export's flattened rows, inserted into the channel's table."""
+    """The CSV export's flattened rows, inserted into the channel's table (``path`` only names it)."""
 
     def __init__(self, loader: DatabaseLoader, channel: str, schema: Schema) -> None:
         super().__init__(Path(channel), schema)
@@ -141,8 +143,6 @@ def _column_type(arrow_type: Any, names: dict[str, str], timestamp: str) -> str:
 
 def _sqlite_value(value: Any) -> Any:
     # SQLite has no timestamp type: the canonical text, which sorts in time order.
-    if hasattr(value, "isoformat") and not isinstance(value, str):
-        from trailvault.timestamps import format_timestamp, from_datetime
-
+    if isinstance(value, datetime):
         return format_timestamp(from_datetime(value))
     return value
