@@ -25,24 +25,24 @@ import shutil
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from trailvault.errors import Conflict, InvalidInput, NotFound, ServerUnavailable, TrailvaultError
 from trailvault.event import canonical_body, check_name
-from trailvault.files import write_durably
+from trailvault.files import file_sha256, write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
 from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import subtree_hash, subtree_nodes
-from trailvault.integrity.multiproof import multiproof_ranges, multiproof_root
+from trailvault.integrity.multiproof import LeafIndexes, multiproof_ranges, multiproof_root
 from trailvault.integrity.note import Verifier
 from trailvault.query import And, Compare, Filter, Op
 from trailvault.schema import Schema, parse_schema
@@ -347,7 +347,7 @@ class _VaultSource:
 
 def proof_hashes(store: Store, seqs: array[int], size: int) -> Iterator[bytes]:
     """The multi-entry proof of ``seqs`` in a log of ``size``, from the store's tree, in chunks of hashes."""
-    ranges = list(multiproof_ranges(_Indexes(seqs), size))
+    ranges = list(multiproof_ranges(LeafIndexes(seqs), size))
     for start in range(0, len(ranges), _NODE_CHUNK):
         chunk = ranges[start : start + _NODE_CHUNK]
         nodes = store.tree_nodes({key for low, high in chunk for key in subtree_nodes(low, high)})
@@ -434,13 +434,13 @@ class _Export:
                     "channel": channel,
                     "count": self.counts[channel],
                     "bytes": writer.path.stat().st_size,
-                    "sha256": _file_sha256(writer.path),
+                    "sha256": file_sha256(writer.path),
                 }
                 for channel, writers in sorted(self.writers.items())
                 for fmt, writer in zip(self.formats, writers, strict=True)
             ],
             "schemas": {name: schema.to_document() for name, schema in sorted(self.schemas.items())},
-            "proof": {"name": "proof.bin", "hashes": proof_hashes, "sha256": _file_sha256(self.folder / "proof.bin")},
+            "proof": {"name": "proof.bin", "hashes": proof_hashes, "sha256": file_sha256(self.folder / "proof.bin")},
         }
         # Written last and whole: a folder with a manifest holds a complete export.
         write_durably(self.folder / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
@@ -496,38 +496,9 @@ class _Export:
         return written // 32
 
 
-class _Indexes(Sequence[int]):
-    """The leaf indexes (seq - 1) of an array of seqs, without a Python int per entry held in memory."""
-
-    def __init__(self, seqs: array[int]) -> None:
-        self._seqs = seqs
-
-    def __len__(self) -> int:
-        return len(self._seqs)
-
-    @overload
-    def __getitem__(self, position: int) -> int: ...
-
-    @overload
-    def __getitem__(self, position: slice) -> Sequence[int]: ...
-
-    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
-        if isinstance(position, slice):
-            return [seq - 1 for seq in self._seqs[position]]
-        return self._seqs[position] - 1
-
-
 def _write_all(writers: list[Writer], rows: list[StoredEntry]) -> None:
     for writer in writers:
         writer.write(rows)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- verify export ---------------------------------------------------------------------------
@@ -590,11 +561,11 @@ def verify_export(folder: str | Path, key: str, *, against: Vault | None = None)
         if not path.is_file():
             report.problems.append(f"{item['name']}: missing")
             continue
-        if _file_sha256(path) != item["sha256"]:
+        if file_sha256(path) != item["sha256"]:
             report.problems.append(f"{item['name']}: its sha256 is not the manifest's (the file was changed)")
         files_by_format.setdefault(item["format"], []).append(item)
     proof_path = folder / "proof.bin"
-    if not proof_path.is_file() or _file_sha256(proof_path) != manifest["proof"]["sha256"]:
+    if not proof_path.is_file() or file_sha256(proof_path) != manifest["proof"]["sha256"]:
         report.problems.append("proof.bin: missing or not the manifest's")
         return report
     proof = proof_path.read_bytes()
@@ -606,7 +577,7 @@ def verify_export(folder: str | Path, key: str, *, against: Vault | None = None)
             continue
         hashes = iter(proof[offset : offset + 32] for offset in range(0, len(proof), 32))
         try:
-            root = multiproof_root(_Indexes(seqs), checkpoint.size, _leaf_reader(leaves), hashes)
+            root = multiproof_root(LeafIndexes(seqs), checkpoint.size, _leaf_reader(leaves), hashes)
         except ValueError as exc:
             report.problems.append(f"{fmt}: {exc}")
             continue

@@ -7,10 +7,11 @@ to a file and syncs it; ``sync`` flushes a file or a folder to disk.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
-__all__ = ["append_durably", "sync", "write_durably"]
+__all__ = ["append_durably", "file_sha256", "sync", "write_durably"]
 
 
 def write_durably(path: Path, data: bytes) -> None:
@@ -39,3 +40,12 @@ def sync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

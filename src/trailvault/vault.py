@@ -21,6 +21,7 @@ from typing import Any, Literal, overload
 import orjson
 import uuid_utils
 
+from trailvault.archive import ArchiveSettings, Archiving
 from trailvault.channel import REDACTIONS_CHANNEL, RESERVED_PREFIX, Channel
 from trailvault.checkpoints import Checkpointer
 from trailvault.commit import GroupCommitter
@@ -112,7 +113,7 @@ class EventPage(Sequence[Event]):
         return iter(self.events)
 
 
-class Vault(Proving, Keyring, Exporting):
+class Vault(Proving, Keyring, Exporting, Archiving):
     """One app's view of a vault.
 
     Thread-safe: posts from many threads share transactions (group commit).
@@ -130,8 +131,11 @@ class Vault(Proving, Keyring, Exporting):
         checkpointer: Checkpointer | None = None,
         reopen: Callable[[], Store] | None = None,
         committer: GroupCommitter | None = None,
+        archive: ArchiveSettings | None = None,
     ) -> None:
         self.app = check_name(app, field="app")
+        self.archive_settings = archive or ArchiveSettings()
+        self._batching = []
         self._store = store
         # Opens another connection to the same store in a worker process (verify's jobs).
         self._reopen = reopen
@@ -164,6 +168,7 @@ class Vault(Proving, Keyring, Exporting):
                         checkpointer=self._checkpointer,
                         reopen=self._reopen,
                         committer=self._committer,
+                        archive=self.archive_settings,
                     )
                     view._views = self._views
                     self._views[app] = view
@@ -181,6 +186,8 @@ class Vault(Proving, Keyring, Exporting):
 
     def close(self) -> None:
         """Sign what the log gained since the last checkpoint, then close the store."""
+        for view in list(self._views.values()):
+            view.wait_for_batching()
         if not self._owns_store:
             return
         try:
@@ -580,6 +587,7 @@ def open_vault(
     max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
     signing_key: str | Path | None = None,
     log_name: str = "trailvault",
+    archive: ArchiveSettings | None = None,
 ) -> Vault:
     """Open (and by default create) the vault at a folder, database file or URL.
 
@@ -605,6 +613,7 @@ def open_vault(
         max_future_skew=max_future_skew,
         checkpointer=checkpointer,
         reopen=functools.partial(open_store, path_or_url, create=False, durability=durability),
+        archive=archive,
     )
     if checkpointer is not None:
         checkpointer.start()

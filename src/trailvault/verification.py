@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from trailvault.channel import REDACTIONS_CHANNEL
+from trailvault.channel import PURGES_CHANNEL, REDACTIONS_CHANNEL
 from trailvault.errors import InvalidInput
 from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailvault.integrity.log import entry_leaf
@@ -98,6 +98,8 @@ class Segment:
     #: (seq, app) of entries whose body is gone, and of those a redaction record names.
     erased: tuple[tuple[int, str], ...] = ()
     recorded: tuple[tuple[int, str], ...] = ()
+    #: (seq, count, seqs digest) of the purge records in the segment.
+    purges: tuple[tuple[int, int, str], ...] = ()
 
 
 def verify_log(
@@ -160,6 +162,7 @@ def _check(
     position = _compare_roots(0, builder.root(), pending, 0, report)
     erased: list[tuple[int, str]] = []
     recorded: set[tuple[int, str]] = set()
+    purges: dict[int, tuple[int, str]] = {}
     for result in _segments(store, starts, size, sizes, jobs, reopen):
         for at_size, frontier in result.roots:
             position = _compare_roots(at_size, fold_frontier(builder.frontier() + frontier), pending, position, report)
@@ -169,6 +172,7 @@ def _check(
         builder.absorb(result.frontier)
         erased.extend(result.erased)
         recorded.update(result.recorded)
+        purges.update((seq, (count, digest)) for seq, count, digest in result.purges)
     # A body may go only through redact, which records it in the log; the leaf keeps only
     # the body's hash, so this is how a body removed behind trailvault's back is caught.
     for seq, app in erased:
@@ -176,9 +180,31 @@ def _check(
             raise _Problem(
                 f"seq {seq}: its body was removed outside trailvault (no redaction record in the log names it)", seq
             )
+    _check_purges(store, purges)
     if position < len(pending):
         at_size, _, name, _ = pending[position]
         raise _Problem(f"{name} covers {at_size} entries but the log has only {size}: the log was truncated", size + 1)
+
+
+def _check_purges(store: Store, records: dict[int, tuple[int, str]]) -> None:
+    """Every purged row must be named by a purge record in the log, whose count and seqs digest agree.
+
+    So a row deleted behind trailvault's back and then listed as purged is still caught:
+    the log's record (covered by the signed checkpoints) says which seqs went.
+    """
+    for record_seq, count, digest in store.purge_records():
+        named = records.pop(record_seq, None)
+        if named is None:
+            raise _Problem(f"seq {record_seq} is given as a purge record, but the log holds no such record", record_seq)
+        if named != (count, digest):
+            raise _Problem(
+                f"the purge recorded at seq {record_seq} names {named[0]} events, but {count} other rows are gone "
+                "under it: rows were deleted outside trailvault",
+                record_seq,
+            )
+    for record_seq, (count, _) in records.items():
+        if count != 0:
+            raise _Problem(f"the purge recorded at seq {record_seq} removed rows that are not missing", record_seq)
 
 
 def _segments(
@@ -249,6 +275,7 @@ def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> S
     roots: list[tuple[int, Frontier]] = []
     erased: list[tuple[int, str]] = []
     recorded: list[tuple[int, str]] = []
+    purges: list[tuple[int, int, str]] = []
 
     def feed(leaves: Sequence[bytes], first: int) -> None:
         # Append leaves of indexes first.., stopping at each asked size to record a frontier.
@@ -262,30 +289,42 @@ def check_segment(store: Store, start: int, end: int, sizes: Sequence[int]) -> S
 
     position = start
     while position < end:
-        chunk = store.entries(position, min(_CHUNK, end - position))
+        window = min(_CHUNK, end - position)
+        # A purged entry has no row: its leaf is the tree's own (the purge record's digest
+        # and the checkpoints' roots vouch for it), so read the purged seqs and stored leaves first.
+        purged = store.purged_seqs(position, position + window)
+        stored = store.leaf_hashes(position, position + window)
+        chunk = store.entries(position, window - len(purged)) if len(purged) < window else []
+        rows = iter(chunk)
+        row = next(rows, None)
         leaves: list[bytes] = []
         try:
-            for entry in chunk:
-                if entry.seq != position + len(leaves) + 1:
-                    missing = position + len(leaves) + 1
-                    raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
-                leaves.append(_entry_leaf(entry))
-                if entry.body_json is None:
-                    erased.append((entry.seq, entry.app))
-                elif entry.channel == REDACTIONS_CHANNEL:
-                    recorded.append((_redacted_seq(entry), entry.app))
-            if position + len(leaves) < end and len(chunk) < min(_CHUNK, end - position):
-                missing = position + len(leaves) + 1
-                raise _Problem(f"seq {missing} is missing: a row was deleted outside trailvault", missing)
-            _compare_leaves(store, position, leaves)
+            for seq in range(position + 1, position + window + 1):
+                if row is not None and row.seq == seq:
+                    leaves.append(_entry_leaf(row))
+                    if row.body_json is None:
+                        erased.append((row.seq, row.app))
+                    elif row.channel == REDACTIONS_CHANNEL:
+                        recorded.append((_redacted_seq(row), row.app))
+                    elif row.channel == PURGES_CHANNEL:
+                        purges.append(_purge_record(row))
+                    row = next(rows, None)
+                elif seq in purged:
+                    kept = stored[(seq - 1 - position) * _HASH : (seq - position) * _HASH]
+                    if not kept:
+                        raise _Problem(f"seq {seq} was purged but has no leaf in the Merkle tree", seq)
+                    leaves.append(kept)
+                else:
+                    raise _Problem(f"seq {seq} is missing: a row was deleted outside trailvault", seq)
+            _compare_leaves(stored, position, leaves)
         except _Problem as found:
-            first = _first_problem(store, position, leaves, found)
+            first = _first_problem(stored, position, leaves, found)
             good = (first.seq or position + 1) - 1 - position
             feed(leaves[:good], position)
             return Segment(position + good - start, tuple(roots), builder.frontier(), (str(first), first.seq))
         feed(leaves, position)
         position += len(leaves)
-    return Segment(end - start, tuple(roots), builder.frontier(), None, tuple(erased), tuple(recorded))
+    return Segment(end - start, tuple(roots), builder.frontier(), None, tuple(erased), tuple(recorded), tuple(purges))
 
 
 def _redacted_seq(entry: StoredEntry) -> int:
@@ -295,19 +334,28 @@ def _redacted_seq(entry: StoredEntry) -> int:
         return 0  # not a redaction record trailvault wrote; it names nothing
 
 
-def _first_problem(store: Store, position: int, leaves: list[bytes], found: _Problem) -> _Problem:
+def _purge_record(entry: StoredEntry) -> tuple[int, int, str]:
+    """(record seq, count, seqs digest) of a purge record; a record trailvault did not write names nothing."""
+    try:
+        body = orjson.loads(entry.body_json or "{}")
+        return entry.seq, int(body["count"]), str(body["seqs_sha256"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return entry.seq, -1, ""
+
+
+def _first_problem(stored: bytes, position: int, leaves: list[bytes], found: _Problem) -> _Problem:
     """The entries before ``found`` were recomputed but not yet compared with the tree: an earlier bad one wins."""
     assert found.seq is not None
     try:
-        _compare_leaves(store, position, leaves[: found.seq - 1 - position])
+        _compare_leaves(stored, position, leaves[: found.seq - 1 - position])
     except _Problem as earlier:
         return earlier
     return found
 
 
-def _compare_leaves(store: Store, position: int, leaves: list[bytes]) -> None:
-    """Raise a problem at the first recomputed leaf the stored tree disagrees with."""
-    stored = store.leaf_hashes(position, position + len(leaves))
+def _compare_leaves(stored: bytes, position: int, leaves: list[bytes]) -> None:
+    """Raise a problem at the first recomputed leaf the stored tree (``stored``, from ``position``) disagrees with."""
+    stored = stored[: len(leaves) * _HASH]
     if b"".join(leaves) == stored:
         return
     for index, leaf in enumerate(leaves):

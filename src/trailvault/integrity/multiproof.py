@@ -11,14 +11,37 @@ inclusion proof.
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, overload
 
 from trailvault.integrity.merkle import node_hash
 
-__all__ = ["multiproof_ranges", "multiproof_root"]
+__all__ = ["LeafIndexes", "multiproof_ranges", "multiproof_root"]
 
 Range: TypeAlias = tuple[int, int]
+
+
+class LeafIndexes(Sequence[int]):
+    """The leaf indexes (seq - 1) of an array of seqs, without a Python int per entry held in memory."""
+
+    def __init__(self, seqs: array[int]) -> None:
+        self._seqs = seqs
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
+        if isinstance(position, slice):
+            return [seq - 1 for seq in self._seqs[position]]
+        return self._seqs[position] - 1
 
 
 def _split(size: int) -> int:
@@ -72,12 +95,28 @@ def multiproof_root(indexes: Sequence[int], size: int, leaf: Callable[[int], byt
         if end - start == 1:
             results.append(leaf(first))
             continue
+        if last - first == end - start:
+            # Every leaf of the subtree is given: hash it level by level, with no walk.
+            results.append(_whole_subtree([leaf(position) for position in range(first, last)]))
+            continue
         middle = start + _split(end - start)
         cut = _bisect(indexes, middle, first, last)
         stack.append(None)
         stack.append((middle, end, cut, last))
         stack.append((start, middle, first, cut))
     return results[0]
+
+
+def _whole_subtree(leaves: list[bytes]) -> bytes:
+    """The RFC 9162 root of ``leaves`` (at least one), pairing a level at a time."""
+    if len(leaves) & (len(leaves) - 1):
+        cut = _split(len(leaves))
+        return node_hash(_whole_subtree(leaves[:cut]), _whole_subtree(leaves[cut:]))
+    sha256 = hashlib.sha256
+    level = leaves
+    while len(level) > 1:
+        level = [sha256(b"\x01" + left + right).digest() for left, right in zip(level[::2], level[1::2], strict=True)]
+    return level[0]
 
 
 def _bisect(indexes: Sequence[int], value: int, low: int, high: int) -> int:

@@ -9,11 +9,12 @@ event reaches it. Each backend translates its own driver errors into
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trailvault.access import ApiKey
+from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus
 from trailvault.errors import IdConflict
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
@@ -195,3 +196,99 @@ class Store(Protocol):
         a short answer tells the caller where the tree ends. For ``verify``, which reads
         every leaf: one range read instead of a node lookup per entry.
         """
+
+    # -- archiving (see trailvault.archive) ------------------------------------------
+
+    def start_archive_task(
+        self, app: str, task_id: str, time_from_us: int, time_to_us: int, now_us: int, stale_before_us: int
+    ) -> None:
+        """Record a new OPEN batching task of the app.
+
+        An OPEN task whose heartbeat is older than ``stale_before_us`` is first set FAILED
+        (its process died). Raises Conflict, naming the running task, while another is OPEN.
+        """
+
+    def finish_archive_task(self, task_id: str, status: TaskStatus, error: str | None, now_us: int) -> None:
+        """Set a task's final status (COMPLETED or FAILED, with the error's message)."""
+
+    def archive_task(self, app: str, task_id: str) -> ArchiveTask | None:
+        """Return the app's task with the batches it has made so far, or None."""
+
+    def add_archive_batch(
+        self,
+        app: str,
+        task_id: str,
+        archive_id: str,
+        time_from_us: int,
+        time_to_us: int,
+        after_seq: int,
+        checkpoint_size: int,
+        max_events: int,
+        now_us: int,
+    ) -> ArchiveBatch | None:
+        """Make one batch of at most ``max_events`` of the app's events, in one transaction.
+
+        It takes, in seq order, events with time in ``[time_from_us, time_to_us)``, seq
+        above ``after_seq`` and at most ``checkpoint_size``, in no batch yet, and not in
+        ``trailvault.redactions`` or ``trailvault.purges``. Returns None when none is left.
+        Also beats the task's heartbeat.
+        """
+
+    def archive_batches(
+        self,
+        app: str,
+        *,
+        outstanding: bool,
+        time_from_us: int | None,
+        time_to_us: int | None,
+        after_archive_id: str | None,
+        limit: int,
+    ) -> list[ArchiveBatch]:
+        """Return the app's batches (only unmarked ones when ``outstanding``) whose range overlaps
+        the given one, in creation order, after ``after_archive_id``."""
+
+    def archive_batch(self, app: str, archive_id: str) -> ArchiveBatch | None:
+        """Return the app's batch, or None (another app's batch is as absent as a missing one)."""
+
+    def previous_archive_batch(self, app: str, archive_id: str) -> ArchiveBatch | None:
+        """Return the app's batch made just before this one (the chain of archive files), or None."""
+
+    def archive_batch_entries(self, archive_id: str, after_seq: int, limit: int) -> list[StoredEntry]:
+        """Return up to ``limit`` of the batch's entries still kept, with seq above ``after_seq``, in seq order."""
+
+    def mark_archive_batches(self, app: str, archive_ids: Sequence[str], now_us: int) -> list[ArchiveBatch]:
+        """Mark the app's batches archived (once; marking again keeps the first time), all or none.
+
+        Raises NotFound naming the first id that is not one of the app's batches.
+        """
+
+    def purgeable(self, app: str, received_before_us: int, limit: int) -> list[tuple[int, str]]:
+        """Return up to ``limit`` (seq, archive id) of events that purge may remove now, in seq order.
+
+        Such an event is in a batch marked archived, was received at or before
+        ``received_before_us``, and is covered by no legal hold that is set.
+        """
+
+    def purge(
+        self, app: str, archive_id: str, seqs: list[int], received_before_us: int, record: PendingEvent
+    ) -> Posted:
+        """Remove the rows of ``seqs`` (ascending, one batch's) and append ``record`` naming them, in one transaction.
+
+        Raises Conflict, removing nothing, when any of them is no longer purgeable (a hold
+        was set meanwhile). The tree keeps their leaves; ``purged_seqs`` lists them since.
+        """
+
+    def purged_seqs(self, start: int, end: int) -> set[int]:
+        """Return the purged seqs in ``(start, end]``."""
+
+    def purge_records(self) -> Iterator[tuple[int, int, str]]:
+        """Yield (seq of the purge record, count, :func:`seqs_digest` of its seqs) of every purge, by record."""
+
+    def set_hold(self, hold: LegalHold) -> LegalHold:
+        """Keep a new legal hold; raises Conflict while a hold of that name is set in the app."""
+
+    def clear_hold(self, app: str, name: str, now_us: int) -> LegalHold | None:
+        """Clear the app's hold of that name (it stays on record); None when none is set."""
+
+    def holds(self, app: str, *, include_cleared: bool) -> list[LegalHold]:
+        """Return the app's holds that are set (and cleared ones too when asked), oldest first."""

@@ -28,6 +28,7 @@ from trailvault.integrity.merkle import NodeKey
 from trailvault.integrity.tiles import PartialCache, TileKey
 from trailvault.query import EventQuery
 from trailvault.store.admission import Kept, given_ids
+from trailvault.store.archive_tables import ArchiveTables
 from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
 from trailvault.store.listing import ENTRY_COLUMNS, EVENT_COLUMNS
 
@@ -53,7 +54,7 @@ _SELECT_API_KEY = (
 ListingCompiler = Callable[[EventQuery, int, Callable[[str], int | None], str], tuple[str, list[Any]]]
 
 
-class RelationalStore:
+class RelationalStore(ArchiveTables):
     """The shared half of a SQL store; see the module docstring for what a backend adds."""
 
     location: str
@@ -124,7 +125,7 @@ class RelationalStore:
                 f"the vault at {self.location} was written by a newer trailvault "
                 f"(migration {applied}, this one knows {latest}); upgrade trailvault"
             )
-        if migration.version <= applied:
+        if self._execute(tx, "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)).fetchone():
             return
         for statement in migration.statements:
             tx.execute(statement)

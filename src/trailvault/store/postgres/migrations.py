@@ -251,6 +251,101 @@ _BODY_INDEX_CI = (
     END $$""",
 )
 
+_ARCHIVING = (
+    """CREATE TABLE archive_tasks (
+        task_id text PRIMARY KEY,
+        app_key integer NOT NULL REFERENCES apps (app_key),
+        time_from bigint NOT NULL,
+        time_to bigint NOT NULL,
+        status text NOT NULL,
+        error text,
+        created bigint NOT NULL,
+        heartbeat bigint NOT NULL,
+        finished bigint
+    )""",
+    # One batching task at a time per app: a second OPEN one is refused by the database itself.
+    "CREATE UNIQUE INDEX archive_tasks_one_open ON archive_tasks (app_key) WHERE status = 'OPEN'",
+    """CREATE TABLE archive_batches (
+        batch_key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        archive_id text NOT NULL UNIQUE,
+        app_key integer NOT NULL REFERENCES apps (app_key),
+        task_id text NOT NULL,
+        time_from bigint NOT NULL,
+        time_to bigint NOT NULL,
+        event_count bigint NOT NULL,
+        first_seq bigint NOT NULL,
+        last_seq bigint NOT NULL,
+        checkpoint_size bigint NOT NULL,
+        created bigint NOT NULL,
+        archived bigint
+    )""",
+    "CREATE INDEX archive_batches_by_app ON archive_batches (app_key, archived, batch_key)",
+    """CREATE FUNCTION archive_batches_only_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.archived IS NULL AND NEW.archived IS NOT NULL
+           AND (NEW.batch_key, NEW.archive_id, NEW.app_key, NEW.task_id, NEW.time_from, NEW.time_to,
+                NEW.event_count, NEW.first_seq, NEW.last_seq, NEW.checkpoint_size, NEW.created)
+               IS NOT DISTINCT FROM
+               (OLD.batch_key, OLD.archive_id, OLD.app_key, OLD.task_id, OLD.time_from, OLD.time_to,
+                OLD.event_count, OLD.first_seq, OLD.last_seq, OLD.checkpoint_size, OLD.created) THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'trailvault: an archive batch is only ever marked archived, once' USING ERRCODE = 'TV001';
+    END $$""",
+    """CREATE TRIGGER archive_batches_only_mark BEFORE UPDATE OR DELETE ON archive_batches
+    FOR EACH ROW EXECUTE FUNCTION archive_batches_only_mark()""",
+    """CREATE TABLE archive_members (
+        seq bigint PRIMARY KEY,
+        batch_key bigint NOT NULL
+    )""",
+    "CREATE INDEX archive_members_by_batch ON archive_members (batch_key, seq)",
+    *_refuse_changes("archive_members", "archive batch members are kept"),
+    """CREATE TABLE purged_events (
+        seq bigint PRIMARY KEY,
+        batch_key bigint NOT NULL,
+        record_seq bigint NOT NULL
+    )""",
+    *_refuse_changes("purged_events", "purged events are kept on record"),
+    """CREATE TABLE legal_holds (
+        hold_key bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        app_key integer NOT NULL REFERENCES apps (app_key),
+        name text NOT NULL,
+        channel text,
+        time_from bigint,
+        time_to bigint,
+        reason text NOT NULL,
+        created bigint NOT NULL,
+        cleared bigint
+    )""",
+    "CREATE UNIQUE INDEX legal_holds_set ON legal_holds (app_key, name) WHERE cleared IS NULL",
+    """CREATE FUNCTION legal_holds_only_clear() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.cleared IS NULL AND NEW.cleared IS NOT NULL
+           AND (NEW.hold_key, NEW.app_key, NEW.name, NEW.channel, NEW.time_from, NEW.time_to, NEW.reason, NEW.created)
+               IS NOT DISTINCT FROM
+               (OLD.hold_key, OLD.app_key, OLD.name, OLD.channel, OLD.time_from, OLD.time_to, OLD.reason, OLD.created)
+        THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'trailvault: a legal hold is only ever cleared, once' USING ERRCODE = 'TV001';
+    END $$""",
+    """CREATE TRIGGER legal_holds_only_clear BEFORE UPDATE OR DELETE ON legal_holds
+    FOR EACH ROW EXECUTE FUNCTION legal_holds_only_clear()""",
+    # Purge: the rows of archived events go, with the owner's rights and a kept grant,
+    # only for seqs the caller has just recorded in purged_events in this transaction.
+    """CREATE FUNCTION trailvault_purge(p_seqs bigint[], p_reason text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM unnest(p_seqs) AS s (seq)
+                   WHERE NOT EXISTS (SELECT 1 FROM purged_events AS p WHERE p.seq = s.seq)) THEN
+            RAISE EXCEPTION 'trailvault: only recorded purges remove events' USING ERRCODE = 'TV001';
+        END IF;
+        INSERT INTO erasure_grants (first_seq, last_seq, reason)
+        SELECT min(seq), max(seq), p_reason FROM unnest(p_seqs) AS s (seq);
+        DELETE FROM events WHERE seq = ANY (p_seqs);
+    END $$""",
+    "REVOKE EXECUTE ON FUNCTION trailvault_purge(bigint[], text) FROM PUBLIC",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
@@ -258,15 +353,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "signed checkpoints", _CHECKPOINTS),
     Migration(4, "API keys", _API_KEYS),
     Migration(5, "lower-case indexes of indexed body fields", _BODY_INDEX_CI),
+    Migration(6, "archive tasks, batches, purged events and legal holds", _ARCHIVING),
 )
 
 #: What the application role needs, for docs/storage.md and the role test: no UPDATE, no DELETE.
 APP_GRANTS = (
     "GRANT USAGE ON SCHEMA {schema} TO {role}",
     "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}",
-    "GRANT INSERT ON vault_meta, apps, channels, schema_versions, events, checkpoints, api_keys TO {role}",
+    "GRANT INSERT ON vault_meta, apps, channels, schema_versions, events, checkpoints, api_keys, "
+    "archive_tasks, archive_batches, archive_members, purged_events, legal_holds TO {role}",
     "GRANT UPDATE (revoked) ON api_keys TO {role}",
+    "GRANT UPDATE (status, error, heartbeat, finished) ON archive_tasks TO {role}",
+    "GRANT UPDATE (archived) ON archive_batches TO {role}",
+    "GRANT UPDATE (cleared) ON legal_holds TO {role}",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
     "GRANT EXECUTE ON FUNCTION trailvault_put_tiles(integer[], bigint[], bytea[]), "
-    "trailvault_erase(bigint, text), trailvault_body_index(text[], bigint) TO {role}",
+    "trailvault_erase(bigint, text), trailvault_body_index(text[], bigint), trailvault_purge(bigint[], text) TO {role}",
 )

@@ -153,6 +153,13 @@ class PostgresStore(RelationalStore):
         assert row is not None
         return int(row[0])
 
+    def _purge_rows(self, tx: Conn, seqs: list[int], reason: str) -> None:
+        # trailvault_purge deletes, with the owner's rights, only seqs recorded in purged_events.
+        tx.execute("SELECT trailvault_purge(%s::bigint[], %s)", (seqs, reason))
+
+    def _bind_seqs(self, column: str, seqs: list[int]) -> tuple[str, Any]:
+        return f"{column} = ANY(?::bigint[])", seqs
+
     def _bind_ids(self, ids: list[str]) -> tuple[str, Any]:
         return "id = ANY(?)", ids
 

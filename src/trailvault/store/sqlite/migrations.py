@@ -164,6 +164,85 @@ _API_KEYS = (
 )
 
 
+_ARCHIVING = (
+    # A batching task per batch-events-for-archiving call; `heartbeat` shows it is alive,
+    # so a task whose process died does not block its app's next one for ever.
+    """CREATE TABLE archive_tasks (
+        task_id TEXT PRIMARY KEY,
+        app_key INTEGER NOT NULL REFERENCES apps (app_key),
+        time_from INTEGER NOT NULL,
+        time_to INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        created INTEGER NOT NULL,
+        heartbeat INTEGER NOT NULL,
+        finished INTEGER
+    ) WITHOUT ROWID""",
+    # One batching task at a time per app: a second OPEN one is refused by the database itself.
+    "CREATE UNIQUE INDEX archive_tasks_one_open ON archive_tasks (app_key) WHERE status = 'OPEN'",
+    """CREATE TABLE archive_batches (
+        batch_key INTEGER PRIMARY KEY,
+        archive_id TEXT NOT NULL UNIQUE,
+        app_key INTEGER NOT NULL REFERENCES apps (app_key),
+        task_id TEXT NOT NULL,
+        time_from INTEGER NOT NULL,
+        time_to INTEGER NOT NULL,
+        event_count INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        checkpoint_size INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        archived INTEGER
+    )""",
+    "CREATE INDEX archive_batches_by_app ON archive_batches (app_key, archived, batch_key)",
+    # Marking is the one change a batch takes, once.
+    """CREATE TRIGGER archive_batches_only_mark BEFORE UPDATE ON archive_batches
+    WHEN OLD.archived IS NOT NULL OR NEW.archived IS NULL OR NEW.batch_key IS NOT OLD.batch_key
+        OR NEW.archive_id IS NOT OLD.archive_id OR NEW.app_key IS NOT OLD.app_key
+        OR NEW.event_count IS NOT OLD.event_count OR NEW.first_seq IS NOT OLD.first_seq
+        OR NEW.last_seq IS NOT OLD.last_seq OR NEW.checkpoint_size IS NOT OLD.checkpoint_size
+        OR NEW.time_from IS NOT OLD.time_from OR NEW.time_to IS NOT OLD.time_to
+    BEGIN SELECT RAISE(ABORT, 'trailvault: an archive batch is only ever marked archived, once'); END""",
+    """CREATE TRIGGER archive_batches_refuse_delete BEFORE DELETE ON archive_batches
+    BEGIN SELECT RAISE(ABORT, 'trailvault: archive batches are kept'); END""",
+    # Which batch holds each batched event: an event is in one batch at most.
+    """CREATE TABLE archive_members (
+        seq INTEGER PRIMARY KEY,
+        batch_key INTEGER NOT NULL
+    )""",
+    "CREATE INDEX archive_members_by_batch ON archive_members (batch_key, seq)",
+    *_refuse_changes("archive_members", "archive batch members are kept"),
+    # Each purged event, and the seq of the purge record (trailvault.purges) that names it:
+    # verify accepts a missing row only when it is here and the record's digest agrees.
+    """CREATE TABLE purged_events (
+        seq INTEGER PRIMARY KEY,
+        batch_key INTEGER NOT NULL,
+        record_seq INTEGER NOT NULL
+    )""",
+    *_refuse_changes("purged_events", "purged events are kept on record"),
+    """CREATE TABLE legal_holds (
+        hold_key INTEGER PRIMARY KEY,
+        app_key INTEGER NOT NULL REFERENCES apps (app_key),
+        name TEXT NOT NULL,
+        channel TEXT,
+        time_from INTEGER,
+        time_to INTEGER,
+        reason TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        cleared INTEGER
+    )""",
+    "CREATE UNIQUE INDEX legal_holds_set ON legal_holds (app_key, name) WHERE cleared IS NULL",
+    # Clearing is the one change a hold takes, once; a cleared hold stays on record.
+    """CREATE TRIGGER legal_holds_only_clear BEFORE UPDATE ON legal_holds
+    WHEN OLD.cleared IS NOT NULL OR NEW.cleared IS NULL OR NEW.hold_key IS NOT OLD.hold_key
+        OR NEW.app_key IS NOT OLD.app_key OR NEW.name IS NOT OLD.name OR NEW.channel IS NOT OLD.channel
+        OR NEW.time_from IS NOT OLD.time_from OR NEW.time_to IS NOT OLD.time_to
+    BEGIN SELECT RAISE(ABORT, 'trailvault: a legal hold is only ever cleared, once'); END""",
+    """CREATE TRIGGER legal_holds_refuse_delete BEFORE DELETE ON legal_holds
+    BEGIN SELECT RAISE(ABORT, 'trailvault: legal holds are kept on record'); END""",
+)
+
+
 def _case_insensitive_indexes(conn: sqlite3.Connection) -> None:
     """Give every indexed body field built before migration 5 its lower-case index too."""
     from trailvault.store.sqlite.sql import body_index_statements
@@ -180,4 +259,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "API keys", _API_KEYS),
     # `eq` on text ignores case (SCIM); each indexed field gets an index it can use.
     Migration(5, "lower-case indexes of indexed body fields", (), after=_case_insensitive_indexes),
+    Migration(6, "archive tasks, batches, purged events and legal holds", _ARCHIVING),
 )

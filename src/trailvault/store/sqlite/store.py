@@ -182,6 +182,20 @@ class SQLiteStore(RelationalStore):
         tx.execute("UPDATE events SET body = NULL WHERE seq = ?", (seq,))
         tx.execute("DELETE FROM erasure_grants")
 
+    def _purge_rows(self, tx: sqlite3.Connection, seqs: list[int], reason: str) -> None:
+        # As _erase: grants for exactly these seqs' span, used and withdrawn in this transaction;
+        # only seqs recorded in purged_events are deleted.
+        tx.execute("INSERT INTO erasure_grants VALUES (?, ?, ?)", (seqs[0], seqs[-1], reason))
+        tx.execute(
+            "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?)) "
+            "AND seq IN (SELECT seq FROM purged_events WHERE seq BETWEEN ? AND ?)",
+            (orjson.dumps(seqs).decode(), seqs[0], seqs[-1]),
+        )
+        tx.execute("DELETE FROM erasure_grants")
+
+    def _bind_seqs(self, column: str, seqs: list[int]) -> tuple[str, Any]:
+        return f"{column} IN (SELECT value FROM json_each(?))", orjson.dumps(seqs).decode()
+
     def _insert_app(self, tx: sqlite3.Connection, app: str, created_us: int) -> int:
         return int(tx.execute("INSERT INTO apps (name, created) VALUES (?, ?)", (app, created_us)).lastrowid or 0)
 

@@ -1,0 +1,382 @@
+"""Archive files: writing one batch's events with the manifest that proves them, and verifying them offline.
+
+An archive file is CDP's: gzipped JSON lines, one event a line, named
+``<accountId>_<YYYYmmddTHHMM>Z_<archiveId>.json.gz``. Each line is the export's JSONL
+line (:func:`trailvault.formats.jsonl.entry_line`): the envelope, ``body_sha256``, and
+the body exactly as the log hashed it (``null`` once redacted). Beside it,
+``<same name>.manifest.json`` holds:
+
+- the batch (``archiveId``, ``accountId``, range, seqs), ``eventCount`` and the
+  file's ``sha256``;
+- ``checkpoint``: the signed checkpoint the batch was made under, and ``proof``: the
+  hashes that, with the file's entries, rebuild its root
+  (:mod:`trailvault.integrity.multiproof`);
+- ``previous``: the app's batch made just before (its id and checkpoint), and
+  ``consistency``: the proof that this checkpoint's log extends that one's.
+
+So every archive file proves its own events, count and order against a signed root,
+and consecutive archives chain: a missing or altered file in a folder of archives is
+named. :func:`verify_archive` checks all of it with nothing but the verifier key.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import os
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from trailvault.errors import InvalidInput, TrailvaultError
+from trailvault.files import file_sha256
+from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
+from trailvault.integrity.merkle import verify_consistency
+from trailvault.integrity.multiproof import LeafIndexes, multiproof_root
+from trailvault.integrity.note import Verifier
+
+__all__ = [
+    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "manifest_name", "read_back", "verify_archive", "write_archive",
+]  # fmt: skip
+
+ARCHIVE_FORMAT = "trailvault-archive/v1"
+_MANIFEST_SUFFIX = ".manifest.json"
+_BODY_KEY = b',"body":'
+_ENVELOPE_KEYS = 7
+_HASH = 32
+
+
+def manifest_name(file_name: str) -> str:
+    """The manifest's name beside an archive file: ``X.json.gz`` -> ``X.manifest.json``."""
+    return file_name.removesuffix(".json.gz") + _MANIFEST_SUFFIX
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """An archive file as written: where it and its manifest are, and what they hold."""
+
+    path: str
+    manifest_path: str
+    event_count: int
+    sha256: str
+    manifest: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "archiveId": self.manifest["archiveId"],
+            "file": self.path,
+            "manifest": self.manifest_path,
+            "eventCount": self.event_count,
+            "sha256": self.sha256,
+        }
+
+
+#: Given the seqs written, returns the manifest's proving part: checkpoint, proof, previous, consistency.
+ProofFor = Callable[["array[int]"], dict[str, Any]]
+
+
+def write_archive(
+    lines: Iterable[tuple[int, bytes]],
+    proof_for: ProofFor,
+    batch: dict[str, Any],
+    fs: Any,
+    folder: str,
+    name: str,
+    written: str,
+) -> ArchiveFile:
+    """Write ``lines`` ((seq, JSON line) in seq order) as ``folder/name`` and its manifest on fsspec ``fs``.
+
+    The file is built in a local temporary file first (constant memory, and its sha256
+    known before anything reaches the destination), then put; the manifest goes last,
+    so a manifest names only a file that was written whole. ``batch`` is the batch's
+    CDP form (:meth:`trailvault.batches.ArchiveBatch.to_dict`).
+    """
+    seqs: array[int] = array("q")
+    with tempfile.TemporaryDirectory(prefix="trailvault-archive-") as scratch:
+        local = Path(scratch) / name
+        with local.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+            chunk: list[bytes] = []
+            for seq, line in lines:
+                seqs.append(seq)
+                chunk.append(line)
+                if len(chunk) >= 4096:
+                    handle.write(b"\n".join(chunk) + b"\n")
+                    chunk.clear()
+            if chunk:
+                handle.write(b"\n".join(chunk) + b"\n")
+        digest = file_sha256(local)
+        manifest = {
+            "format": ARCHIVE_FORMAT,
+            "archiveId": batch["archiveId"],
+            "accountId": batch["accountId"],
+            "file": name,
+            "sha256": digest,
+            "bytes": local.stat().st_size,
+            "eventCount": len(seqs),
+            "firstSeq": seqs[0] if seqs else None,
+            "lastSeq": seqs[-1] if seqs else None,
+            "fromTimestamp": batch["fromTimestamp"],
+            "toTimestamp": batch["toTimestamp"],
+            "written": written,
+            **proof_for(seqs),
+        }
+        target = f"{folder.rstrip('/')}/{name}" if folder else name
+        manifest_target = f"{folder.rstrip('/')}/{manifest_name(name)}" if folder else manifest_name(name)
+        if folder:
+            fs.makedirs(folder, exist_ok=True)
+        _put(fs, local, target)
+        manifest_local = Path(scratch) / manifest_name(name)
+        manifest_local.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        _put(fs, manifest_local, manifest_target)
+    return ArchiveFile(target, manifest_target, len(seqs), digest, manifest)
+
+
+def _put(fs: Any, local: Path, target: str) -> None:
+    """Copy a local file to the destination; on a local destination, synced to disk before returning."""
+    fs.put_file(str(local), target)
+    if getattr(fs, "protocol", None) in ("file", ("file", "local")) or type(fs).__name__ == "LocalFileSystem":
+        descriptor = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        folder = os.open(os.path.dirname(target) or ".", os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def read_back(fs: Any, archive: ArchiveFile) -> str | None:
+    """Read an archive file and its manifest back from the destination; None when both are as written,
+    else what differs."""
+    digest = hashlib.sha256()
+    try:
+        with fs.open(archive.path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        with fs.open(archive.manifest_path, "rb") as handle:
+            manifest = orjson.loads(handle.read())
+    except Exception as exc:  # fsspec backends raise their own error types
+        return f"{archive.path}: cannot be read back ({type(exc).__name__}: {str(exc)[:200]})"
+    if digest.hexdigest() != archive.sha256:
+        return f"{archive.path}: the file read back is not the one written (sha256 differs)"
+    if manifest != archive.manifest:
+        return f"{archive.manifest_path}: the manifest read back is not the one written"
+    return None
+
+
+# -- verify archive ------------------------------------------------------------------------
+
+
+@dataclass
+class ArchiveReport:
+    """What ``verify archive`` checked, and every problem found (``ok`` when there is none)."""
+
+    files: int = 0
+    events: int = 0
+    redacted: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "files": self.files,
+            "events": self.events,
+            "redacted_bodies": self.redacted,
+            "problems": self.problems,
+        }
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One archive file's result: its manifest (None when unreadable) and what it found."""
+
+    name: str
+    manifest: dict[str, Any] | None
+    checkpoint: tuple[int, bytes] | None
+    events: int
+    redacted: int
+    problems: tuple[str, ...]
+
+
+def verify_archive(path: str | Path, key: str, *, jobs: int = 1) -> ArchiveReport:
+    """Check an archive file (by it or its manifest) or every archive under a folder, offline.
+
+    Each file: its sha256 is the manifest's; every line is an entry whose body hashes
+    to its ``body_sha256``; the entries, in ascending seq order and as many as the
+    manifest says, rebuild the signed checkpoint's root with the manifest's proof.
+    Across files: each archive's ``previous`` is present, its checkpoint is the one
+    named, and the consistency proof shows this log extends it; so a missing, added or
+    altered archive is named. ``jobs`` above 1 checks files in that many processes.
+    """
+    if jobs < 1:
+        raise InvalidInput(f"jobs: use 1 or more worker processes, not {jobs}", field="jobs")
+    verifier = Verifier.parse(key)
+    root = Path(path)
+    if root.is_dir():
+        manifests = sorted(root.rglob("*" + _MANIFEST_SUFFIX))
+        if not manifests:
+            raise InvalidInput(f"path: no archive manifest (*{_MANIFEST_SUFFIX}) under {root}", field="path")
+    elif root.is_file():
+        manifests = [root if root.name.endswith(_MANIFEST_SUFFIX) else root.with_name(manifest_name(root.name))]
+    else:
+        raise InvalidInput(f"path: {root} is neither an archive file nor a folder of archives", field="path")
+    report = ArchiveReport()
+    if jobs > 1 and len(manifests) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(manifests))) as pool:
+            checked = list(pool.map(_check_file, manifests, [key] * len(manifests)))
+    else:
+        checked = [_check_file(manifest, key, verifier) for manifest in manifests]
+    for result in checked:
+        report.files += 1
+        report.events += result.events
+        report.redacted += result.redacted
+        report.problems.extend(result.problems)
+    _check_chain(checked, verifier, report, whole_folder=root.is_dir())
+    return report
+
+
+def _check_file(manifest_path: Path, key: str, verifier: Verifier | None = None) -> _Checked:
+    verifier = verifier or Verifier.parse(key)
+    name = manifest_path.name
+    try:
+        manifest = orjson.loads(manifest_path.read_bytes())
+        if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+            raise ValueError(f"not a {ARCHIVE_FORMAT} manifest")
+        checkpoint = open_checkpoint(manifest["checkpoint"], verifier)
+    except (OSError, ValueError, KeyError, TypeError, TrailvaultError) as exc:
+        message = exc.message if isinstance(exc, TrailvaultError) else str(exc)
+        return _Checked(name, None, None, 0, 0, (f"{name}: cannot be read as an archive manifest ({message[:200]})",))
+    problems: list[str] = []
+    file_path = manifest_path.with_name(manifest["file"])
+    label = manifest["file"]
+    if manifest.get("accountId") is None or not str(manifest["file"]).startswith(f"{manifest['accountId']}_"):
+        problems.append(f"{label}: its name does not start with the manifest's accountId")
+    try:
+        data = file_path.read_bytes()
+    except OSError:
+        return _Checked(name, manifest, (checkpoint.size, checkpoint.root), 0, 0, (f"{label}: missing",))
+    if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
+        problems.append(f"{label}: its sha256 is not the manifest's (the file was changed)")
+    events, redacted = _check_entries(label, data, manifest, checkpoint, problems)
+    return _Checked(name, manifest, (checkpoint.size, checkpoint.root), events, redacted, tuple(problems))
+
+
+def _check_entries(
+    label: str, data: bytes, manifest: dict[str, Any], checkpoint: Checkpoint, problems: list[str]
+) -> tuple[int, int]:
+    """Recompute every line's leaf and the root the manifest's proof gives; return (events, redacted)."""
+    seqs: array[int] = array("q")
+    leaves = bytearray()
+    redacted = 0
+    try:
+        text = gzip.decompress(data)
+        for seq, leaf, body_ok, is_redacted in _leaves(text.splitlines(), manifest["accountId"]):
+            if seqs and seq <= seqs[-1]:
+                problems.append(f"{label}: seq {seq} comes twice or out of order")
+                return len(seqs), redacted
+            if not body_ok:
+                problems.append(f"{label}: seq {seq}: the body is not the one the log hashed")
+            redacted += is_redacted
+            seqs.append(seq)
+            leaves += leaf
+    except (OSError, EOFError, ValueError, KeyError, TypeError, gzip.BadGzipFile) as exc:
+        problems.append(f"{label}: cannot be read as an archive ({type(exc).__name__}: {str(exc)[:200]})")
+        return len(seqs), redacted
+    if len(seqs) != manifest["eventCount"]:
+        problems.append(f"{label}: {len(seqs)} events, the manifest says {manifest['eventCount']}")
+        return len(seqs), redacted
+    if not seqs:
+        return 0, 0
+    if seqs[-1] > checkpoint.size:
+        problems.append(f"{label}: seq {seqs[-1]} is beyond the signed checkpoint (size {checkpoint.size})")
+        return len(seqs), redacted
+    proof = base64.b64decode(manifest["proof"])
+    hashes = iter([proof[offset : offset + _HASH] for offset in range(0, len(proof), _HASH)])
+    try:
+        root = multiproof_root(LeafIndexes(seqs), checkpoint.size, _leaf_reader(leaves), hashes)
+    except ValueError as exc:
+        problems.append(f"{label}: {exc}")
+        return len(seqs), redacted
+    if root != checkpoint.root or next(hashes, None) is not None:
+        problems.append(
+            f"{label}: the events do not rebuild the signed root: an event was changed, added, removed or moved"
+        )
+    return len(seqs), redacted
+
+
+def _leaves(lines: list[bytes], app: str) -> Iterator[tuple[int, bytes, bool, bool]]:
+    """(seq, leaf hash, body matches its hash, body redacted) of each line.
+
+    The line's envelope holds exactly the canonical entry's keys, with its texts as
+    the log wrote them, so re-serialising it with sorted keys gives the canonical entry.
+    """
+    sha256 = hashlib.sha256
+    loads = orjson.loads
+    dumps = orjson.dumps
+    sort = orjson.OPT_SORT_KEYS
+    for line in lines:
+        if not line:
+            continue
+        cut = line.index(_BODY_KEY)
+        envelope = loads(line[:cut] + b"}")
+        body = line[cut + 8 : -1]
+        if len(envelope) != _ENVELOPE_KEYS or envelope["app"] != app:
+            raise ValueError(f"seq {envelope.get('seq')}: not an entry of app {app!r}")
+        expected = bytes.fromhex(envelope["body_sha256"])
+        redacted = body == b"null"
+        body_ok = redacted or sha256(body).digest() == expected
+        yield envelope["seq"], sha256(b"\x00" + dumps(envelope, option=sort)).digest(), body_ok, redacted
+
+
+def _leaf_reader(leaves: bytearray) -> Callable[[int], bytes]:
+    view = bytes(leaves)
+    return lambda position: view[_HASH * position : _HASH * position + _HASH]
+
+
+def _check_chain(checked: list[_Checked], verifier: Verifier, report: ArchiveReport, *, whole_folder: bool) -> None:
+    """Each archive's previous must be there (in a folder), be the checkpoint named, and be extended."""
+    by_id = {result.manifest["archiveId"]: result for result in checked if result.manifest is not None}
+    followers: dict[str, str] = {}
+    for result in checked:
+        manifest = result.manifest
+        if manifest is None or result.checkpoint is None:
+            continue
+        previous = manifest.get("previous")
+        if previous is None:
+            continue
+        label = manifest["file"]
+        before = followers.setdefault(previous["archiveId"], manifest["archiveId"])
+        if before != manifest["archiveId"]:
+            report.problems.append(f"{label}: another archive ({before}) also follows {previous['archiveId']}")
+        try:
+            old = open_checkpoint(previous["checkpoint"], verifier)
+        except (InvalidInput, KeyError, TypeError) as exc:
+            report.problems.append(f"{label}: the previous archive's checkpoint does not verify ({exc})")
+            continue
+        hashes = [base64.b64decode(item) for item in manifest.get("consistency", [])]
+        size, root = result.checkpoint
+        if old.size > size or not verify_consistency(old.size, size, old.root, root, hashes):
+            report.problems.append(
+                f"{label}: its checkpoint does not extend the previous archive's: the log was rewritten in between"
+            )
+        found = by_id.get(previous["archiveId"])
+        if found is None:
+            if whole_folder:
+                report.problems.append(
+                    f"{label}: the archive before it ({previous['archiveId']}) is missing from the folder"
+                )
+        elif found.checkpoint != (old.size, old.root):
+            report.problems.append(f"{label}: the previous archive's checkpoint is not the one it names")

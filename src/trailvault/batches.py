@@ -1,0 +1,130 @@
+"""Archive batches, batching tasks and legal holds as values, with Cloudera CDP's JSON shapes.
+
+An **archive batch** is a closed set of one app's events, chosen by time range and
+cut at a maximum size, that waits to be archived, is marked archived, and is then
+purged from the vault. A **batching task** makes the batches of one
+``batch-events-for-archiving`` call. A **legal hold** keeps the app's events that it
+covers (optionally one channel, optionally a time range) from being purged until it
+is cleared. No I/O here: the store keeps them, :mod:`trailvault.archive` works them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from trailvault.timestamps import format_timestamp
+
+__all__ = ["ArchiveBatch", "ArchiveTask", "LegalHold", "TaskStatus", "archive_file_name"]
+
+
+class TaskStatus(StrEnum):
+    """A batching task's status, with CDP's words."""
+
+    OPEN = "OPEN"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveBatch:
+    """One archive batch: the events of ``app`` with time in ``[time_from_us, time_to_us)``
+    chosen by its task, ``first_seq`` to ``last_seq``, all within the log's first
+    ``checkpoint_size`` entries (the checkpoint its archive file is proven against).
+    """
+
+    archive_id: str
+    app: str
+    event_count: int
+    time_from_us: int
+    time_to_us: int
+    first_seq: int
+    last_seq: int
+    checkpoint_size: int
+    created_us: int
+    #: When it was marked successfully archived, or None while outstanding.
+    archived_us: int | None = None
+    #: How many of its events have been purged so far.
+    purged: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """CDP's ``ArchiveBatch`` (``archiveTimestamp``: epoch milliseconds, 0 while outstanding),
+        plus trailvault's own keys (range, seqs, checkpoint size, purged count)."""
+        return {
+            "accountId": self.app,
+            "eventCount": self.event_count,
+            "archiveId": self.archive_id,
+            "archiveTimestamp": 0 if self.archived_us is None else self.archived_us // 1000,
+            "fromTimestamp": format_timestamp(self.time_from_us),
+            "toTimestamp": format_timestamp(self.time_to_us),
+            "firstSeq": self.first_seq,
+            "lastSeq": self.last_seq,
+            "checkpointSize": self.checkpoint_size,
+            "purgedCount": self.purged,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveTask:
+    """A ``batch-events-for-archiving`` task of one app and the batches it has made so far."""
+
+    task_id: str
+    app: str
+    time_from_us: int
+    time_to_us: int
+    status: TaskStatus
+    created_us: int
+    finished_us: int | None = None
+    error: str | None = None
+    batches: tuple[ArchiveBatch, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """CDP's status answer: ``status`` and ``eventBatches`` (empty while OPEN), plus ``error`` when FAILED."""
+        document: dict[str, Any] = {
+            "status": self.status.value,
+            "eventBatches": [] if self.status is TaskStatus.OPEN else [batch.to_dict() for batch in self.batches],
+        }
+        if self.error is not None:
+            document["error"] = self.error
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class LegalHold:
+    """A legal hold: while set, purge leaves every event it covers in the vault."""
+
+    name: str
+    app: str
+    reason: str
+    created_us: int
+    channel: str | None = None
+    time_from_us: int | None = None
+    time_to_us: int | None = None
+    cleared_us: int | None = None
+
+    def covers(self, channel: str, time_us: int) -> bool:
+        """Whether this hold, while set, keeps an event of ``channel`` at ``time_us``."""
+        return (
+            (self.channel is None or self.channel == channel)
+            and (self.time_from_us is None or time_us >= self.time_from_us)
+            and (self.time_to_us is None or time_us < self.time_to_us)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "app": self.app,
+            "channel": self.channel,
+            "from": None if self.time_from_us is None else format_timestamp(self.time_from_us),
+            "to": None if self.time_to_us is None else format_timestamp(self.time_to_us),
+            "reason": self.reason,
+            "created": format_timestamp(self.created_us),
+            "cleared": None if self.cleared_us is None else format_timestamp(self.cleared_us),
+        }
+
+
+def archive_file_name(batch: ArchiveBatch, written_us: int) -> str:
+    """CDP's archive file name: ``<accountId>_<YYYYmmddTHHMM>Z_<archiveId>.json.gz`` (UTC write time)."""
+    stamp = format_timestamp(written_us)  # 2024-10-07T01:02:03.000004Z
+    return f"{batch.app}_{stamp[0:4]}{stamp[5:7]}{stamp[8:10]}T{stamp[11:13]}{stamp[14:16]}Z_{batch.archive_id}.json.gz"
