@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from trailvault.timestamps import format_timestamp
+from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = ["ArchiveBatch", "ArchiveTask", "LegalHold", "TaskStatus", "archive_file_name"]
 
@@ -48,6 +48,18 @@ class ArchiveBatch:
     #: How many of its events have been purged so far.
     purged: int = 0
 
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ArchiveBatch:
+        """Read the JSON form of :meth:`to_dict` (``archiveTimestamp`` has millisecond precision)."""
+        archived = document["archiveTimestamp"]
+        return cls(
+            document["archiveId"], document["accountId"], document["eventCount"],
+            parse_timestamp(document["fromTimestamp"], field="fromTimestamp"),
+            parse_timestamp(document["toTimestamp"], field="toTimestamp"),
+            document["firstSeq"], document["lastSeq"], document["checkpointSize"], 0,
+            archived * 1000 if archived else None, document["purgedCount"],
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """CDP's ``ArchiveBatch`` (``archiveTimestamp``: epoch milliseconds, 0 while outstanding),
         plus trailvault's own keys (range, seqs, checkpoint size, purged count)."""
@@ -78,6 +90,12 @@ class ArchiveTask:
     finished_us: int | None = None
     error: str | None = None
     batches: tuple[ArchiveBatch, ...] = field(default=())
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any], task_id: str, app: str) -> ArchiveTask:
+        """Read CDP's status answer (which carries neither the task's id, app nor range)."""
+        batches = tuple(ArchiveBatch.from_dict(item) for item in document["eventBatches"])
+        return cls(task_id, app, 0, 0, TaskStatus(document["status"]), 0, None, document.get("error"), batches)
 
     def to_dict(self) -> dict[str, Any]:
         """CDP's status answer: ``status`` and ``eventBatches`` (empty while OPEN), plus ``error`` when FAILED."""
@@ -110,6 +128,20 @@ class LegalHold:
             and (self.time_from_us is None or time_us >= self.time_from_us)
             and (self.time_to_us is None or time_us < self.time_to_us)
         )
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> LegalHold:
+        """Read the JSON form of :meth:`to_dict`."""
+
+        def stamp(name: str) -> int | None:
+            return None if document[name] is None else parse_timestamp(document[name], field=name)
+
+        created = stamp("created")
+        assert created is not None
+        return cls(
+            document["name"], document["app"], document["reason"], created, document["channel"],
+            stamp("from"), stamp("to"), stamp("cleared"),
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,11 @@ when it exists. Example::
     vault = "/var/lib/trailvault"
     app = "billing"
     max_future_skew = 600
+
+    [archive]                      # archiving (docs/archive.md); only in the file
+    destination = "s3://audit-archive/trailvault"
+    schedule = "1h"
+    retention = "30d"
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trailvault.archive import DEFAULT_MAX_BATCH_EVENTS, DEFAULT_RETENTION, ArchiveSettings
+from trailvault.archiver import ArchivePlan
 from trailvault.errors import InvalidInput
 from trailvault.server.state import ServerOptions
 from trailvault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_SKEW, Vault, open_vault
 
-__all__ = ["SETTINGS", "Setting", "config_file", "load_settings", "open_configured_vault", "server_options"]
+__all__ = [
+    "ARCHIVE_KEYS", "SETTINGS", "Setting", "archive_plan", "config_file", "load_settings", "open_configured_vault",
+    "parse_duration", "server_options",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,32 @@ SETTINGS: tuple[Setting, ...] = (
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
+#: The keys of the ``[archive]`` section, with their defaults and help.
+ARCHIVE_KEYS: dict[str, tuple[Any, str]] = {
+    "destination": ("", "automated archiving: a folder or fsspec URL (s3://bucket/prefix); empty: off"),
+    "storage_options": ({}, "options for the destination's fsspec filesystem (a table, e.g. endpoint_url)"),
+    "schedule": ("1h", "automated archiving: time between runs on a server (s, m, h or d)"),
+    "lag": ("10m", "automated archiving: only events at least this old are batched"),
+    "retention": ("30d", "how long an archived event stays in the vault after it was received, before purge"),
+    "max_batch_events": (DEFAULT_MAX_BATCH_EVENTS, "the largest archive batch, in events"),
+}
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any, *, field: str) -> float:
+    """Seconds from a number or a text such as ``90s``, ``15m``, ``12h``, ``30d``; InvalidInput naming ``field``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        try:
+            seconds = float(text[:-1]) * _DURATION_UNITS[text[-1]] if text[-1:] in _DURATION_UNITS else float(text)
+        except ValueError:
+            seconds = -1.0
+    if seconds < 0:
+        raise InvalidInput(f"{field}: {value!r} is not a duration; use seconds or 90s, 15m, 12h, 30d", field=field)
+    return seconds
+
 
 def config_file(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
     """Return the config file to read, or None when there is none."""
@@ -110,10 +146,14 @@ def load_settings(
     """Return every setting's value; raise InvalidInput naming a bad one and where it came from."""
     env = os.environ if env is None else env
     values = {setting.name: setting.default for setting in SETTINGS}
+    values["archive"] = {name: default for name, (default, _) in ARCHIVE_KEYS.items()}
     path = config_file(config, env)
     if path is not None:
         for name, value in _read_config(path).items():
-            values[name] = _check(name, value, f"{path}")
+            if name == "archive":
+                values["archive"].update(_check_archive(value, path))
+            else:
+                values[name] = _check(name, value, f"{path}")
     for setting in SETTINGS:
         if env.get(setting.env_var):
             values[setting.name] = _check(setting.name, env[setting.env_var], setting.env_var)
@@ -134,6 +174,28 @@ def open_configured_vault(settings: Mapping[str, Any], *, create: bool) -> Vault
         max_future_skew=settings["max_future_skew"],
         signing_key=settings["signing_key"] or None,
         log_name=settings["log_name"],
+        archive=_archive_settings(settings),
+    )
+
+
+def _archive_settings(settings: Mapping[str, Any]) -> ArchiveSettings:
+    section = settings.get("archive") or {}
+    return ArchiveSettings(
+        max_batch_events=int(section.get("max_batch_events", DEFAULT_MAX_BATCH_EVENTS)),
+        retention=parse_duration(section.get("retention", DEFAULT_RETENTION), field="archive.retention"),
+    )
+
+
+def archive_plan(settings: Mapping[str, Any]) -> ArchivePlan | None:
+    """Return automated archiving's plan from ``settings``, or None when ``[archive] destination`` is not set."""
+    section = settings.get("archive") or {}
+    if not section.get("destination"):
+        return None
+    return ArchivePlan(
+        destination=str(section["destination"]),
+        storage_options=dict(section.get("storage_options") or {}),
+        schedule=parse_duration(section.get("schedule", "1h"), field="archive.schedule"),
+        lag=parse_duration(section.get("lag", "10m"), field="archive.lag"),
     )
 
 
@@ -156,12 +218,36 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"config: cannot read {path} ({exc.strerror}); check --config", field="config") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config: {path} is not valid TOML ({exc})", field="config") from None
-    unknown = sorted(set(data) - set(_BY_NAME))
+    unknown = sorted(set(data) - set(_BY_NAME) - {"archive"})
     if unknown:
         raise InvalidInput(
             f"{unknown[0]}: unknown setting in {path}; known settings are {', '.join(_BY_NAME)}", field=unknown[0]
         )
     return data
+
+
+def _check_archive(section: Any, path: Path) -> dict[str, Any]:
+    """Check the ``[archive]`` section: known keys, each of the right kind."""
+    if not isinstance(section, dict):
+        raise InvalidInput(f"archive: in {path}, archive is a section ([archive]), not a value", field="archive")
+    unknown = sorted(set(section) - set(ARCHIVE_KEYS))
+    if unknown:
+        raise InvalidInput(
+            f"archive.{unknown[0]}: unknown key in {path}; the [archive] keys are {', '.join(ARCHIVE_KEYS)}",
+            field=f"archive.{unknown[0]}",
+        )
+    for name in ("schedule", "lag", "retention"):
+        if name in section:
+            parse_duration(section[name], field=f"archive.{name}")
+    if "max_batch_events" in section and (
+        not isinstance(section["max_batch_events"], int) or not 1 <= section["max_batch_events"] <= 10_000_000
+    ):
+        raise InvalidInput(f"archive.max_batch_events: in {path}, use 1 to 10000000", field="archive.max_batch_events")
+    if "storage_options" in section and not isinstance(section["storage_options"], dict):
+        raise InvalidInput(f"archive.storage_options: in {path}, use a table", field="archive.storage_options")
+    if "destination" in section and not isinstance(section["destination"], str):
+        raise InvalidInput(f"archive.destination: in {path}, give a folder or URL as text", field="archive.destination")
+    return dict(section)
 
 
 def _check(name: str, value: Any, source: str) -> Any:

@@ -174,6 +174,10 @@ class Vault(Proving, Keyring, Exporting, Archiving):
                     self._views[app] = view
         return view
 
+    def apps(self) -> list[str]:
+        """Return every app of the vault (for vault-wide work such as automated archiving), sorted."""
+        return self._store.app_names()
+
     @property
     def queue_depth(self) -> int:
         """Batches waiting for the group committer (for metrics)."""

@@ -115,7 +115,19 @@ def main(
 
 
 def _register() -> None:
-    from trailvault.cli import channels, download, events, export, init, integrity, keys, migrate, post, serve
+    from trailvault.cli import (
+        archive,
+        channels,
+        download,
+        events,
+        export,
+        init,
+        integrity,
+        keys,
+        migrate,
+        post,
+        serve,
+    )  # fmt: skip
 
     main.add_command(init.init)
     main.add_command(integrity.key)
@@ -130,6 +142,8 @@ def _register() -> None:
     main.add_command(serve.serve)
     main.add_command(export.export)
     main.add_command(download.download)
+    main.add_command(archive.archive)
+    main.add_command(archive.hold)
 
 
 _register()

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from trailvault.archive_files import verify_archive
 from trailvault.cli import Session, read_argument, read_file
 from trailvault.cli.output import emit_json
 from trailvault.export import verify_export
@@ -221,5 +222,35 @@ def verify_export_command(ctx: click.Context, folder: str, key_text: str, agains
     else:
         for problem in report.problems[:20]:
             click.echo(f"trailvault: verify export failed: {problem}", err=True)
+    if not report.ok:
+        ctx.exit(1)
+
+
+@verify.command("archive")
+@click.argument("path", metavar="FILE_OR_DIR", type=click.Path())
+@click.option("--key", "key_text", required=True, help="The vault's verifier key, or @FILE (from `key show`).")
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Files checked in parallel.")
+@click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
+@click.pass_context
+def verify_archive_command(ctx: click.Context, path: str, key_text: str, jobs: int, output: str) -> None:
+    """Prove archive files offline: each file's events, count and order against its signed checkpoint,
+    and that consecutive archives chain; a missing or altered archive is named. Exit 1 on any problem.
+
+    \b
+    Example:
+      trailvault verify archive ./archives --key @vault.pub --jobs 2
+      trailvault verify archive acme_20241007T0100Z_c5b57c79-....json.gz --key @vault.pub
+    """
+    report = verify_archive(path, read_argument(key_text, field="key").strip(), jobs=jobs)
+    if output == "json":
+        emit_json(report.to_dict())
+    elif report.ok:
+        click.echo(
+            f"ok: {report.events} events in {report.files} archive files are entries of the log, and they chain"
+            + (f" ({report.redacted} bodies redacted)" if report.redacted else "")
+        )
+    else:
+        for problem in report.problems[:20]:
+            click.echo(f"trailvault: verify archive failed: {problem}", err=True)
     if not report.ok:
         ctx.exit(1)

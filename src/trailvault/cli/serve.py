@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from trailvault.access import Scope
+from trailvault.archiver import Archiver
 from trailvault.cli import Session
-from trailvault.config import server_options
+from trailvault.config import archive_plan, server_options
 from trailvault.server import create_app
 from trailvault.server import serve as run_server
 
@@ -53,11 +54,19 @@ def serve(
             f"`trailvault keys create first-admin --scope admin` (shown once)",
             err=True,
         )
-    run_server(
-        create_app(vault, server_options(settings)),
-        host=host,
-        port=port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        access_log=access_log,
-    )
+    plan = archive_plan(settings)
+    if plan is not None:
+        click.echo(f"trailvault: archiving every {plan.schedule:g} s to {plan.destination.split('?')[0]}", err=True)
+    archiver = Archiver(vault, plan)
+    archiver.start()
+    try:
+        run_server(
+            create_app(vault, server_options(settings)),
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            access_log=access_log,
+        )
+    finally:
+        archiver.stop()

@@ -23,15 +23,16 @@ from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal, overload
-from urllib.parse import quote
 
 import httpx
 import orjson
 
 from trailvault.access import ApiKey, Scope
 from trailvault.channel import Channel
+from trailvault.client.archiving import RemoteArchiving
 from trailvault.client.sender import Sender, tls_verify
-from trailvault.errors import InvalidQuery, ServerUnavailable, from_wire
+from trailvault.client.wire import error_of, segment, time_text
+from trailvault.errors import InvalidQuery, ServerUnavailable
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.export import StreamSource, export_from
 from trailvault.proofs import ConsistencyProof, InclusionProof
@@ -54,7 +55,7 @@ def connect(url: str, token: str, *, timeout: float = 30.0, verify: bool | str =
     return RemoteVault(url, token, timeout=timeout, verify=verify)
 
 
-class RemoteVault:
+class RemoteVault(RemoteArchiving):
     """A vault on a trailvault server, with :class:`~trailvault.vault.Vault`'s methods. Thread-safe."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0, verify: bool | str = True) -> None:
@@ -112,7 +113,7 @@ class RemoteVault:
                 f"server: cannot reach {self.url} ({type(exc).__name__}); check the URL and that the server runs"
             ) from None
         if response.status_code >= 400:
-            raise _error(response)
+            raise error_of(response)
         return response.json()
 
     # -- channels ----------------------------------------------------------------------
@@ -123,14 +124,14 @@ class RemoteVault:
             self.channel(channel)
             return True
         document = read_json_document(schema, field="schema") if isinstance(schema, (str, Path)) else schema
-        self._call("PUT", f"/v1/channels/{_segment(channel)}", json=document)
+        self._call("PUT", f"/v1/channels/{segment(channel)}", json=document)
         return True
 
     def channels(self) -> list[Channel]:
         return [Channel.from_dict(item) for item in self._call("GET", "/v1/channels")["channels"]]
 
     def channel(self, name: str) -> Channel:
-        return Channel.from_dict(self._call("GET", f"/v1/channels/{_segment(name)}"))
+        return Channel.from_dict(self._call("GET", f"/v1/channels/{segment(name)}"))
 
     # -- posting ---------------------------------------------------------------------------
 
@@ -169,8 +170,8 @@ class RemoteVault:
         content = values.encode() if isinstance(values, str) else values if isinstance(values, bytes) else None
         answer = self._call(
             "POST",
-            f"/v1/channels/{_segment(channel)}/events",
-            params={"id": id, "time": _time_text(time)},
+            f"/v1/channels/{segment(channel)}/events",
+            params={"id": id, "time": time_text(time)},
             json=None if content is not None else dict(values),  # type: ignore[arg-type]
             content=content,
         )
@@ -184,7 +185,7 @@ class RemoteVault:
             return []
         answer = self._call(
             "POST",
-            f"/v1/channels/{_segment(channel)}/events",
+            f"/v1/channels/{segment(channel)}/events",
             params={"envelope": "true"},
             content=b"\n".join(lines),
             content_type="application/x-ndjson",
@@ -206,13 +207,13 @@ class RemoteVault:
         """Export from the server's stream into files and a manifest, as :meth:`Vault.export` (an archive key)."""
         if out is None or to_db is not None:
             raise InvalidQuery("out: over HTTP, export into a folder (--to-db works on a local vault)", field="out")
-        params = {"channel": channel, "from": _time_text(time_from), "to": _time_text(time_to), "filter": filter}
+        params = {"channel": channel, "from": time_text(time_from), "to": time_text(time_to), "filter": filter}
         shown = {name: value for name, value in params.items() if value is not None}
         try:
             with self._http.stream("GET", "/v1/export", params=shown, timeout=None) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise _error(response)
+                    raise error_of(response)
                 source = StreamSource(_byte_lines(response.iter_bytes()))
                 return export_from(source, out, formats, progress)
         except httpx.TransportError as exc:
@@ -227,10 +228,10 @@ class RemoteVault:
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, event_id: str) -> Event:
-        return Event.from_dict(self._call("GET", f"/v1/events/{_segment(str(event_id))}"))
+        return Event.from_dict(self._call("GET", f"/v1/events/{segment(str(event_id))}"))
 
     def redact(self, event_id: str, reason: str) -> Posted:
-        answer = self._call("POST", f"/v1/events/{_segment(str(event_id))}/redact", json={"reason": reason})
+        answer = self._call("POST", f"/v1/events/{segment(str(event_id))}/redact", json={"reason": reason})
         return Posted(answer["id"], answer["seq"], answer["duplicate"])
 
     def events(
@@ -252,8 +253,8 @@ class RemoteVault:
             "/v1/events",
             params={
                 "channel": channel,
-                "from": _time_text(time_from),
-                "to": _time_text(time_to),
+                "from": time_text(time_from),
+                "to": time_text(time_to),
                 "filter": _filter_text(where, filter),
                 "sort_by": sort_by,
                 "sort_order": sort_order,
@@ -310,7 +311,7 @@ class RemoteVault:
         """Return an event's receipt (as :meth:`Vault.receipt`; by id only over HTTP)."""
         if not isinstance(event, str):
             raise InvalidQuery("event: over HTTP a receipt is asked for by event id, not by seq", field="event")
-        return dict(self._call("GET", f"/v1/events/{_segment(event)}/receipt"))
+        return dict(self._call("GET", f"/v1/events/{segment(event)}/receipt"))
 
     def verify(self, trusted_checkpoint: str | None = None, key: str | None = None, *, jobs: int = 1) -> VerifyReport:
         """Have the server verify its vault (an admin key); for a proof you check yourself, use receipts."""
@@ -333,18 +334,7 @@ class RemoteVault:
         return [ApiKey.from_dict(item) for item in self._call("GET", "/v1/keys")["keys"]]
 
     def revoke_key(self, key_id: str) -> ApiKey:
-        return ApiKey.from_dict(self._call("DELETE", f"/v1/keys/{_segment(key_id)}"))
-
-
-def _error(response: httpx.Response) -> Exception:
-    """Rebuild the server's error; an answer without the error body still says what happened."""
-    try:
-        document = response.json()["error"]
-        assert isinstance(document, dict)
-    except (ValueError, KeyError, TypeError, AssertionError):
-        return from_wire({"message": f"server: HTTP {response.status_code} from {response.url.path}"}, 502)
-    retry = response.headers.get("retry-after")
-    return from_wire(document, response.status_code, retry_after=float(retry) if retry and retry.isdigit() else None)
+        return ApiKey.from_dict(self._call("DELETE", f"/v1/keys/{segment(key_id)}"))
 
 
 def _byte_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -358,22 +348,13 @@ def _byte_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield rest
 
 
-def _segment(text: str) -> str:
-    """Quote a name or id for a URL path, so ``/`` or ``?`` in it cannot change the route."""
-    return quote(text, safe="")
-
-
-def _time_text(value: datetime | str | None) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def _list(values: Iterable[str] | None) -> list[str] | None:
     return None if values is None else list(values)
 
 
 def _envelope_line(item: Mapping[str, Any] | str | bytes | NewEvent) -> bytes:
     if isinstance(item, NewEvent):
-        body, event_id, time = item.body, item.id, _time_text(item.time)
+        body, event_id, time = item.body, item.id, time_text(item.time)
     else:
         body, event_id, time = item, None, None
     head = orjson.dumps({key: value for key, value in (("id", event_id), ("time", time)) if value is not None})

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
+from trailvault.server.archive_routes import ARCHIVE_ROUTES
 from trailvault.server.http import JSONResponse, error_response
 from trailvault.server.metrics import CONTENT_TYPE
 from trailvault.server.openapi import openapi_document
@@ -43,7 +44,8 @@ def create_app(vault: Vault, options: ServerOptions | None = None) -> Starlette:
     """Return the ASGI app serving ``vault`` (any app's keys act on their own app's view of it)."""
     state = ServerState(vault, options or ServerOptions())
     routes = [
-        StarletteRoute(route.path, _endpoint(state, route), methods=[route.method], name=route.path) for route in ROUTES
+        StarletteRoute(route.path, _endpoint(state, route), methods=[route.method], name=route.path)
+        for route in ROUTES + ARCHIVE_ROUTES
     ]
     routes += [
         StarletteRoute("/healthz", _public(state, "/healthz", _health), methods=["GET"]),

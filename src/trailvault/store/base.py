@@ -76,6 +76,9 @@ class Store(Protocol):
     def vault_id(self) -> str:
         """Return the vault's permanent random id (set when the vault was created)."""
 
+    def app_names(self) -> list[str]:
+        """Return the names of every app of the vault (that ever opened a channel or held a key), sorted."""
+
     def get_channel(self, app: str, name: str) -> ChannelRecord | None:
         """Return the channel's latest version, or None when it was never opened."""
 

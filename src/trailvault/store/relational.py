@@ -227,6 +227,9 @@ class RelationalStore(ArchiveTables):
                 kept[(app_key, row[0])] = Kept(row[1], row[2], row[3], row[4])
         return kept
 
+    def app_names(self) -> list[str]:
+        return [str(row[0]) for row in self._rows("SELECT name FROM apps ORDER BY name")]
+
     def vault_id(self) -> str:
         return str(self._value("SELECT value FROM vault_meta WHERE key = 'vault_id'"))
 
