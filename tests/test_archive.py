@@ -1,0 +1,344 @@
+"""Pull-based archiving on both backends: CDP's verbs, archive files, purge, legal holds, and verify after purge."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+import trailvault
+from tests.conftest import ACCESS, access_event
+from trailvault.archive import ArchiveSettings
+from trailvault.archive_files import manifest_name, verify_archive
+from trailvault.batches import TaskStatus
+from trailvault.errors import Conflict, InvalidInput, InvalidQuery, NotFound
+from trailvault.timestamps import format_timestamp
+from trailvault.vault import Vault
+
+FROM, TO = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
+
+
+@pytest.fixture
+def archiving(vault_location: str | Path) -> Iterator[Vault]:
+    """A vault with small batches and no retention, holding 250 access events of app default and 40 of app other."""
+    with trailvault.open_vault(vault_location, archive=ArchiveSettings(max_batch_events=100, retention=0)) as vault:
+        vault.open("access", ACCESS)
+        other = vault.for_app("other")
+        other.open("access", ACCESS)
+        for start in range(0, 250, 50):
+            vault.post_many("access", [access_event(index) for index in range(start, start + 50)])
+            other.post_many("access", [access_event(index) for index in range(8)])
+        yield vault
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def batch_all(vault: Vault) -> list[str]:
+    task_id = vault.batch_events_for_archiving(FROM, TO, wait=True)
+    task = vault.get_batch_events_for_archiving_status(task_id)
+    assert task.status is TaskStatus.COMPLETED
+    return [batch.archive_id for batch in task.batches]
+
+
+def kept_seqs(vault: Vault) -> list[int]:
+    return [event.seq for event in vault.iter_events("access", sort_by="seq")]
+
+
+def test_batches_hold_each_event_of_the_app_once_in_seq_order_cut_at_the_maximum(archiving: Vault) -> None:
+    task_id = archiving.batch_events_for_archiving(FROM, TO)
+    archiving.wait_for_batching()
+    task = archiving.get_batch_events_for_archiving_status(task_id)
+    assert task.to_dict()["status"] == "COMPLETED"
+    assert [batch.event_count for batch in task.batches] == [100, 100, 50]
+    batched = [
+        event["seq"] for batch in task.batches for event in archiving.list_events_in_archive_batch(batch.archive_id)
+    ]
+    assert batched == kept_seqs(archiving)
+    assert all(batch.app == "default" for batch in task.batches)
+    shape = task.to_dict()["eventBatches"][0]
+    assert {"accountId", "eventCount", "archiveId", "archiveTimestamp"} <= set(shape)
+    assert shape["archiveTimestamp"] == 0 and shape["accountId"] == "default"
+    # Nothing is batched twice: a second task over the same range finds nothing new.
+    assert batch_all(archiving) == []
+    # Another app's batches are its own, and its key cannot see these.
+    other = archiving.for_app("other")
+    assert [len(list(other.list_events_in_archive_batch(i))) for i in batch_all(other)] == [40]
+    with pytest.raises(NotFound):
+        other.archive_batch(task.batches[0].archive_id)
+    with pytest.raises(NotFound):
+        other.get_batch_events_for_archiving_status(task_id)
+
+
+def test_the_range_is_from_inclusive_to_exclusive(archiving: Vault) -> None:
+    times = sorted({event.time_us for event in archiving.iter_events("access")})
+    first, second = format_timestamp(times[0]), format_timestamp(times[1])
+    task = archiving.get_batch_events_for_archiving_status(
+        archiving.batch_events_for_archiving(first, second, wait=True)
+    )
+    expected = [event.seq for event in archiving.iter_events("access") if event.time_us == times[0]]
+    assert [
+        event["seq"] for b in task.batches for event in archiving.list_events_in_archive_batch(b.archive_id)
+    ] == expected
+    with pytest.raises(InvalidQuery) as refused:
+        archiving.batch_events_for_archiving(second, first)
+    assert refused.value.field == "toTimestamp"
+
+
+def test_a_second_batching_task_is_refused_while_one_runs(archiving: Vault) -> None:
+    started, release = threading.Event(), threading.Event()
+    store = archiving._store
+    real = store.add_archive_batch
+
+    def slow(*args: object, **kwargs: object) -> object:
+        if args[0] == "default":  # the other app's task below must not wait
+            started.set()
+            release.wait(30)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.add_archive_batch = slow  # type: ignore[method-assign]
+    try:
+        running = archiving.batch_events_for_archiving(FROM, TO)
+        assert started.wait(30)
+        assert archiving.get_batch_events_for_archiving_status(running).to_dict() == {
+            "status": "OPEN",
+            "eventBatches": [],
+        }
+        with pytest.raises(Conflict) as refused:
+            archiving.batch_events_for_archiving(FROM, TO)
+        assert running in refused.value.message
+        # Another app is not blocked by it.
+        archiving.for_app("other").batch_events_for_archiving(FROM, TO, wait=True)
+    finally:
+        release.set()
+        archiving.wait_for_batching()
+        store.add_archive_batch = real  # type: ignore[method-assign]
+    assert archiving.get_batch_events_for_archiving_status(running).status is TaskStatus.COMPLETED
+
+
+def test_a_task_whose_process_died_does_not_block_the_next_for_ever(archiving: Vault) -> None:
+    now = now_us()
+    archiving._store.start_archive_task("default", "dead-task", 0, 1, now - 3600_000_000, now - 3600_000_000 - 1)
+    # Its heartbeat is an hour old: the next task takes over and the dead one reads FAILED.
+    assert batch_all(archiving)
+    dead = archiving.get_batch_events_for_archiving_status("dead-task")
+    assert dead.status is TaskStatus.FAILED and "abandoned" in (dead.error or "")
+
+
+def test_outstanding_batches_page_and_marked_ones_leave_the_list(archiving: Vault) -> None:
+    ids = batch_all(archiving)
+    first = archiving.list_outstanding_archive_batches(page_size=2)
+    assert [batch.archive_id for batch in first.event_batches] == ids[:2]
+    assert first.next_page_token is not None and first.to_dict()["nextPageToken"] == first.next_page_token
+    rest = archiving.list_outstanding_archive_batches(page_size=2, starting_token=first.next_page_token)
+    assert [batch.archive_id for batch in rest.event_batches] == ids[2:] and rest.next_page_token is None
+    answer = archiving.mark_archive_batches_as_successful([ids[0]])
+    assert answer["archiveIds"] == [ids[0]] and answer["archiveTimestamp"].endswith("Z")
+    assert [b.archive_id for b in archiving.list_outstanding_archive_batches().event_batches] == ids[1:]
+    with pytest.raises(InvalidQuery):
+        archiving.list_outstanding_archive_batches(starting_token="not-a-token")
+    # All or nothing: an unknown id marks none of them.
+    with pytest.raises(NotFound) as unknown:
+        archiving.mark_archive_batches_as_successful([ids[1], "nope"])
+    assert unknown.value.field == "archiveIds"
+    assert [b.archive_id for b in archiving.list_outstanding_archive_batches().event_batches] == ids[1:]
+
+
+def test_archive_files_have_cdp_names_and_verify_offline_and_chain(archiving: Vault, tmp_path: Path) -> None:
+    ids = batch_all(archiving)
+    archiving.post("access", access_event(999))
+    ids += batch_all(archiving)  # a later task: a later checkpoint, chained by a consistency proof
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path / "out")) for archive_id in ids]
+    key = archiving.verifier_key()
+    for archive_id, archive in zip(ids, written, strict=True):
+        name = Path(archive.path).name
+        assert name.startswith("default_") and name.endswith(f"Z_{archive_id}.json.gz")
+        lines = gzip.decompress(Path(archive.path).read_bytes()).splitlines()
+        assert [orjson.loads(line) for line in lines] == list(archiving.list_events_in_archive_batch(archive_id))
+    manifests = [orjson.loads(Path(archive.manifest_path).read_bytes()) for archive in written]
+    assert manifests[0]["previous"] is None
+    assert [m["previous"]["archiveId"] for m in manifests[1:]] == ids[:-1]
+    assert manifests[3]["consistency"]  # the fourth batch was made under a bigger checkpoint
+    report = verify_archive(tmp_path / "out", key)
+    assert report.ok, report.problems
+    assert report.events == 251 and report.files == 4
+    assert verify_archive(written[1].path, key).ok  # one file on its own
+
+
+def tampered(folder: Path, archive_path: str, change: str, key: str) -> list[str]:
+    path = Path(archive_path)
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    if change == "body":
+        lines[3] = lines[3].replace(b'"type":"INFO"', b'"type":"WARN"')
+    elif change == "drop":
+        del lines[5]
+    elif change == "swap":
+        lines[1], lines[2] = lines[2], lines[1]
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    manifest_path = path.with_name(manifest_name(path.name))
+    manifest = orjson.loads(manifest_path.read_bytes())
+    # The attacker also fixes the manifest's sha256 and count: the proof still catches it.
+    manifest["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest["eventCount"] = len(lines)
+    manifest_path.write_bytes(orjson.dumps(manifest))
+    return verify_archive(folder, key).problems
+
+
+@pytest.mark.parametrize("change", ["body", "drop", "swap"])
+def test_an_altered_archive_file_is_named(archiving: Vault, tmp_path: Path, change: str) -> None:
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
+    problems = tampered(tmp_path, written[1].path, change, archiving.verifier_key())
+    assert problems and all(Path(written[1].path).name in problem for problem in problems), problems
+
+
+def test_a_missing_archive_in_the_chain_is_named(archiving: Vault, tmp_path: Path) -> None:
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
+    Path(written[1].path).unlink()
+    Path(written[1].manifest_path).unlink()
+    report = verify_archive(tmp_path, archiving.verifier_key())
+    assert any(ids[1] in problem and "missing" in problem for problem in report.problems), report.problems
+    # A file whose manifest is there but whose data is gone is named too.
+    Path(written[2].path).unlink()
+    assert any(
+        Path(written[2].path).name + ": missing" in p
+        for p in verify_archive(tmp_path, archiving.verifier_key()).problems
+    )
+
+
+def test_purge_removes_only_marked_batches_and_the_log_still_verifies(archiving: Vault, tmp_path: Path) -> None:
+    ids = batch_all(archiving)
+    for archive_id in ids:
+        archiving.write_archive_batch(archive_id, str(tmp_path))
+    before = kept_seqs(archiving)
+    assert archiving.purge().purged == 0  # nothing is marked yet
+    archiving.mark_archive_batches_as_successful([ids[0], ids[2]])
+    report = archiving.purge()
+    assert report.purged == 150 and report.batches == {ids[0]: 100, ids[2]: 50}
+    assert kept_seqs(archiving) == before[100:200]  # only the unmarked middle batch stays
+    assert archiving.for_app("other").events("access", limit=100).events  # other apps untouched
+    assert archiving.purge().purged == 0  # nothing left to purge
+    # The purge is on record, and the whole log still verifies, purged entries included.
+    records = list(archiving.iter_events("trailvault.purges"))
+    assert sorted(record.body["count"] for record in records) == [50, 100]
+    verified = archiving.verify()
+    assert verified.ok, verified.problem
+    assert verified.entries == archiving.log_size()
+    # The purged events stay provable from their archive files.
+    assert verify_archive(tmp_path, archiving.verifier_key()).ok
+    assert archiving.archive_batch(ids[0]).purged == 100
+
+
+def test_purge_waits_for_the_retention(vault_location: str | Path) -> None:
+    with trailvault.open_vault(vault_location, archive=ArchiveSettings(retention=3600)) as vault:
+        vault.open("access", ACCESS)
+        vault.post_many("access", [access_event(index) for index in range(10)])
+        ids = batch_all(vault)
+        vault.mark_archive_batches_as_successful(ids)
+        assert vault.purge().purged == 0
+        later = format_timestamp(now_us() + 3601_000_000)
+        assert vault.purge(now=later).purged == 10
+
+
+def test_a_legal_hold_keeps_what_it_covers_until_cleared(archiving: Vault) -> None:
+    ids = batch_all(archiving)
+    archiving.mark_archive_batches_as_successful(ids)
+    held = archiving.set_hold("case-17", "litigation hold LEGAL-17", channel="access")
+    assert held.to_dict()["cleared"] is None
+    with pytest.raises(Conflict):
+        archiving.set_hold("case-17", "again")
+    assert archiving.purge().purged == 0
+    assert len(kept_seqs(archiving)) == 250
+    # A hold on another channel or a range the events are not in keeps nothing.
+    archiving.clear_hold("case-17")
+    archiving.set_hold("elsewhere", "other channel", channel="payments")
+    archiving.set_hold("old", "before these events", time_to="2001-01-01T00:00:00Z")
+    assert archiving.purge().purged == 250
+    assert [hold.name for hold in archiving.holds()] == ["elsewhere", "old"]
+    assert [hold.name for hold in archiving.holds(include_cleared=True)] == ["case-17", "elsewhere", "old"]
+    with pytest.raises(NotFound):
+        archiving.clear_hold("case-17")  # already cleared
+    with pytest.raises(InvalidInput):
+        archiving.set_hold("empty", "  ")
+    assert archiving.verify().ok
+
+
+def test_a_hold_set_between_choosing_and_purging_wins(archiving: Vault) -> None:
+    ids = batch_all(archiving)
+    archiving.mark_archive_batches_as_successful(ids)
+    cutoff = now_us()
+    chosen = [seq for seq, archive_id in archiving._store.purgeable("default", cutoff, 1000) if archive_id == ids[0]]
+    assert len(chosen) == 100
+    archiving.set_hold("late", "set while purge ran")
+    # The purge of what was chosen before the hold is refused whole, inside its transaction.
+    with pytest.raises(Conflict):
+        archiving._purge_batch(ids[0], chosen, cutoff)
+    assert archiving.purge().purged == 0
+    assert len(kept_seqs(archiving)) == 250
+
+
+def test_redacted_events_archive_and_verify(archiving: Vault, tmp_path: Path) -> None:
+    target = next(iter(archiving.iter_events("access", sort_by="seq")))
+    archiving.redact(target.id, "erasure request")
+    ids = batch_all(archiving)
+    archive = archiving.write_archive_batch(ids[0], str(tmp_path))
+    first = orjson.loads(gzip.decompress(Path(archive.path).read_bytes()).splitlines()[0])
+    assert first["seq"] == target.seq and first["body"] is None
+    report = verify_archive(tmp_path, archiving.verifier_key())
+    assert report.ok and report.redacted == 1
+    # Redaction records are never batched: verify needs them to accept the removed body.
+    assert all(event["channel"] == "access" for i in ids for event in archiving.list_events_in_archive_batch(i))
+    archiving.mark_archive_batches_as_successful(ids)
+    archiving.purge()
+    assert archiving.verify().ok
+
+
+def test_rows_deleted_behind_trailvaults_back_are_caught_even_when_listed_as_purged(vault_dir: Path) -> None:
+    with trailvault.open_vault(vault_dir, archive=ArchiveSettings(max_batch_events=10, retention=0)) as vault:
+        vault.open("access", ACCESS)
+        vault.post_many("access", [access_event(index) for index in range(30)])
+        ids = batch_all(vault)
+        vault.mark_archive_batches_as_successful(ids[:1])
+        vault.purge()
+    conn = sqlite3.connect(vault_dir / "vault.sqlite3")
+    # Deleting a row needs the erasure grant the triggers check; an attacker with the file can add one.
+    conn.execute("INSERT INTO erasure_grants VALUES (15, 15, 'x')")
+    conn.execute("DELETE FROM events WHERE seq = 15")
+    conn.execute("DELETE FROM erasure_grants")
+    conn.commit()
+    with trailvault.open_vault(vault_dir) as vault:
+        assert vault.verify().seq == 15
+    # Listing it as purged under the real purge record changes that record's digest: still caught.
+    batch_key = conn.execute("SELECT batch_key FROM purged_events LIMIT 1").fetchone()[0]
+    record_seq = conn.execute("SELECT record_seq FROM purged_events LIMIT 1").fetchone()[0]
+    conn.execute("INSERT INTO purged_events VALUES (15, ?, ?)", (batch_key, record_seq))
+    conn.commit()
+    conn.close()
+    with trailvault.open_vault(vault_dir) as vault:
+        report = vault.verify()
+    assert not report.ok and report.seq == record_seq, report.problem
+
+
+def test_bad_input_names_the_field(archiving: Vault) -> None:
+    with pytest.raises(InvalidQuery) as bad:
+        archiving.batch_events_for_archiving("yesterday", TO)
+    assert bad.value.field == "fromTimestamp"
+    with pytest.raises(InvalidQuery) as size:
+        archiving.list_outstanding_archive_batches(page_size=0)
+    assert size.value.field == "pageSize"
+    with pytest.raises(InvalidInput) as empty:
+        archiving.mark_archive_batches_as_successful([])
+    assert empty.value.field == "archiveIds"
+    with pytest.raises(NotFound):
+        archiving.list_events_in_archive_batch("missing")
+    with pytest.raises(InvalidInput):
+        ArchiveSettings(max_batch_events=0)
