@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from trailvault.errors import InvalidInput, TrailvaultError
+from trailvault.errors import DestinationUnavailable, InvalidInput, TrailvaultError
 from trailvault.files import file_sha256
 from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailvault.integrity.merkle import verify_consistency
@@ -129,12 +129,18 @@ def write_archive(
         }
         target = f"{folder.rstrip('/')}/{name}" if folder else name
         manifest_target = f"{folder.rstrip('/')}/{manifest_name(name)}" if folder else manifest_name(name)
-        if folder:
-            fs.makedirs(folder, exist_ok=True)
-        _put(fs, local, target)
         manifest_local = Path(scratch) / manifest_name(name)
         manifest_local.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        _put(fs, manifest_local, manifest_target)
+        try:
+            if folder:
+                fs.makedirs(folder, exist_ok=True)
+            _put(fs, local, target)
+            _put(fs, manifest_local, manifest_target)
+        except Exception as exc:  # fsspec backends raise their own error types
+            raise DestinationUnavailable(
+                f"destination: cannot write {target.split('?')[0]} ({type(exc).__name__}: {str(exc)[:200]}); "
+                "check the destination and its credentials"
+            ) from None
     return ArchiveFile(target, manifest_target, len(seqs), digest, manifest)
 
 

@@ -31,7 +31,7 @@ import orjson
 from trailvault.archive import open_destination
 from trailvault.archive_files import ArchiveFile, manifest_name, read_back
 from trailvault.batches import ArchiveBatch
-from trailvault.errors import Conflict, InvalidInput, TrailvaultError
+from trailvault.errors import Conflict, DestinationUnavailable, InvalidInput, TrailvaultError
 from trailvault.timestamps import format_timestamp
 
 if TYPE_CHECKING:
@@ -146,7 +146,14 @@ def _outstanding(view: Vault) -> list[ArchiveBatch]:
 def _find_written(fs: Any, root: str, batch: ArchiveBatch) -> ArchiveFile | None:
     """An archive of this batch that an earlier run wrote whole (manifest present), or None."""
     pattern = f"{root.rstrip('/')}/{batch.app}/*/*/*/{batch.app}_*Z_{batch.archive_id}.manifest.json"
-    for manifest_path in sorted(fs.glob(pattern)):
+    try:
+        found = sorted(fs.glob(pattern))
+    except Exception as exc:  # fsspec backends raise their own error types
+        raise DestinationUnavailable(
+            f"destination: cannot list {root.split('?')[0]} ({type(exc).__name__}: {str(exc)[:200]}); "
+            "check the destination and its credentials"
+        ) from None
+    for manifest_path in found:
         try:
             with fs.open(manifest_path, "rb") as handle:
                 manifest = orjson.loads(handle.read())

@@ -25,6 +25,7 @@
     ├── AppendOnlyViolation          409  something tried to change or remove a kept event
     ├── IntegrityFailure             500  the stored Merkle tree does not cover the log (run verify)
     ├── StoreUnavailable             503  the store cannot be reached or is busy; retrying may help
+    ├── DestinationUnavailable       503  an archive destination (folder, bucket) cannot be written or read
     └── ServerUnavailable            503  a remote server cannot be reached or timed out; retrying may help
 
 Messages name the field (``taxes[1].taxrate``) and, where there is one, the fix.
@@ -39,6 +40,7 @@ __all__ = [
     "BatchRejected",
     "ChannelNotFound",
     "Conflict",
+    "DestinationUnavailable",
     "EventNotFound",
     "EventTooLarge",
     "Forbidden",
@@ -222,6 +224,11 @@ class IntegrityFailure(TrailvaultError):
 
 class StoreUnavailable(TrailvaultError):
     code = "store_unavailable"
+    status = 503
+
+
+class DestinationUnavailable(TrailvaultError):
+    code = "destination_unavailable"
     status = 503
 
 

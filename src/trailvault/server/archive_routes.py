@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from trailvault.access import Scope
 from trailvault.errors import Conflict, Forbidden, InvalidInput
+from trailvault.jsontext import decode_json
 from trailvault.server.http import JSONResponse
 from trailvault.server.routes import Call, Route
 
@@ -34,7 +35,7 @@ def _whole_app(call: Call) -> None:
 async def _document(call: Call) -> dict[str, Any]:
     _whole_app(call)
     raw = await call.body()
-    document = await call.json() if raw.strip() else {}
+    document = decode_json(raw, field="body") if raw.strip() else {}
     if not isinstance(document, dict):
         raise InvalidInput("body: send a JSON object with the verb's parameters", field="body")
     return document
