@@ -21,7 +21,10 @@ LAYERS = {
 }
 MODULE_LAYERS = {
     **dict.fromkeys(
-        ["errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity", "access"],
+        [
+            "errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity", "access",
+            "batches",
+        ],
         "core",
     ),
     **dict.fromkeys(["store", "sources", "keys", "files", "formats", "sinks", "importers"], "adapter"),
@@ -35,6 +38,8 @@ MODULE_LAYERS = {
             "verification",
             "transfer",
             "archive",
+            "archive_files",
+            "archiver",
             "forward",
             "client",
             "keyring",

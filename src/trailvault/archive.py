@@ -35,14 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trailvault.archive_files import ArchiveFile, write_archive
+from trailvault.archive_files import ArchiveFile, archive_line, write_archive
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name
 from trailvault.channel import PURGES_CHANNEL
 from trailvault.checkpoints import Checkpointer
 from trailvault.errors import Conflict, InvalidInput, InvalidQuery, NotFound, TrailvaultError
 from trailvault.event import PendingEvent, Posted, check_name
 from trailvault.export import proof_hashes
-from trailvault.formats.jsonl import entry_line
 from trailvault.store import Store
 from trailvault.store.archive_tables import seqs_digest
 from trailvault.store.base import StoredCheckpoint
@@ -64,7 +63,8 @@ _PURGE_CHUNK = 10_000
 #: The schema of ``trailvault.purges``: one event per purge of (part of) a batch.
 PURGES_SCHEMA = {
     "fields": [
-        {"name": "archive_id", "type": "STRING", "mode": "REQUIRED", "index": True},
+        # Not indexed: a body index is evaluated on every event of the vault as it is appended.
+        {"name": "archive_id", "type": "STRING", "mode": "REQUIRED"},
         {"name": "count", "type": "INTEGER", "mode": "REQUIRED"},
         {"name": "first_seq", "type": "INTEGER", "mode": "REQUIRED"},
         {"name": "last_seq", "type": "INTEGER", "mode": "REQUIRED"},
@@ -276,7 +276,7 @@ class Archiving:
         while True:
             entries = self._store.archive_batch_entries(archive_id, after, _PAGE)
             for entry in entries:
-                yield entry.seq, entry_line(entry)
+                yield entry.seq, archive_line(entry)
             if len(entries) < _PAGE:
                 return
             after = entries[-1].seq

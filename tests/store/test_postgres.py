@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 import trailvault
+from trailvault.archive import ArchiveSettings
 from trailvault.errors import AppendOnlyViolation, InvalidInput, StoreUnavailable, TrailvaultError, VaultNotFound
 from trailvault.store.postgres import PostgresStore, masked_url
 from trailvault.store.postgres.migrations import APP_GRANTS
@@ -110,7 +111,9 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
             admin.execute(grant.format(schema="public", role=role))  # type: ignore[call-overload]
     app_url = _with_password(pg_vault, role, "app-pw-1")
     try:
-        with trailvault.open_vault(app_url, create=False, signing_key=key) as vault:
+        with trailvault.open_vault(
+            app_url, create=False, signing_key=key, archive=ArchiveSettings(retention=0)
+        ) as vault:
             vault.open("access", {"fields": [{"name": "who", "type": "STRING", "index": True}]})
             posted = vault.post("access", {"who": "alice"})
             vault.redact(posted.id, "erasure request")
@@ -119,17 +122,33 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
             assert vault.verify().ok
             api_key, _ = vault.create_key("producer", ["ingest"])
             assert vault.revoke_key(api_key.id).revoked_us is not None
+            # Archiving: tasks, batches, marks, holds and purge, all within the role's grants.
+            vault.post_many("access", [{"who": f"user{index}"} for index in range(5)])
+            task = vault.batch_events_for_archiving("2000-01-01T00:00Z", "2100-01-01T00:00Z", wait=True)
+            ids = [batch.archive_id for batch in vault.get_batch_events_for_archiving_status(task).batches]
+            vault.mark_archive_batches_as_successful(ids)
+            vault.set_hold("brief", "held a moment")
+            assert vault.purge().purged == 0
+            vault.clear_hold("brief")
+            assert vault.purge().purged > 0
+            assert vault.verify().ok
+            unbatched = vault.post("access", {"who": "late"}).seq
         with psycopg.connect(app_url, autocommit=True) as conn:
             # A temporary table cannot stand in for the vault's own inside the owner-rights
             # functions: their search_path puts pg_temp last.
             conn.execute("CREATE TEMPORARY TABLE erasure_grants (first_seq bigint, last_seq bigint, reason text)")
             conn.execute("CREATE TEMPORARY TABLE events (seq bigint, body text, body_json jsonb)")
-            conn.execute("SELECT trailvault_erase(2, 'through a decoy')")
+            conn.execute("SELECT trailvault_erase(%s, 'through a decoy')", (unbatched,))
             grants = conn.execute("SELECT count(*) FROM public.erasure_grants WHERE reason = 'through a decoy'")
             assert grants.fetchone() == (1,)
-            assert conn.execute("SELECT body FROM public.events WHERE seq = 2").fetchone() == (None,)
+            assert conn.execute("SELECT body FROM public.events WHERE seq = %s", (unbatched,)).fetchone() == (None,)
             conn.execute("DROP TABLE pg_temp.events, pg_temp.erasure_grants")
+            # The purge function removes only seqs already recorded as purged.
+            with pytest.raises(psycopg.Error, match="only recorded purges"):
+                conn.execute("SELECT trailvault_purge(%s::bigint[], 'not archived')", ([unbatched],))
             for statement in (
+                "DELETE FROM purged_events",
+                "UPDATE archive_batches SET event_count = 0",
                 "UPDATE events SET time = 0",
                 "DELETE FROM events",
                 "DELETE FROM merkle_tiles",

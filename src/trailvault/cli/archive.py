@@ -41,6 +41,11 @@ def batch_events_for_archiving(session: Session, from_timestamp: str, to_timesta
 
     On a local vault the task runs in this process before the command returns; on a
     server (--server) it runs there in the background. One task per app at a time.
+
+    \b
+    Example:
+      trailvault archive batch-events-for-archiving --from-timestamp 2024-03-01T00:00:00Z \\
+          --to-timestamp 2024-04-01T00:00:00Z
     """
     vault = session.vault()
     task_id = vault.batch_events_for_archiving(from_timestamp, to_timestamp, wait=isinstance(vault, Vault))
@@ -51,10 +56,16 @@ def batch_events_for_archiving(session: Session, from_timestamp: str, to_timesta
 @click.option("--task-id", required=True, help="The taskId that batch-events-for-archiving printed.")
 @click.pass_obj
 def get_batch_events_for_archiving_status(session: Session, task_id: str) -> None:
-    """Print the task's {"status": OPEN|COMPLETED|FAILED, "eventBatches": [...]}; exit 1 when FAILED."""
+    """Print the task's {"status": OPEN|COMPLETED|FAILED, "eventBatches": [...]}; exit 1 when FAILED.
+
+    \b
+    Example:
+      trailvault archive get-batch-events-for-archiving-status --task-id 0b67c29c-bce9-4bbd-ac3e-8445df029f4f
+    """
     task = session.vault().get_batch_events_for_archiving_status(task_id)
     emit_json(task.to_dict())
     if task.error is not None:
+        click.echo(f"trailvault: the batching task failed: {task.error}", err=True)
         sys.exit(1)
 
 
@@ -73,7 +84,12 @@ def list_outstanding_archive_batches(
     starting_token: str | None,
     output: str | None,
 ) -> None:
-    """List the batches not marked archived yet: {"eventBatches": [...], "nextPageToken"}."""
+    """List the batches not marked archived yet: {"eventBatches": [...], "nextPageToken"}.
+
+    \b
+    Example:
+      trailvault archive list-outstanding-archive-batches --page-size 50 --output table
+    """
     page = session.vault().list_outstanding_archive_batches(
         from_timestamp, to_timestamp, page_size=page_size, starting_token=starting_token
     )
@@ -107,7 +123,13 @@ def list_outstanding_archive_batches(
 )
 @click.pass_obj
 def list_events_in_archive_batch(session: Session, archive_id: str, output_dir: str | None) -> None:
-    """Stream the batch's events as {"auditEvents": [...]}, or write them as an archive file with manifest."""
+    """Stream the batch's events as {"auditEvents": [...]}, or write them as an archive file with manifest.
+
+    \b
+    Example:
+      trailvault archive list-events-in-archive-batch --archive-id c5b57c79-... > batch.json
+      trailvault archive list-events-in-archive-batch --archive-id c5b57c79-... --output-dir ./archives
+    """
     vault = session.vault()
     if output_dir is not None:
         emit_json(vault.write_archive_batch(archive_id, output_dir).to_dict())
@@ -130,6 +152,10 @@ def mark_archive_batches_as_successful(session: Session, archive_ids: tuple[str,
     """Mark batches archived, so purge removes their events after the retention: {"archiveIds", "archiveTimestamp"}.
 
     As in CDP, `--archive-ids A B C` lists several; commas work too.
+
+    \b
+    Example:
+      trailvault archive mark-archive-batches-as-successful --archive-ids c5b57c79-... 9d3c0f1e-...
     """
     ids = [part for value in (*archive_ids, *more) for part in value.replace(",", " ").split()]
     emit_json(session.vault().mark_archive_batches_as_successful(ids))
@@ -138,7 +164,12 @@ def mark_archive_batches_as_successful(session: Session, archive_ids: tuple[str,
 @archive.command("purge")
 @click.pass_obj
 def purge(session: Session) -> None:
-    """Remove the rows of archived events past the retention and under no legal hold (run it on a schedule)."""
+    """Remove the rows of archived events past the retention and under no legal hold (run it on a schedule).
+
+    \b
+    Example:
+      trailvault archive purge
+    """
     emit_json(session.vault().purge().to_dict())
 
 
@@ -149,6 +180,10 @@ def run(session: Session) -> None:
 
     Batches, writes <app>/yyyy/MM/dd/<file>.json.gz with manifest to the destination,
     reads both back, marks, then purges. Exit 1 when any batch could not be archived.
+
+    \b
+    Example:
+      trailvault --config /etc/trailvault.toml archive run
     """
     settings = session.settings()
     plan = archive_plan(settings)
@@ -182,7 +217,12 @@ def hold() -> None:
 def set_hold(
     session: Session, name: str, reason: str, channel: str | None, time_from: str | None, time_to: str | None
 ) -> None:
-    """Set the legal hold NAME."""
+    """Set the legal hold NAME.
+
+    \b
+    Example:
+      trailvault hold set case-2024-17 --reason "litigation hold, LEGAL-17" --channel access --from 2024-01-01T00:00Z
+    """
     emit_json(session.vault().set_hold(name, reason, channel=channel, time_from=time_from, time_to=time_to).to_dict())
 
 
@@ -190,7 +230,12 @@ def set_hold(
 @click.argument("name")
 @click.pass_obj
 def clear_hold(session: Session, name: str) -> None:
-    """Clear the legal hold NAME (it stays on record)."""
+    """Clear the legal hold NAME (it stays on record).
+
+    \b
+    Example:
+      trailvault hold clear case-2024-17
+    """
     emit_json(session.vault().clear_hold(name).to_dict())
 
 
@@ -198,5 +243,10 @@ def clear_hold(session: Session, name: str) -> None:
 @click.option("--all", "include_cleared", is_flag=True, help="Cleared holds too.")
 @click.pass_obj
 def list_holds(session: Session, include_cleared: bool) -> None:
-    """List the app's legal holds."""
+    """List the app's legal holds.
+
+    \b
+    Example:
+      trailvault hold list --all
+    """
     emit_json({"holds": [item.to_dict() for item in session.vault().holds(include_cleared=include_cleared)]})

@@ -70,9 +70,18 @@ def multiproof_ranges(indexes: Sequence[int], size: int) -> Iterator[Range]:
         stack.append((start, middle, first, cut))
 
 
-def multiproof_root(indexes: Sequence[int], size: int, leaf: Callable[[int], bytes], proof: Iterator[bytes]) -> bytes:
+def multiproof_root(
+    indexes: Sequence[int],
+    size: int,
+    leaf: Callable[[int], bytes],
+    proof: Iterator[bytes],
+    *,
+    leaves: Sequence[bytes] | None = None,
+) -> bytes:
     """Return the root that the leaves of ``indexes`` (``leaf(position)``) and the proof's hashes make.
 
+    ``leaves``, when the caller holds them as a sequence (``leaf`` is then its
+    ``__getitem__``), lets whole subtrees be sliced out at once.
     Raises ValueError when the proof has too few hashes; the caller checks that it
     has none left over and compares the root with the signed one.
     """
@@ -97,7 +106,8 @@ def multiproof_root(indexes: Sequence[int], size: int, leaf: Callable[[int], byt
             continue
         if last - first == end - start:
             # Every leaf of the subtree is given: hash it level by level, with no walk.
-            results.append(_whole_subtree([leaf(position) for position in range(first, last)]))
+            given = leaves[first:last] if leaves is not None else [leaf(position) for position in range(first, last)]
+            results.append(_whole_subtree(list(given)))
             continue
         middle = start + _split(end - start)
         cut = _bisect(indexes, middle, first, last)

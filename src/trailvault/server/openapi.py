@@ -75,7 +75,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "No API key, or an unknown or revoked one.",
         403: "The key lacks the scope.",
         404: "No such channel or event for this key (another app's are answered the same way).",
-        409: "Conflict: an id kept with other content, or a refused schema change.",
+        409: "Conflict: an id kept with other content, a refused schema change, a batching task already running.",
         413: "The request body or an event is over its limit.",
         422: "An event does not match its channel's schema; the error names the field.",
         429: "The key's request rate is over the limit; see Retry-After.",
@@ -120,6 +120,54 @@ def _listing_parameters() -> list[dict[str, Any]]:
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Events per page (default 100)."),
         _query("page", {"type": "string"}, "The next_page token of the previous page of the same query."),
     ]
+
+
+def _verb(summary: str, scope: str, properties: dict[str, Any], required: list[str], *errors: int) -> dict[str, Any]:
+    """A CDP verb: POST with a JSON object of its parameters."""
+    body = {"type": "object", "required": required, "properties": properties}
+    return {"post": _operation(summary, scope, _answer("CDP's answer.", _OBJECT), 400, 413, *errors,
+                               requestBody={"required": bool(required),
+                                            "content": {"application/json": {"schema": body}}})}  # fmt: skip
+
+
+def _archive_paths() -> dict[str, Any]:
+    text, stamp = {"type": "string"}, {"type": "string", "description": "RFC 3339"}
+    hold = {"type": "object", "required": ["name", "reason"], "properties": {
+        "name": _NAME, "reason": text, "channel": _NAME, "from": stamp, "to": stamp}}
+    return {
+        "/v1/archive/batch-events-for-archiving": _verb(
+            "Start grouping the app's events of [from, to) into archive batches.", "archive",
+            {"fromTimestamp": stamp, "toTimestamp": stamp}, ["fromTimestamp", "toTimestamp"], 409),
+        "/v1/archive/get-batch-events-for-archiving-status": _verb(
+            "A batching task's status and batches.", "archive", {"taskId": text}, ["taskId"], 404),
+        "/v1/archive/list-outstanding-archive-batches": _verb(
+            "Batches not marked archived yet.", "archive",
+            {"fromTimestamp": stamp, "toTimestamp": stamp, "pageSize": {"type": "integer", "minimum": 1,
+             "maximum": 1000}, "startingToken": text}, []),
+        "/v1/archive/list-events-in-archive-batch": _verb(
+            'A batch\'s events, streamed as {"auditEvents": [...]}.', "archive", {"archiveId": text}, ["archiveId"],
+            404),
+        "/v1/archive/get-archive-batch-proof": _verb(
+            "The archive manifest's proving part for a batch.", "archive",
+            {"archiveId": text, "eventCount": {"type": "integer"}, "lastSeq": {"type": "integer"}}, ["archiveId"],
+            404, 409),
+        "/v1/archive/mark-archive-batches-as-successful": _verb(
+            "Mark batches archived, all or none.", "archive",
+            {"archiveIds": {"type": "array", "items": text, "minItems": 1}}, ["archiveIds"], 404),
+        "/v1/archive/purge": _verb("Purge what is archived, past retention and not held.", "archive", {}, []),
+        "/v1/holds": {
+            "get": _operation("The app's legal holds.", "archive", _answer("Holds.", _OBJECT),
+                              parameters=[_query("all", {"type": "string", "enum": ["true", "false"]},
+                                                 "Cleared holds too.")]),
+            "post": _operation("Set a legal hold.", "admin", _answer("The hold.", _OBJECT, "201"), 400, 409, 413,
+                               requestBody={"required": True, "content": {"application/json": {"schema": hold}}}),
+        },
+        "/v1/holds/{name}": {
+            "parameters": [_path("name")],
+            "delete": _operation("Clear a legal hold (it stays on record).", "admin", _answer("The hold.", _OBJECT),
+                                 404),
+        },
+    }  # fmt: skip
 
 
 @functools.cache
@@ -201,6 +249,7 @@ def openapi_document() -> dict[str, Any]:
                 parameters=[p for p in _listing_parameters() if p["name"] in ("channel", "from", "to", "filter")],
             )
         },
+        **_archive_paths(),
         "/v1/checkpoint": {
             "get": _operation("The latest signed checkpoint, or the latest of one size.", "read",
                               _answer("The checkpoint.", _OBJECT), 400, 404,

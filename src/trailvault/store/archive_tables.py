@@ -22,8 +22,7 @@ __all__ = ["ArchiveTables", "seqs_digest"]
 
 _BATCH_COLUMNS = (
     "b.archive_id, a.name, b.event_count, b.time_from, b.time_to, b.first_seq, b.last_seq, "
-    "b.checkpoint_size, b.created, b.archived, "
-    "(SELECT count(*) FROM purged_events AS p WHERE p.batch_key = b.batch_key)"
+    "b.checkpoint_size, b.created, b.archived, b.purged"
 )
 _SELECT_BATCH = (
     f"SELECT b.batch_key, {_BATCH_COLUMNS} FROM archive_batches AS b JOIN apps AS a ON a.app_key = b.app_key "
@@ -38,18 +37,19 @@ _UNBATCHED = """FROM events AS e
       AND NOT EXISTS (SELECT 1 FROM archive_members AS m WHERE m.seq = e.seq)
     ORDER BY e.seq LIMIT ?"""
 # Purgeable: in a batch marked archived, received before the cutoff, under no legal hold set.
+# Ordered as the members' index is, batch by batch, so a page needs no sort.
 _PURGEABLE = """SELECT {columns} FROM archive_members AS m
     JOIN archive_batches AS b ON b.batch_key = m.batch_key
     JOIN events AS e ON e.seq = m.seq
     JOIN channels AS c ON c.channel_key = e.channel_key
-    WHERE b.app_key = ? AND b.archived IS NOT NULL AND e.received <= ? {restrict}
+    WHERE b.app_key = ? AND b.archived IS NOT NULL AND b.purged < b.event_count AND e.received <= ? {restrict}
       AND NOT EXISTS (
         SELECT 1 FROM legal_holds AS h
         WHERE h.app_key = b.app_key AND h.cleared IS NULL
           AND (h.channel IS NULL OR h.channel = c.name)
           AND (h.time_from IS NULL OR e.time >= h.time_from)
           AND (h.time_to IS NULL OR e.time < h.time_to))
-    ORDER BY e.seq LIMIT ?"""
+    ORDER BY m.batch_key, m.seq LIMIT ?"""
 _SELECT_HOLD = (
     "SELECT h.name, a.name, h.reason, h.created, h.channel, h.time_from, h.time_to, h.cleared "
     "FROM legal_holds AS h JOIN apps AS a ON a.app_key = h.app_key "
@@ -178,7 +178,7 @@ class ArchiveTables:
             # nothing else batches these events, and appends only add seqs above checkpoint_size).
             bounded = (app_key, time_from_us, time_to_us, after_seq, last, app_key, *_KEPT_CHANNELS, count)
             self._execute(
-                tx, f"INSERT INTO archive_members (seq, batch_key) SELECT e.seq, {int(batch_key)} {_UNBATCHED}", bounded
+                tx, f"INSERT INTO archive_members (seq, batch_key) SELECT e.seq, ? {_UNBATCHED}", (batch_key, *bounded)
             )
         return ArchiveBatch(archive_id, app, count, time_from_us, time_to_us, first, last, checkpoint_size, now_us)
 
@@ -296,6 +296,10 @@ class ArchiveTables:
                 part = seqs[start : start + 10_000]
                 self._insert_purged(tx, part, batch_key, posted.seq)
                 self._purge_rows(tx, part, f"purge of archive batch {archive_id}")
+            # The count lets later purges skip batches that are done.
+            self._execute(
+                tx, "UPDATE archive_batches SET purged = purged + ? WHERE batch_key = ?", (len(seqs), batch_key)
+            )
         return posted
 
     def _insert_purged(self, tx: Any, seqs: list[int], batch_key: int, record_seq: int) -> None:

@@ -266,7 +266,7 @@ class Store(Protocol):
         """
 
     def purgeable(self, app: str, received_before_us: int, limit: int) -> list[tuple[int, str]]:
-        """Return up to ``limit`` (seq, archive id) of events that purge may remove now, in seq order.
+        """Return up to ``limit`` (seq, archive id) of events that purge may remove now, by batch then seq.
 
         Such an event is in a batch marked archived, was received at or before
         ``received_before_us``, and is covered by no legal hold that is set.

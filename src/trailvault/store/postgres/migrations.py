@@ -277,12 +277,16 @@ _ARCHIVING = (
         last_seq bigint NOT NULL,
         checkpoint_size bigint NOT NULL,
         created bigint NOT NULL,
-        archived bigint
+        archived bigint,
+        purged bigint NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX archive_batches_by_app ON archive_batches (app_key, archived, batch_key)",
     """CREATE FUNCTION archive_batches_only_mark() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP = 'UPDATE' AND OLD.archived IS NULL AND NEW.archived IS NOT NULL
+        IF TG_OP = 'UPDATE'
+           AND (NEW.archived IS NOT DISTINCT FROM OLD.archived OR (OLD.archived IS NULL AND NEW.archived IS NOT NULL))
+           AND NEW.purged >= OLD.purged AND NEW.purged <= NEW.event_count
+           AND (NEW.purged = OLD.purged OR NEW.archived IS NOT NULL)
            AND (NEW.batch_key, NEW.archive_id, NEW.app_key, NEW.task_id, NEW.time_from, NEW.time_to,
                 NEW.event_count, NEW.first_seq, NEW.last_seq, NEW.checkpoint_size, NEW.created)
                IS NOT DISTINCT FROM
@@ -290,7 +294,8 @@ _ARCHIVING = (
                 OLD.event_count, OLD.first_seq, OLD.last_seq, OLD.checkpoint_size, OLD.created) THEN
             RETURN NEW;
         END IF;
-        RAISE EXCEPTION 'trailvault: an archive batch is only ever marked archived, once' USING ERRCODE = 'TV001';
+        RAISE EXCEPTION 'trailvault: an archive batch is only marked archived, once, and purged'
+            USING ERRCODE = 'TV001';
     END $$""",
     """CREATE TRIGGER archive_batches_only_mark BEFORE UPDATE OR DELETE ON archive_batches
     FOR EACH ROW EXECUTE FUNCTION archive_batches_only_mark()""",
@@ -364,7 +369,7 @@ APP_GRANTS = (
     "archive_tasks, archive_batches, archive_members, purged_events, legal_holds TO {role}",
     "GRANT UPDATE (revoked) ON api_keys TO {role}",
     "GRANT UPDATE (status, error, heartbeat, finished) ON archive_tasks TO {role}",
-    "GRANT UPDATE (archived) ON archive_batches TO {role}",
+    "GRANT UPDATE (archived, purged) ON archive_batches TO {role}",
     "GRANT UPDATE (cleared) ON legal_holds TO {role}",
     "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
     "GRANT EXECUTE ON FUNCTION trailvault_put_tiles(integer[], bigint[], bytea[]), "

@@ -192,17 +192,21 @@ _ARCHIVING = (
         last_seq INTEGER NOT NULL,
         checkpoint_size INTEGER NOT NULL,
         created INTEGER NOT NULL,
-        archived INTEGER
+        archived INTEGER,
+        purged INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX archive_batches_by_app ON archive_batches (app_key, archived, batch_key)",
-    # Marking is the one change a batch takes, once.
+    # A batch changes only by being marked archived (once) and by counting what purge removed.
     """CREATE TRIGGER archive_batches_only_mark BEFORE UPDATE ON archive_batches
-    WHEN OLD.archived IS NOT NULL OR NEW.archived IS NULL OR NEW.batch_key IS NOT OLD.batch_key
-        OR NEW.archive_id IS NOT OLD.archive_id OR NEW.app_key IS NOT OLD.app_key
+    WHEN NEW.batch_key IS NOT OLD.batch_key OR NEW.archive_id IS NOT OLD.archive_id
+        OR NEW.app_key IS NOT OLD.app_key OR NEW.task_id IS NOT OLD.task_id
         OR NEW.event_count IS NOT OLD.event_count OR NEW.first_seq IS NOT OLD.first_seq
         OR NEW.last_seq IS NOT OLD.last_seq OR NEW.checkpoint_size IS NOT OLD.checkpoint_size
-        OR NEW.time_from IS NOT OLD.time_from OR NEW.time_to IS NOT OLD.time_to
-    BEGIN SELECT RAISE(ABORT, 'trailvault: an archive batch is only ever marked archived, once'); END""",
+        OR NEW.time_from IS NOT OLD.time_from OR NEW.time_to IS NOT OLD.time_to OR NEW.created IS NOT OLD.created
+        OR (NEW.archived IS NOT OLD.archived AND (OLD.archived IS NOT NULL OR NEW.archived IS NULL))
+        OR NEW.purged < OLD.purged OR NEW.purged > NEW.event_count
+        OR (NEW.purged > OLD.purged AND NEW.archived IS NULL)
+    BEGIN SELECT RAISE(ABORT, 'trailvault: an archive batch is only marked archived, once, and purged'); END""",
     """CREATE TRIGGER archive_batches_refuse_delete BEFORE DELETE ON archive_batches
     BEGIN SELECT RAISE(ABORT, 'trailvault: archive batches are kept'); END""",
     # Which batch holds each batched event: an event is in one batch at most.
