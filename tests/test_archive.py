@@ -276,7 +276,7 @@ def test_a_hold_set_between_choosing_and_purging_wins(archiving: Vault) -> None:
     ids = batch_all(archiving)
     archiving.mark_archive_batches_as_successful(ids)
     cutoff = now_us()
-    chosen = [seq for seq, archive_id in archiving._store.purgeable("default", cutoff, 1000) if archive_id == ids[0]]
+    chosen = [seq for seq, archive_id, _ in archiving._store.purgeable("default", cutoff, 1000) if archive_id == ids[0]]
     assert len(chosen) == 100
     archiving.set_hold("late", "set while purge ran")
     # The purge of what was chosen before the hold is refused whole, inside its transaction.

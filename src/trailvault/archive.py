@@ -367,18 +367,21 @@ class Archiving:
         cutoff = now_us - int(self.archive_settings.retention * 1_000_000)
         report = PurgeReport()
         refused = 0
+        # Pages continue past the last one, so events left (held, or refused meanwhile) are not read again.
+        position = (0, 0)
         while True:
-            found = self._store.purgeable(self.app, cutoff, _PURGE_CHUNK)
+            found = self._store.purgeable(self.app, cutoff, _PURGE_CHUNK, position)
             if not found:
                 return report
+            position = found[-1][2]
             by_batch: dict[str, list[int]] = {}
-            for seq, archive_id in found:
+            for seq, archive_id, _ in found:
                 by_batch.setdefault(archive_id, []).append(seq)
             for archive_id, seqs in by_batch.items():
                 try:
                     self._purge_batch(archive_id, seqs, cutoff)
                 except Conflict:
-                    # A hold was set meanwhile: look again (a few times at most).
+                    # A hold was set meanwhile: those stay; the next purge looks at them again.
                     refused += 1
                     if refused > 5:
                         raise

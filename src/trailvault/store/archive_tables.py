@@ -265,15 +265,21 @@ class ArchiveTables:
 
     # -- purge -------------------------------------------------------------------------
 
-    def purgeable(self, app: str, received_before_us: int, limit: int) -> list[tuple[int, str]]:
+    def purgeable(
+        self, app: str, received_before_us: int, limit: int, after: tuple[int, int] = (0, 0)
+    ) -> list[tuple[int, str, tuple[int, int]]]:
         with self._reading() as conn:
             app_key = self._app_key(conn, app)
         if app_key is None:
             return []
         rows = self._rows(
-            _PURGEABLE.format(columns="e.seq, b.archive_id", restrict=""), (app_key, received_before_us, limit)
+            _PURGEABLE.format(
+                columns="e.seq, b.archive_id, m.batch_key",
+                restrict="AND (m.batch_key > ? OR (m.batch_key = ? AND m.seq > ?))",
+            ),
+            (app_key, received_before_us, after[0], after[0], after[1], limit),
         )
-        return [(int(seq), str(archive_id)) for seq, archive_id in rows]
+        return [(int(seq), str(archive_id), (int(batch_key), int(seq))) for seq, archive_id, batch_key in rows]
 
     def purge(
         self, app: str, archive_id: str, seqs: list[int], received_before_us: int, record: PendingEvent

@@ -265,8 +265,11 @@ class Store(Protocol):
         Raises NotFound naming the first id that is not one of the app's batches.
         """
 
-    def purgeable(self, app: str, received_before_us: int, limit: int) -> list[tuple[int, str]]:
-        """Return up to ``limit`` (seq, archive id) of events that purge may remove now, by batch then seq.
+    def purgeable(
+        self, app: str, received_before_us: int, limit: int, after: tuple[int, int] = (0, 0)
+    ) -> list[tuple[int, str, tuple[int, int]]]:
+        """Return up to ``limit`` (seq, archive id, position) of events that purge may remove now, by batch
+        then seq, from just past the position ``after`` (a returned position; the start by default).
 
         Such an event is in a batch marked archived, was received at or before
         ``received_before_us``, and is covered by no legal hold that is set.
