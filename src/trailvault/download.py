@@ -1,5 +1,8 @@
 """The download job: a server's events into files, run after run, with no gap and no duplicate.
 
+With ``databaseurl`` the events are also (or, with no output format, only) loaded into a
+table per channel of that database, keyed by seq, so a repeated run adds nothing twice.
+
 Files are named ``<channel>_<from>_<to>.<format>`` with the run's UTC range (minutes,
 ``2024-10-07T0100Z``); incremental runs add the seq range they cover
 (``_seq31-42``), so no run's file ever replaces another's.
@@ -33,6 +36,7 @@ from trailvault.errors import InvalidInput
 from trailvault.event import Event, canonical_body
 from trailvault.files import sync, write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer
+from trailvault.formats.database import DatabaseLoader
 from trailvault.store.base import StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
@@ -53,6 +57,9 @@ class DownloadSettings:
     range_end: str | None = None
     #: The API key's expected name (credentials.ini ``apiuser``); a key of another name is refused.
     api_user: str | None = None
+    #: Also (or only, with no formats) load the events into a table per channel of this database
+    #: (``sqlite:///FILE`` or ``postgresql://...``); seq is the key, so a repeated run adds nothing twice.
+    database_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
             "fix apiuser or the token in credentials.ini",
             field="apiuser",
         )
+    if not settings.formats and not settings.database_url:
+        raise InvalidInput("outputformat: name a format (CSV, PARQUET, JSONL) or set databaseurl", field="outputformat")
     settings.outputdir.mkdir(parents=True, exist_ok=True)
     watermark = _finish_pending(settings.outputdir, _read_watermark(settings.outputdir))
     started_us = time.time_ns() // 1000
@@ -137,9 +146,11 @@ def _finish_pending(folder: Path, watermark: dict[str, Any]) -> dict[str, Any]:
 def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterator[Event], label: str) -> DownloadResult:
     """Write the events into per-channel files under temporary names, renamed only when all are complete."""
     writers: dict[str, list[Writer]] = {}
+    tables: dict[str, list[Writer]] = {}
     pending: dict[str, list[StoredEntry]] = {}
     count, first, last = 0, None, None
     schemas: dict[str, Any] = {}
+    database = DatabaseLoader(settings.database_url, field="databaseurl") if settings.database_url else None
     try:
         for event in events:
             pending.setdefault(event.channel, []).append(_entry(event))
@@ -147,9 +158,12 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
             first = event.seq if first is None else first
             last = event.seq
             if len(pending[event.channel]) >= _BATCH:
-                _flush(vault, settings, writers, pending, schemas, event.channel, label)
+                _flush(vault, settings, writers, tables, database, pending, schemas, event.channel, label)
         for channel in list(pending):
-            _flush(vault, settings, writers, pending, schemas, channel, label)
+            _flush(vault, settings, writers, tables, database, pending, schemas, channel, label)
+        for channel_tables in tables.values():
+            for table in channel_tables:
+                table.close()
         files = []
         for channel_writers in writers.values():
             for writer in channel_writers:
@@ -161,6 +175,9 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
             for writer in channel_writers:
                 writer.path.unlink(missing_ok=True)
         raise
+    finally:
+        if database is not None:
+            database.close()
     return DownloadResult(count, sorted(files), first, last, label)
 
 
@@ -168,6 +185,8 @@ def _flush(
     vault: RemoteVault,
     settings: DownloadSettings,
     writers: dict[str, list[Writer]],
+    tables: dict[str, list[Writer]],
+    database: DatabaseLoader | None,
     pending: dict[str, list[StoredEntry]],
     schemas: dict[str, Any],
     channel: str,
@@ -182,7 +201,8 @@ def _flush(
             open_writer(fmt, settings.outputdir / f"{channel}_{label}{SUFFIXES[fmt]}.partial", schema)
             for fmt in settings.formats
         ]
-    for writer in writers[channel]:
+        tables[channel] = [database.table(channel, schema)] if database is not None else []
+    for writer in (*writers[channel], *tables[channel]):
         writer.write(rows)
 
 

@@ -122,3 +122,37 @@ def test_a_crash_between_watermark_and_renames_is_finished_by_the_next_run(tmp_p
     assert sorted(path.name for path in out.iterdir()) == [WATERMARK_FILE, "access_a_b_seq1-5.csv"]
     assert watermark == {"last_seq": 5, "until_us": 1}
     assert orjson.loads((out / WATERMARK_FILE).read_bytes()) == watermark
+
+
+def test_databaseurl_loads_each_event_once_without_files(own_server: Callable[..., Server], tmp_path: Path) -> None:
+    """With databaseurl and no outputformat, runs load a table per channel, keyed by seq: each event once."""
+    import sqlite3
+
+    server = own_server()
+    with server.admin() as admin:
+        admin.put("/v1/channels/access", json=ACCESS)
+        admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(25)])
+    with trailvault.open_vault(server.vault, create=False) as vault:
+        token = vault.create_key("loader", ["read"])[1]
+    database = tmp_path / "audit.db"
+    config = _ini(tmp_path / "config.ini", {
+        "TENANT": {"gatewayhost": server.url},
+        "PROGRAM": {"outputdir": "out", "databaseurl": f"sqlite:///{database}"},
+    })  # fmt: skip
+    credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"staticjwt": token}})
+    for _ in range(2):
+        run = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+        assert run.returncode == 0, run.stderr
+    with server.admin() as admin:
+        admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(25, 30)])
+    assert run_cli("download", "--config", str(config), "--credentials", str(credentials)).returncode == 0
+    with sqlite3.connect(database) as conn:
+        seqs = [row[0] for row in conn.execute('SELECT "seq" FROM "access" ORDER BY "seq"')]
+        emails = {row[0] for row in conn.execute('SELECT "body.user.email" FROM "access"')}
+    assert len(seqs) == 30 == len(set(seqs))
+    assert "user1@example.com" in emails
+    assert [path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith(".")] == []
+    # A database URL that cannot be used is a clear error naming the key, and moves nothing.
+    _ini(tmp_path / "config.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"databaseurl": "mysql://x"}})
+    bad = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+    assert bad.returncode == 1 and "databaseurl" in bad.stderr

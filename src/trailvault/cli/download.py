@@ -19,7 +19,7 @@ __all__ = ["download"]
 _KNOWN = {
     "TENANT": {"gatewayhost"},
     "API": {"datarangestarttimestamp", "datarangeendtimestamp"},
-    "PROGRAM": {"downloadparquet", "outputformat", "logsdir", "outputdir", "logging", "loglevel"},
+    "PROGRAM": {"downloadparquet", "outputformat", "logsdir", "outputdir", "logging", "loglevel", "databaseurl"},
     "CREDENTIALS": {"apiuser", "apisecret", "staticjwt"},
 }
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -82,17 +82,20 @@ def download(config_path: str, credentials_path: str) -> None:
         raise InvalidInput("gatewayhost: config.ini [TENANT] needs gatewayhost, the server's URL", field="gatewayhost")
     base = Path(config_path).resolve().parent
     program = config["PROGRAM"] if config.has_section("PROGRAM") else {}
-    formats = [item for item in program.get("outputformat", "CSV").split(",") if item.strip()]
+    database_url = program.get("databaseurl", "").strip() or None
+    # With a database to load, files are written only when outputformat asks for them.
+    formats = [item for item in program.get("outputformat", "" if database_url else "CSV").split(",") if item.strip()]
     if _flag(program.get("downloadparquet", "No"), "downloadparquet"):
         formats.append("parquet")
     outputdir = base / Path(program.get("outputdir", "output")).expanduser()
     _logging(program, base)
     settings = DownloadSettings(
         outputdir=outputdir,
-        formats=parse_formats(formats),
+        formats=parse_formats(formats) if formats else (),
         range_start=config.get("API", "datarangestarttimestamp", fallback="").strip() or None,
         range_end=config.get("API", "datarangeendtimestamp", fallback="").strip() or None,
         api_user=credentials.get("CREDENTIALS", "apiuser", fallback="").strip() or None,
+        database_url=database_url,
     )
     try:
         with connect(host, secret.strip()) as vault:

@@ -35,29 +35,29 @@ def _sqlite_name(name: str) -> str:
 class DatabaseLoader:
     """A connection to the target database, and a table loader per channel."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, field: str = "to_db") -> None:
+        """Connect to ``url``; errors name ``field``, the setting the URL came from."""
         parts = urlsplit(url)
         self.url = url
         self.kind = parts.scheme.split("+")[0]
         if self.kind == "sqlite":
             path = Path(parts.path[1:] if parts.path.startswith("//") else parts.path).expanduser()
             if not str(path):
-                raise InvalidInput("to_db: give a file, sqlite:///path/to/file.db", field="to_db")
+                raise InvalidInput(f"{field}: give a file, sqlite:///path/to/file.db", field=field)
             # Used by the export's one writing thread only, after this thread made it.
             self._conn: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         elif self.kind in ("postgresql", "postgres"):
             try:
                 import psycopg
             except ImportError:
-                raise InvalidInput(
-                    "to_db: PostgreSQL needs pip install 'trailvault[postgres]'", field="to_db"
-                ) from None
+                message = f"{field}: PostgreSQL needs pip install 'trailvault[postgres]'"
+                raise InvalidInput(message, field=field) from None
             try:
                 self._conn = psycopg.connect(url, autocommit=True)
             except psycopg.Error as exc:
-                raise StoreUnavailable(f"to_db: cannot connect ({type(exc).__name__}); check the URL") from None
+                raise StoreUnavailable(f"{field}: cannot connect ({type(exc).__name__}); check the URL") from None
         else:
-            raise InvalidInput("to_db: use sqlite:///FILE or postgresql://...", field="to_db")
+            raise InvalidInput(f"{field}: use sqlite:///FILE or postgresql://...", field=field)
 
     def table(self, channel: str, schema: Schema) -> _TableLoader:
         return _TableLoader(self, channel, schema)
