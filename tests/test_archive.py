@@ -7,6 +7,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -342,3 +343,121 @@ def test_bad_input_names_the_field(archiving: Vault) -> None:
         archiving.list_events_in_archive_batch("missing")
     with pytest.raises(InvalidInput):
         ArchiveSettings(max_batch_events=0)
+
+
+def rewrite(archive_path: str, lines: list[bytes], manifest_changes: dict[str, object]) -> None:
+    """Replace an archive file's lines, fixing its manifest's sha256, count and whatever else is given."""
+    path = Path(archive_path)
+    path.write_bytes(gzip.compress(b"".join(line + b"\n" for line in lines)))
+    manifest_path = path.with_name(manifest_name(path.name))
+    manifest = orjson.loads(manifest_path.read_bytes())
+    manifest.update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), eventCount=len(lines), **manifest_changes)
+    manifest_path.write_bytes(orjson.dumps(manifest))
+
+
+def test_a_shortened_or_emptied_file_with_a_rebuilt_manifest_is_named(archiving: Vault, tmp_path: Path) -> None:
+    """The manifest is not signed, so an attacker can rebuild its count, sha256 and proof for fewer events;
+    the batch's record in the log still says what the file must hold."""
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
+    key = archiving.verifier_key()
+    lines = gzip.decompress(Path(written[1].path).read_bytes()).splitlines()
+    kept = lines[:5] + lines[6:]
+    seqs = array("q", [int(orjson.loads(line)["seq"]) for line in kept])
+    proof = archiving.archive_proof(ids[1], seqs)["proof"]  # as valid for the shorter file as the attacker's own
+    rewrite(written[1].path, kept, {"proof": proof})
+    problems = verify_archive(tmp_path, key).problems
+    assert any("does not hold the batch the log recorded" in problem for problem in problems), problems
+    rewrite(written[1].path, [], {"proof": ""})
+    problems = verify_archive(tmp_path, key).problems
+    assert any("count" in problem and Path(written[1].path).name in problem for problem in problems), problems
+
+
+def test_a_chain_rewired_around_a_missing_archive_is_named(archiving: Vault, tmp_path: Path) -> None:
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
+    Path(written[1].path).unlink()
+    Path(written[1].manifest_path).unlink()
+    follower = Path(written[2].manifest_path)
+    manifest = orjson.loads(follower.read_bytes())
+    manifest["previous"]["archiveId"] = ids[0]  # same task, same checkpoint: the consistency proof stays empty
+    follower.write_bytes(orjson.dumps(manifest))
+    problems = verify_archive(tmp_path, archiving.verifier_key()).problems
+    assert any("previous_archive_id" in problem for problem in problems), problems
+
+
+def test_a_nulled_body_reads_as_redacted_and_a_cut_line_is_named(archiving: Vault, tmp_path: Path) -> None:
+    (archive_id, *_) = batch_all(archiving)
+    archive = archiving.write_archive_batch(archive_id, str(tmp_path))
+    lines = gzip.decompress(Path(archive.path).read_bytes()).splitlines()
+    head, key, _ = lines[3].partition(b',"body":')
+    rewrite(archive.path, [*lines[:3], head + key + b"null}", *lines[4:]], {})
+    report = verify_archive(tmp_path, archiving.verifier_key())
+    assert report.redacted == 1  # shown, never silent: the vault's trailvault.redactions says whether it was
+    rewrite(archive.path, [*lines[:3], lines[3][:-1] + b"X", *lines[4:]], {})
+    problems = verify_archive(tmp_path, archiving.verifier_key()).problems
+    assert any("not a whole entry" in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sha256": None},
+        {"eventCount": "many"},
+        {"proof": "abc"},
+        {"file": "../elsewhere.json.gz"},
+        {"file": 5},
+        {"previous": "x"},
+        {"consistency": [1]},
+        {"record": None},
+    ],
+)
+def test_a_malformed_manifest_is_a_finding_not_a_crash(
+    archiving: Vault, tmp_path: Path, change: dict[str, object]
+) -> None:
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
+    path = Path(written[1].manifest_path)
+    manifest = orjson.loads(path.read_bytes())
+    manifest.update(change)
+    path.write_bytes(orjson.dumps(manifest))
+    report = verify_archive(tmp_path, archiving.verifier_key())
+    assert any(path.name in problem and "cannot be read" in problem for problem in report.problems), report.problems
+    assert report.files == 3  # the other files were still checked
+
+
+def test_trailvaults_own_records_cannot_be_redacted(archiving: Vault) -> None:
+    ids = batch_all(archiving)
+    archiving.mark_archive_batches_as_successful(ids[:1])
+    archiving.purge()
+    for channel in ("trailvault.batches", "trailvault.purges"):
+        record = next(iter(archiving.iter_events(channel)))
+        with pytest.raises(InvalidInput) as refused:
+            archiving.redact(record.id, "erasure request")
+        assert channel in refused.value.message
+    assert archiving.verify().ok
+
+
+def test_an_abandoned_task_reads_failed_when_asked(archiving: Vault) -> None:
+    now = now_us()
+    archiving._store.start_archive_task("default", "gone", 0, 1, now - 900_000_000, now - 900_000_001)
+    task = archiving.get_batch_events_for_archiving_status("gone")
+    assert task.status is TaskStatus.FAILED and "abandoned" in (task.error or "")
+
+
+def test_marking_again_keeps_and_answers_the_first_time(archiving: Vault) -> None:
+    ids = batch_all(archiving)
+    first = archiving.mark_archive_batches_as_successful(ids[:1])["archiveTimestamp"]
+    time.sleep(0.01)
+    assert archiving.mark_archive_batches_as_successful(ids[:1])["archiveTimestamp"] == first
+    later = archiving.mark_archive_batches_as_successful(ids[:2])["archiveTimestamp"]
+    assert later > first  # a newly marked batch: this call's time
+
+
+def test_a_purged_batch_is_not_written_again_incomplete(archiving: Vault, tmp_path: Path) -> None:
+    ids = batch_all(archiving)
+    archiving.mark_archive_batches_as_successful(ids[:1])
+    archiving.purge()
+    with pytest.raises(Conflict) as refused:
+        archiving.write_archive_batch(ids[0], str(tmp_path))
+    assert refused.value.field == "archiveId"

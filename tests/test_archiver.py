@@ -224,3 +224,51 @@ def test_a_server_archives_on_its_schedule(tmp_path: Path) -> None:
     with trailvault.open_vault(vault) as opened:
         assert verify_archive(out, opened.verifier_key()).ok
         assert opened.verify().ok
+
+
+def test_a_file_damaged_after_a_stopped_run_is_written_anew(vault_dir: Path, tmp_path: Path) -> None:
+    ids = fill(vault_dir, 30)
+    out = tmp_path / "archives"
+    stopped = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(vault_dir), str(out), "written", "1"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )  # fmt: skip
+    assert stopped.returncode == 9, stopped.stderr
+    (damaged,) = list(out.rglob("default_*.json.gz"))
+    broken = damaged.read_bytes()[:-10]
+    damaged.write_bytes(broken)
+    with trailvault.open_vault(vault_dir, archive=ArchiveSettings(retention=0)) as vault:
+        run = archive_once(vault, ArchivePlan(destination=str(out), lag=0))
+        assert run.ok, run.problems
+        key = vault.verifier_key()
+    # The run wrote a whole file (over the damaged one, or beside it when the minute changed).
+    for path in out.rglob("default_*.json.gz"):
+        if path.read_bytes() == broken:
+            path.unlink()
+            path.with_name(path.name.replace(".json.gz", ".manifest.json")).unlink()
+    assert sorted(archived_ids(out)) == sorted(ids)
+    assert verify_archive(out, key).ok
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400", "-5m", "soon"])
+def test_a_duration_that_is_not_one_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "trailvault.toml"
+    config.write_text(f'vault = "{tmp_path / "vault"}"\n\n[archive]\nretention = "{value}"\n')
+    run = run_cli("--config", str(config), "archive", "purge")
+    assert run.returncode == 1 and "archive.retention" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_credentials_in_a_destination_never_show(vault_dir: Path, tmp_path: Path) -> None:
+    from trailvault.archive_files import shown_location
+
+    assert shown_location("https://audit:S3CRET@store.example/x?sig=abc") == "https://audit:***@store.example/x"
+    assert shown_location("/srv/archive") == "/srv/archive"
+    fill(vault_dir, 5)
+    config = tmp_path / "trailvault.toml"
+    config.write_text(
+        f'vault = "{vault_dir}"\n\n[archive]\ndestination = "ftp://audit:S3CRET@127.0.0.1:{free_port()}/x"\nlag = 0\n'
+    )
+    run = run_cli("--config", str(config), "archive", "run")
+    assert run.returncode == 1 and "S3CRET" not in run.stdout + run.stderr and "Traceback" not in run.stderr
+    assert "destination" in run.stderr

@@ -28,28 +28,27 @@ import threading
 import time as clock
 import uuid
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trailvault.archive_files import ArchiveFile, archive_line, write_archive
-from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name
-from trailvault.channel import PURGES_CHANNEL
+from trailvault.archive_files import ArchiveFile, archive_line, shown_location, write_archive
+from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name, seqs_digest
+from trailvault.channel import BATCHES_CHANNEL, PURGES_CHANNEL
 from trailvault.checkpoints import Checkpointer
-from trailvault.errors import Conflict, InvalidInput, InvalidQuery, NotFound, TrailvaultError
+from trailvault.errors import Conflict, DestinationUnavailable, InvalidInput, InvalidQuery, NotFound, TrailvaultError
 from trailvault.event import PendingEvent, Posted, check_name
 from trailvault.export import proof_hashes
 from trailvault.store import Store
-from trailvault.store.archive_tables import seqs_digest
 from trailvault.store.base import StoredCheckpoint
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
-    "DEFAULT_MAX_BATCH_EVENTS", "DEFAULT_RETENTION", "PURGES_SCHEMA", "ArchiveSettings", "Archiving", "BatchPage",
-    "PurgeReport", "open_destination",
+    "BATCHES_SCHEMA", "DEFAULT_MAX_BATCH_EVENTS", "DEFAULT_RETENTION", "PURGES_SCHEMA", "ArchiveSettings",
+    "Archiving", "BatchPage", "PurgeReport", "open_destination", "shown_location",
 ]  # fmt: skip
 
 DEFAULT_MAX_BATCH_EVENTS = 100_000
@@ -60,17 +59,20 @@ STALE_TASK_S = 300
 _PAGE = 5_000
 _PURGE_CHUNK = 10_000
 
+# A batch or purge names its seqs: how many, the first and last, and their digest. Not
+# indexed: a body index is evaluated on every event of the vault as it is appended.
+_SEQS_FIELDS = [
+    {"name": "archive_id", "type": "STRING", "mode": "REQUIRED"},
+    {"name": "count", "type": "INTEGER", "mode": "REQUIRED"},
+    {"name": "first_seq", "type": "INTEGER", "mode": "REQUIRED"},
+    {"name": "last_seq", "type": "INTEGER", "mode": "REQUIRED"},
+    {"name": "seqs_sha256", "type": "STRING", "mode": "REQUIRED"},
+]
+#: The schema of ``trailvault.batches``: one event per archive batch, appended with it. The
+#: log's tree, and so every signed checkpoint after it, vouches for the batch's content.
+BATCHES_SCHEMA = {"fields": [*_SEQS_FIELDS, {"name": "previous_archive_id", "type": "STRING", "mode": "NULLABLE"}]}
 #: The schema of ``trailvault.purges``: one event per purge of (part of) a batch.
-PURGES_SCHEMA = {
-    "fields": [
-        # Not indexed: a body index is evaluated on every event of the vault as it is appended.
-        {"name": "archive_id", "type": "STRING", "mode": "REQUIRED"},
-        {"name": "count", "type": "INTEGER", "mode": "REQUIRED"},
-        {"name": "first_seq", "type": "INTEGER", "mode": "REQUIRED"},
-        {"name": "last_seq", "type": "INTEGER", "mode": "REQUIRED"},
-        {"name": "seqs_sha256", "type": "STRING", "mode": "REQUIRED"},
-    ]
-}
+PURGES_SCHEMA = {"fields": list(_SEQS_FIELDS)}
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class ArchiveSettings:
             raise InvalidInput(
                 f"max_batch_events: use 1 to 10,000,000 events, not {self.max_batch_events}", field="max_batch_events"
             )
-        if self.retention < 0:
+        if not 0 <= self.retention < float("inf"):
             raise InvalidInput(f"retention: use 0 or more seconds, not {self.retention}", field="retention")
 
 
@@ -122,8 +124,14 @@ def open_destination(destination: str, storage_options: Mapping[str, Any] | None
         fs, root = fsspec.core.url_to_fs(destination, **dict(storage_options or {}))
     except (ImportError, ValueError) as exc:
         raise InvalidInput(
-            f"destination: cannot open {destination.split('?')[0]!r} ({exc}); for s3:// install 'trailvault[s3]'",
+            f"destination: cannot open {shown_location(destination)!r} ({type(exc).__name__}); "
+            "check the URL (for s3:// install 'trailvault[s3]')",
             field="destination",
+        ) from None
+    except Exception as exc:  # fsspec backends connect on opening and raise their own error types
+        raise DestinationUnavailable(
+            f"destination: cannot reach {shown_location(destination)!r} ({type(exc).__name__}); "
+            "check the destination and its credentials"
         ) from None
     return fs, str(root)
 
@@ -179,15 +187,30 @@ class Archiving:
     def _run_batching(self, task_id: str, time_from: int, time_to: int, *, raise_errors: bool = False) -> None:
         try:
             checkpoint = self._batching_checkpoint()
+            state = self._own_channel(BATCHES_CHANNEL, BATCHES_SCHEMA)
+
+            def record(archive_id: str) -> Callable[[list[int], str | None], PendingEvent]:
+                def make(seqs: list[int], previous: str | None) -> PendingEvent:
+                    values = {
+                        "archive_id": archive_id, "count": len(seqs), "first_seq": seqs[0], "last_seq": seqs[-1],
+                        "seqs_sha256": seqs_digest(seqs), "previous_archive_id": previous,
+                    }  # fmt: skip
+                    return self._prepare(state, values, None, None, _now_us())
+
+                return make
+
             after = 0
             while True:
+                archive_id = str(uuid.uuid4())
                 batch = self._store.add_archive_batch(
-                    self.app, task_id, str(uuid.uuid4()), time_from, time_to, after, checkpoint.size,
-                    self.archive_settings.max_batch_events, _now_us(),
+                    self.app, task_id, archive_id, time_from, time_to, after, checkpoint.size,
+                    self.archive_settings.max_batch_events, _now_us(), record(archive_id),
                 )  # fmt: skip
                 if batch is None:
                     break
                 after = batch.last_seq
+            if self._checkpointer is not None:
+                self._checkpointer.issue()  # so the batches' records are signed now, not a moment later
         except Exception as exc:
             message = exc.message if isinstance(exc, TrailvaultError) else f"{type(exc).__name__}: {exc}"
             self._store.finish_archive_task(task_id, TaskStatus.FAILED, message[:500], _now_us())
@@ -216,7 +239,8 @@ class Archiving:
 
     def get_batch_events_for_archiving_status(self, task_id: str) -> ArchiveTask:
         """Return the task's status and, once COMPLETED, its batches. Raises NotFound for another app's task."""
-        task = self._store.archive_task(self.app, str(task_id)[:64])
+        now = _now_us()
+        task = self._store.archive_task(self.app, str(task_id)[:64], now, now - STALE_TASK_S * 1_000_000)
         if task is None:
             raise NotFound(f"taskId: no batching task {str(task_id)[:64]!r} in app {self.app!r}", field="taskId")
         return task
@@ -282,32 +306,44 @@ class Archiving:
             after = entries[-1].seq
 
     def archive_proof(self, archive_id: str, seqs: array[int]) -> dict[str, Any]:
-        """The manifest's proving part for ``seqs`` of a batch: checkpoint, multi-entry proof, previous, consistency."""
+        """The manifest's proving part for ``seqs`` of a batch: its record, checkpoint, proof, previous, consistency.
+
+        The proof covers the events and the batch's record together, against the earliest
+        checkpoint that covers the record (signed now if there is none yet).
+        """
         batch = self.archive_batch(archive_id)
-        checkpoint = self._store.checkpoint_of_size(batch.checkpoint_size)
-        if checkpoint is None:
-            raise NotFound(
-                f"checkpoint: the vault lost the checkpoint of size {batch.checkpoint_size}", field="archiveId"
-            )
-        proof = b"".join(proof_hashes(self._store, seqs, batch.checkpoint_size)) if seqs else b""
+        record = self._store.entries(batch.record_seq - 1, 1)
+        if not record or record[0].seq != batch.record_seq:
+            raise NotFound(f"archiveId: the vault lost the record of batch {archive_id!r}", field="archiveId")
+        checkpoint = self._covering(batch.record_seq)
+        proven: array[int] = array("q", seqs)
+        proven.append(batch.record_seq)
         previous = self._store.previous_archive_batch(self.app, batch.archive_id)
         document: dict[str, Any] = {
+            "record": archive_line(record[0]).decode(),
             "checkpoint": checkpoint.note,
-            "proof": base64.b64encode(proof).decode(),
+            "proof": base64.b64encode(b"".join(proof_hashes(self._store, proven, checkpoint.size))).decode(),
             "previous": None,
             "consistency": [],
         }
         if previous is not None:
-            before = self._store.checkpoint_of_size(previous.checkpoint_size)
-            if before is None:
-                raise NotFound(
-                    f"checkpoint: the vault lost the checkpoint of size {previous.checkpoint_size}", field="archiveId"
-                )
+            before = self._covering(previous.record_seq)
             document["previous"] = {"archiveId": previous.archive_id, "checkpoint": before.note}
-            if previous.checkpoint_size < batch.checkpoint_size:
-                hashes = self.prove_consistency(previous.checkpoint_size, batch.checkpoint_size).hashes
+            if before.size < checkpoint.size:
+                hashes = self.prove_consistency(before.size, checkpoint.size).hashes
                 document["consistency"] = [base64.b64encode(item).decode() for item in hashes]
         return document
+
+    def _covering(self, seq: int) -> StoredCheckpoint:
+        """The earliest checkpoint covering ``seq`` (always the same one, once there is one)."""
+        found = self._store.checkpoint_covering(seq)
+        if found is None and self._checkpointer is not None:
+            self._checkpointer.issue()
+            found = self._store.checkpoint_covering(seq)
+        if found is None:
+            message = f"checkpoint: no signed checkpoint covers seq {seq} yet; retry in a second"
+            raise NotFound(message, field="archiveId")
+        return found
 
     def write_archive_batch(
         self,
@@ -324,6 +360,12 @@ class Archiving:
         date of writing), as automated archiving does.
         """
         batch = self.archive_batch(archive_id)
+        if batch.purged:
+            raise Conflict(
+                f"archiveId: {batch.purged} events of batch {archive_id!r} are purged already; its archive file "
+                "was written before that (it cannot be written whole again)",
+                field="archiveId",
+            )
         fs, root = open_destination(destination, storage_options)
         now = _now_us()
         folder = root
@@ -351,9 +393,10 @@ class Archiving:
         if not archive_ids:
             raise InvalidInput("archiveIds: give at least one archive id", field="archiveIds")
         ids = [str(archive_id)[:64] for archive_id in archive_ids]
-        now = _now_us()
-        self._store.mark_archive_batches(self.app, ids, now)
-        return {"archiveIds": ids, "archiveTimestamp": format_timestamp(now)}
+        marked = self._store.mark_archive_batches(self.app, ids, _now_us())
+        # The time they were marked: now, or the first time when all of them were marked before.
+        kept = max(batch.archived_us or 0 for batch in marked)
+        return {"archiveIds": ids, "archiveTimestamp": format_timestamp(kept)}
 
     # -- purge ---------------------------------------------------------------------------------
 

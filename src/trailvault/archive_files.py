@@ -23,6 +23,7 @@ named. :func:`verify_archive` checks all of it with nothing but the verifier key
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import multiprocessing
 import os
@@ -33,10 +34,13 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from isal import igzip  # type: ignore[import-untyped, unused-ignore]
 
+from trailvault.batches import seqs_digest
+from trailvault.channel import BATCHES_CHANNEL
 from trailvault.errors import DestinationUnavailable, InvalidInput, TrailvaultError
 from trailvault.event import canonical_entry
 from trailvault.files import file_sha256
@@ -47,8 +51,8 @@ from trailvault.integrity.note import Verifier
 from trailvault.store.base import StoredEntry
 
 __all__ = [
-    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "manifest_name", "read_back", "verify_archive",
-    "write_archive",
+    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "manifest_name", "read_back", "shown_location",
+    "verify_archive", "write_archive",
 ]  # fmt: skip
 
 ARCHIVE_FORMAT = "trailvault-archive/v1"
@@ -69,6 +73,16 @@ def archive_line(entry: StoredEntry) -> bytes:
     return head[:-1] + _BODY_KEY + (b"null" if entry.body_json is None else entry.body_json.encode()) + b"}"
 
 
+def shown_location(location: str) -> str:
+    """A destination fit for messages and logs: no password from its URL, no query string."""
+    parts = urlsplit(location.split("?", 1)[0])
+    if parts.password is None:
+        return location.split("?", 1)[0]
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def manifest_name(file_name: str) -> str:
     """The manifest's name beside an archive file: ``X.json.gz`` -> ``X.manifest.json``."""
     return file_name.removesuffix(".json.gz") + _MANIFEST_SUFFIX
@@ -87,8 +101,8 @@ class ArchiveFile:
     def to_dict(self) -> dict[str, Any]:
         return {
             "archiveId": self.manifest["archiveId"],
-            "file": self.path,
-            "manifest": self.manifest_path,
+            "file": shown_location(self.path),
+            "manifest": shown_location(self.manifest_path),
             "eventCount": self.event_count,
             "sha256": self.sha256,
         }
@@ -166,7 +180,7 @@ def write_archive(
             _put(fs, manifest_local, manifest_target)
         except Exception as exc:  # fsspec backends raise their own error types
             raise DestinationUnavailable(
-                f"destination: cannot write {target.split('?')[0]} ({type(exc).__name__}: {str(exc)[:200]}); "
+                f"destination: cannot write {shown_location(target)} ({type(exc).__name__}); "
                 "check the destination and its credentials"
             ) from None
     return ArchiveFile(target, manifest_target, len(seqs), digest, manifest)
@@ -199,11 +213,11 @@ def read_back(fs: Any, archive: ArchiveFile) -> str | None:
         with fs.open(archive.manifest_path, "rb") as handle:
             manifest = orjson.loads(handle.read())
     except Exception as exc:  # fsspec backends raise their own error types
-        return f"{archive.path}: cannot be read back ({type(exc).__name__}: {str(exc)[:200]})"
+        return f"{shown_location(archive.path)}: cannot be read back ({type(exc).__name__})"
     if digest.hexdigest() != archive.sha256:
-        return f"{archive.path}: the file read back is not the one written (sha256 differs)"
+        return f"{shown_location(archive.path)}: the file read back is not the one written (sha256 differs)"
     if manifest != archive.manifest:
-        return f"{archive.manifest_path}: the manifest read back is not the one written"
+        return f"{shown_location(archive.manifest_path)}: the manifest read back is not the one written"
     return None
 
 
@@ -288,20 +302,17 @@ def _check_file(manifest_path: Path, key: str, verifier: Verifier | None = None)
     verifier = verifier or Verifier.parse(key)
     name = manifest_path.name
     try:
-        manifest = orjson.loads(manifest_path.read_bytes())
-        if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
-            raise ValueError(f"not a {ARCHIVE_FORMAT} manifest")
+        manifest = _read_manifest(manifest_path)
         checkpoint = open_checkpoint(manifest["checkpoint"], verifier)
-    except (OSError, ValueError, KeyError, TypeError, TrailvaultError) as exc:
+    except (OSError, ValueError, TrailvaultError) as exc:
         message = exc.message if isinstance(exc, TrailvaultError) else str(exc)
         return _Checked(name, None, None, 0, 0, (f"{name}: cannot be read as an archive manifest ({message[:200]})",))
     problems: list[str] = []
-    file_path = manifest_path.with_name(manifest["file"])
     label = manifest["file"]
-    if manifest.get("accountId") is None or not str(manifest["file"]).startswith(f"{manifest['accountId']}_"):
+    if not label.startswith(f"{manifest['accountId']}_"):
         problems.append(f"{label}: its name does not start with the manifest's accountId")
     try:
-        data = file_path.read_bytes()
+        data = (manifest_path.parent / label).read_bytes()
     except OSError:
         return _Checked(name, manifest, (checkpoint.size, checkpoint.root), 0, 0, (f"{label}: missing",))
     if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
@@ -310,16 +321,52 @@ def _check_file(manifest_path: Path, key: str, verifier: Verifier | None = None)
     return _Checked(name, manifest, (checkpoint.size, checkpoint.root), events, redacted, tuple(problems))
 
 
+#: What a manifest must hold, and of which kind; anything else makes it unreadable.
+_MANIFEST_KINDS: dict[str, type | tuple[type, ...]] = {
+    "archiveId": str, "accountId": str, "file": str, "sha256": str, "eventCount": int, "checkpoint": str,
+    "proof": str, "record": str, "previous": (dict, type(None)), "consistency": list,
+}  # fmt: skip
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, each field of the kind verify uses; ValueError naming what is wrong."""
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+        raise ValueError(f"not a {ARCHIVE_FORMAT} manifest")
+    for key, kind in _MANIFEST_KINDS.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            raise ValueError(f"{key} is missing or not a {getattr(kind, '__name__', 'valid value')}")
+    file = manifest["file"]
+    if "/" in file or "\\" in file or file.startswith(".") or not file.endswith(".json.gz"):
+        raise ValueError(f"file {file[:80]!r} is not an archive file's name beside the manifest")
+    previous = manifest["previous"]
+    if previous is not None and not (
+        isinstance(previous.get("archiveId"), str) and isinstance(previous.get("checkpoint"), str)
+    ):
+        raise ValueError("previous needs archiveId and checkpoint as text")
+    if not all(isinstance(item, str) for item in manifest["consistency"]):
+        raise ValueError("consistency is a list of base64 hashes")
+    try:
+        manifest["proof_hashes"] = base64.b64decode(manifest["proof"], validate=True)
+        manifest["consistency_hashes"] = [base64.b64decode(item, validate=True) for item in manifest["consistency"]]
+    except binascii.Error:
+        raise ValueError("proof or consistency is not base64") from None
+    return dict(manifest)
+
+
 def _check_entries(
     label: str, data: bytes, manifest: dict[str, Any], checkpoint: Checkpoint, problems: list[str]
 ) -> tuple[int, int]:
-    """Recompute every line's leaf and the root the manifest's proof gives; return (events, redacted)."""
+    """Recompute every line's leaf, check the batch's record, and rebuild the signed root; return (events, redacted)."""
     seqs: array[int] = array("q")
     leaves: list[bytes] = []
     try:
         lines = _gunzip(data).splitlines()
         redacted, in_order = _read_lines(label, lines, manifest["accountId"], seqs, leaves, problems)
-    except (OSError, EOFError, ValueError, KeyError, TypeError, igzip.BadGzipFile) as exc:
+    except (OSError, EOFError, ValueError, igzip.BadGzipFile) as exc:
         problems.append(f"{label}: cannot be read as an archive ({type(exc).__name__}: {str(exc)[:200]})")
         return len(seqs), 0
     if not in_order:
@@ -327,23 +374,65 @@ def _check_entries(
     if len(seqs) != manifest["eventCount"]:
         problems.append(f"{label}: {len(seqs)} events, the manifest says {manifest['eventCount']}")
         return len(seqs), redacted
-    if not seqs:
-        return 0, 0
+    if not _check_record(label, manifest, seqs, leaves, problems):
+        return len(seqs), redacted
     if seqs[-1] > checkpoint.size:
         problems.append(f"{label}: seq {seqs[-1]} is beyond the signed checkpoint (size {checkpoint.size})")
-        return len(seqs), redacted
-    proof = base64.b64decode(manifest["proof"])
+        return len(seqs) - 1, redacted
+    proof = manifest["proof_hashes"]
     hashes = iter([proof[offset : offset + _HASH] for offset in range(0, len(proof), _HASH)])
     try:
         root = multiproof_root(LeafIndexes(seqs), checkpoint.size, leaves.__getitem__, hashes, leaves=leaves)
     except ValueError as exc:
         problems.append(f"{label}: {exc}")
-        return len(seqs), redacted
+        return len(seqs) - 1, redacted
     if root != checkpoint.root or next(hashes, None) is not None:
         problems.append(
             f"{label}: the events do not rebuild the signed root: an event was changed, added, removed or moved"
         )
-    return len(seqs), redacted
+    return len(seqs) - 1, redacted
+
+
+def _check_record(
+    label: str, manifest: dict[str, Any], seqs: array[int], leaves: list[bytes], problems: list[str]
+) -> bool:
+    """Check the file's events against the batch's record in the log, then add the record to the proven entries.
+
+    The record (count, seqs digest, previous batch) is an entry of the log, so the root
+    rebuilt below vouches for it: an emptied, shortened or swapped file, or a chain
+    rewired around a missing archive, no longer matches it.
+    """
+    line = manifest["record"].encode()
+    record_seqs: array[int] = array("q")
+    record_leaves: list[bytes] = []
+    try:
+        _, whole = _read_lines(label, [line], manifest["accountId"], record_seqs, record_leaves, problems)
+        body = orjson.loads(line).get("body")
+        channel = orjson.loads(line).get("channel")
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        problems.append(f"{label}: the batch's record cannot be read ({str(exc)[:200]})")
+        return False
+    previous = manifest["previous"]["archiveId"] if manifest["previous"] is not None else None
+    expected = {
+        "archive_id": manifest["archiveId"], "count": len(seqs), "seqs_sha256": seqs_digest(seqs),
+        "previous_archive_id": previous,
+    }  # fmt: skip
+    if channel != BATCHES_CHANNEL or not isinstance(body, dict) or not whole or len(record_seqs) != 1:
+        problems.append(f"{label}: the manifest's record is not a record of {BATCHES_CHANNEL}")
+        return False
+    differs = [name for name, value in expected.items() if body.get(name) != value]
+    if differs:
+        problems.append(
+            f"{label}: the file does not hold the batch the log recorded ({', '.join(differs)} differ): "
+            "events were removed, added or swapped, or the chain was rewired"
+        )
+        return False
+    if seqs and record_seqs[0] <= seqs[-1]:
+        problems.append(f"{label}: the batch's record comes before its events")
+        return False
+    seqs.append(record_seqs[0])
+    leaves.append(record_leaves[0])
+    return True
 
 
 def _read_lines(
@@ -364,9 +453,12 @@ def _read_lines(
     prefix = b'{"app":"' + app.encode() + b'","body_sha256":"'
     start, end = len(prefix), len(prefix) + 64
     split = [line.partition(_BODY_KEY) for line in lines if line]
-    strangers = [index for index, (head, _, _) in enumerate(split) if not head.startswith(prefix)]
+    strangers = [
+        index for index, (head, key, body) in enumerate(split)
+        if not head.startswith(prefix) or not key or not body.endswith(b"}")
+    ]  # fmt: skip
     if strangers:
-        raise ValueError(f"line {strangers[0] + 1}: not an entry of app {app!r}")
+        raise ValueError(f"line {strangers[0] + 1}: not a whole entry of app {app!r}")
     seqs.extend(int(head[head.rindex(b":", 0, -_TIME_WIDTH) + 1 : -_TIME_WIDTH]) for head, _, _ in split)
     disorder = next((seqs[i] for i in range(1, len(seqs)) if seqs[i] <= seqs[i - 1]), None) if seqs else None
     if disorder is not None or (seqs and seqs[0] < 1):
@@ -405,10 +497,10 @@ def _check_chain(checked: list[_Checked], verifier: Verifier, report: ArchiveRep
             report.problems.append(f"{label}: another archive ({before}) also follows {previous['archiveId']}")
         try:
             old = open_checkpoint(previous["checkpoint"], verifier)
-        except (InvalidInput, KeyError, TypeError) as exc:
-            report.problems.append(f"{label}: the previous archive's checkpoint does not verify ({exc})")
+        except InvalidInput as exc:
+            report.problems.append(f"{label}: the previous archive's checkpoint does not verify ({exc.message})")
             continue
-        hashes = [base64.b64decode(item) for item in manifest.get("consistency", [])]
+        hashes = manifest["consistency_hashes"]
         size, root = result.checkpoint
         if old.size > size or not verify_consistency(old.size, size, old.root, root, hashes):
             report.problems.append(

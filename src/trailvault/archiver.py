@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from trailvault.archive import open_destination
-from trailvault.archive_files import ArchiveFile, manifest_name, read_back
+from trailvault.archive_files import ArchiveFile, manifest_name, read_back, shown_location
 from trailvault.batches import ArchiveBatch
 from trailvault.errors import Conflict, DestinationUnavailable, InvalidInput, TrailvaultError
 from trailvault.timestamps import format_timestamp
@@ -112,9 +112,15 @@ def _archive_app(view: Vault, plan: ArchivePlan, fs: Any, root: str, run: Archiv
     except Conflict:
         _log.info("app %s: a batching task is running elsewhere; archiving what is batched", view.app)
     for batch in _outstanding(view):
-        archive = _find_written(fs, root, batch) or view.write_archive_batch(
-            batch.archive_id, plan.destination, storage_options=plan.storage_options, dated=True
-        )
+        # A whole file from an earlier run that stopped before marking is marked, not written again;
+        # one that no longer reads back as written is written anew.
+        found = _find_written(fs, root, batch)
+        if found is not None and read_back(fs, found) is None:
+            archive = found
+        else:
+            archive = view.write_archive_batch(
+                batch.archive_id, plan.destination, storage_options=plan.storage_options, dated=True
+            )
         step("written", view.app, batch.archive_id)
         problem = read_back(fs, archive)
         if problem is not None:
@@ -126,8 +132,9 @@ def _archive_app(view: Vault, plan: ArchivePlan, fs: Any, root: str, run: Archiv
         run.written.append(archive.to_dict())
         run.marked.append(batch.archive_id)
         _log.info(
-            "app %s: archived batch %s (%d events) to %s", view.app, batch.archive_id, archive.event_count, archive.path
-        )
+            "app %s: archived batch %s (%d events) to %s",
+            view.app, batch.archive_id, archive.event_count, shown_location(archive.path),
+        )  # fmt: skip
     report = view.purge()
     step("purged", view.app, None)
     run.purged += report.purged
@@ -150,7 +157,7 @@ def _find_written(fs: Any, root: str, batch: ArchiveBatch) -> ArchiveFile | None
         found = sorted(fs.glob(pattern))
     except Exception as exc:  # fsspec backends raise their own error types
         raise DestinationUnavailable(
-            f"destination: cannot list {root.split('?')[0]} ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"destination: cannot list {shown_location(root)} ({type(exc).__name__}); "
             "check the destination and its credentials"
         ) from None
     for manifest_path in found:

@@ -10,13 +10,15 @@ is cleared. No I/O here: the store keeps them, :mod:`trailvault.archive` works t
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
-__all__ = ["ArchiveBatch", "ArchiveTask", "LegalHold", "TaskStatus", "archive_file_name"]
+__all__ = ["ArchiveBatch", "ArchiveTask", "LegalHold", "TaskStatus", "archive_file_name", "seqs_digest"]
 
 
 class TaskStatus(StrEnum):
@@ -47,6 +49,8 @@ class ArchiveBatch:
     archived_us: int | None = None
     #: How many of its events have been purged so far.
     purged: int = 0
+    #: The seq of its record in ``trailvault.batches``, which the log keeps: its count, seqs digest, previous batch.
+    record_seq: int = 0
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> ArchiveBatch:
@@ -57,7 +61,7 @@ class ArchiveBatch:
             parse_timestamp(document["fromTimestamp"], field="fromTimestamp"),
             parse_timestamp(document["toTimestamp"], field="toTimestamp"),
             document["firstSeq"], document["lastSeq"], document["checkpointSize"], 0,
-            archived * 1000 if archived else None, document["purgedCount"],
+            archived * 1000 if archived else None, document["purgedCount"], document["recordSeq"],
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +78,7 @@ class ArchiveBatch:
             "lastSeq": self.last_seq,
             "checkpointSize": self.checkpoint_size,
             "purgedCount": self.purged,
+            "recordSeq": self.record_seq,
         }
 
 
@@ -160,3 +165,8 @@ def archive_file_name(batch: ArchiveBatch, written_us: int) -> str:
     """CDP's archive file name: ``<accountId>_<YYYYmmddTHHMM>Z_<archiveId>.json.gz`` (UTC write time)."""
     stamp = format_timestamp(written_us)  # 2024-10-07T01:02:03.000004Z
     return f"{batch.app}_{stamp[0:4]}{stamp[5:7]}{stamp[8:10]}T{stamp[11:13]}{stamp[14:16]}Z_{batch.archive_id}.json.gz"
+
+
+def seqs_digest(seqs: Sequence[int]) -> str:
+    """The hex SHA-256 of ascending seqs as 8-byte big-endian numbers: what batch and purge records name."""
+    return hashlib.sha256(b"".join(seq.to_bytes(8, "big") for seq in seqs)).hexdigest()

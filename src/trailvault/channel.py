@@ -8,12 +8,14 @@ from typing import Any
 from trailvault.schema import Schema, parse_schema
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
-__all__ = ["PURGES_CHANNEL", "READS_CHANNEL", "REDACTIONS_CHANNEL", "RESERVED_PREFIX", "Channel"]
+__all__ = ["BATCHES_CHANNEL", "PURGES_CHANNEL", "READS_CHANNEL", "REDACTIONS_CHANNEL", "RESERVED_PREFIX", "Channel"]
 
 #: Channels whose names start so are kept by trailvault itself; nobody else opens or posts to them.
 RESERVED_PREFIX = "trailvault."
 #: The channel where every redaction is recorded (``redacted_id``, ``redacted_seq``, ``reason``).
 REDACTIONS_CHANNEL = "trailvault.redactions"
+#: The channel where every archive batch is recorded (``archive_id``, ``count``, seqs and their digest).
+BATCHES_CHANNEL = "trailvault.batches"
 #: The channel where every purge is recorded (``archive_id``, ``count``, seqs and their digest).
 PURGES_CHANNEL = "trailvault.purges"
 #: The channel where a server records every read it answers (see trailvault.keyring).

@@ -119,7 +119,8 @@ def parse_duration(value: Any, *, field: str) -> float:
             seconds = float(text[:-1]) * _DURATION_UNITS[text[-1]] if text[-1:] in _DURATION_UNITS else float(text)
         except ValueError:
             seconds = -1.0
-    if seconds < 0:
+    # NaN fails every comparison: only a finite, non-negative number of at most 100 years passes.
+    if not 0 <= seconds <= 100 * 365 * 86400:
         raise InvalidInput(f"{field}: {value!r} is not a duration; use seconds or 90s, 15m, 12h, 30d", field=field)
     return seconds
 

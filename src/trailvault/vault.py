@@ -22,7 +22,7 @@ import orjson
 import uuid_utils
 
 from trailvault.archive import ArchiveSettings, Archiving
-from trailvault.channel import REDACTIONS_CHANNEL, RESERVED_PREFIX, Channel
+from trailvault.channel import BATCHES_CHANNEL, PURGES_CHANNEL, REDACTIONS_CHANNEL, RESERVED_PREFIX, Channel
 from trailvault.checkpoints import Checkpointer
 from trailvault.commit import GroupCommitter
 from trailvault.errors import (
@@ -474,8 +474,11 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         if not reason.strip():
             raise InvalidInput("reason: say why the body is removed (kept in the log)", field="reason")
         event = self.get(event_id)
-        if event.channel == REDACTIONS_CHANNEL:
-            raise InvalidInput("id: redaction records themselves cannot be redacted", field="id")
+        if event.channel in (REDACTIONS_CHANNEL, PURGES_CHANNEL, BATCHES_CHANNEL):
+            raise InvalidInput(
+                f"id: records of {event.channel} cannot be redacted: verify needs them to account for the log",
+                field="id",
+            )
         if event.body is None:
             raise Conflict(f"id: the body of {event.id!r} was already removed", field="id")
         state = self._own_channel(REDACTIONS_CHANNEL, _REDACTION_SCHEMA)

@@ -144,3 +144,14 @@ def test_the_cli_against_a_server(own_server: Callable[..., Server], tmp_path: P
     assert orjson.loads(marked.stdout)["archiveIds"] == [archive_id]
     wrong = run_cli("archive", "mark-archive-batches-as-successful", "--archive-ids", "nope", env=env)
     assert wrong.returncode == 1 and "archiveIds" in wrong.stderr
+
+
+def test_a_marked_batch_is_written_over_http_too(own_server: Callable[..., Server], tmp_path: Path) -> None:
+    server = filled(own_server, tmp_path)
+    with trailvault.connect(server.url, server.key("archive", "unmask", "read")) as remote:
+        task_id = remote.batch_events_for_archiving(FROM, TO, wait=True)
+        (batch,) = remote.get_batch_events_for_archiving_status(task_id).batches
+        remote.mark_archive_batches_as_successful([batch.archive_id])
+        assert remote.archive_batch(batch.archive_id).archived_us is not None
+        remote.write_archive_batch(batch.archive_id, str(tmp_path / "late"))
+        assert verify_archive(tmp_path / "late", remote.verifier_key()).events == 120

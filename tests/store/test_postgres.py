@@ -144,8 +144,12 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
             assert conn.execute("SELECT body FROM public.events WHERE seq = %s", (unbatched,)).fetchone() == (None,)
             conn.execute("DROP TABLE pg_temp.events, pg_temp.erasure_grants")
             # The purge function removes only seqs already recorded as purged.
-            with pytest.raises(psycopg.Error, match="only recorded purges"):
+            with pytest.raises(psycopg.Error, match="only recorded purges of archived batches"):
                 conn.execute("SELECT trailvault_purge(%s::bigint[], 'not archived')", ([unbatched],))
+            # Even listed in purged_events by hand, an event in no marked batch is not removed.
+            with pytest.raises(psycopg.Error, match="only recorded purges of archived batches"), conn.transaction():
+                conn.execute("INSERT INTO purged_events (seq, batch_key, record_seq) VALUES (%s, 1, 1)", (unbatched,))
+                conn.execute("SELECT trailvault_purge(%s::bigint[], 'by hand')", ([unbatched],))
             for statement in (
                 "DELETE FROM purged_events",
                 "UPDATE archive_batches SET event_count = 0",

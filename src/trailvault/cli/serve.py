@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from trailvault.access import Scope
+from trailvault.archive_files import shown_location
 from trailvault.archiver import Archiver
 from trailvault.cli import Session
 from trailvault.config import archive_plan, server_options
@@ -56,7 +57,7 @@ def serve(
         )
     plan = archive_plan(settings)
     if plan is not None:
-        click.echo(f"trailvault: archiving every {plan.schedule:g} s to {plan.destination.split('?')[0]}", err=True)
+        click.echo(f"trailvault: archiving every {plan.schedule:g} s to {shown_location(plan.destination)}", err=True)
     archiver = Archiver(vault, plan)
     archiver.start()
     try:

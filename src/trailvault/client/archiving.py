@@ -21,7 +21,7 @@ from trailvault.archive import BatchPage, PurgeReport, open_destination
 from trailvault.archive_files import ArchiveFile, write_archive
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name
 from trailvault.client.wire import error_of, segment, time_text
-from trailvault.errors import NotFound, ServerUnavailable
+from trailvault.errors import ServerUnavailable
 from trailvault.timestamps import format_timestamp
 
 __all__ = ["RemoteArchiving"]
@@ -81,15 +81,10 @@ class RemoteArchiving:
         return BatchPage(batches, answer.get("nextPageToken"))
 
     def archive_batch(self, archive_id: str) -> ArchiveBatch:
-        """Return one of the app's outstanding batches (the server lists only those)."""
-        page = self.list_outstanding_archive_batches(page_size=1000)
-        while True:
-            for batch in page.event_batches:
-                if batch.archive_id == archive_id:
-                    return batch
-            if page.next_page_token is None:
-                raise NotFound(f"archiveId: no outstanding archive batch {archive_id[:64]!r}", field="archiveId")
-            page = self.list_outstanding_archive_batches(page_size=1000, starting_token=page.next_page_token)
+        """Return one of the app's batches, marked or not."""
+        return ArchiveBatch.from_dict(
+            self._call("POST", "/v1/archive/describe-archive-batch", json={"archiveId": archive_id})
+        )
 
     def list_events_in_archive_batch(self, archive_id: str) -> Iterator[dict[str, Any]]:
         """Stream the batch's events from the server, as the archive file's JSON objects."""

@@ -128,6 +128,13 @@ async def batch_proof(call: Call) -> Response:
     return JSONResponse(await run_in_threadpool(work))
 
 
+async def describe_batch(call: Call) -> Response:
+    """One batch, marked or not (trailvault's own verb: a client writing a batch's file needs it)."""
+    document = await _document(call)
+    batch = await run_in_threadpool(call.vault.archive_batch, _text(document, "archiveId"))
+    return JSONResponse(batch.to_dict())
+
+
 async def mark_successful(call: Call) -> Response:
     document = await _document(call)
     ids = document.get("archiveIds")
@@ -174,6 +181,7 @@ ARCHIVE_ROUTES = (
     Route("/v1/archive/get-batch-events-for-archiving-status", "POST", Scope.ARCHIVE, batch_status),
     Route("/v1/archive/list-outstanding-archive-batches", "POST", Scope.ARCHIVE, list_outstanding),
     Route("/v1/archive/list-events-in-archive-batch", "POST", Scope.ARCHIVE, list_events),
+    Route("/v1/archive/describe-archive-batch", "POST", Scope.ARCHIVE, describe_batch),
     Route("/v1/archive/get-archive-batch-proof", "POST", Scope.ARCHIVE, batch_proof),
     Route("/v1/archive/mark-archive-batches-as-successful", "POST", Scope.ARCHIVE, mark_successful),
     Route("/v1/archive/purge", "POST", Scope.ARCHIVE, purge),

@@ -147,6 +147,8 @@ def _archive_paths() -> dict[str, Any]:
         "/v1/archive/list-events-in-archive-batch": _verb(
             'A batch\'s events, streamed as {"auditEvents": [...]}.', "archive", {"archiveId": text}, ["archiveId"],
             404),
+        "/v1/archive/describe-archive-batch": _verb(
+            "One archive batch, marked or not.", "archive", {"archiveId": text}, ["archiveId"], 404),
         "/v1/archive/get-archive-batch-proof": _verb(
             "The archive manifest's proving part for a batch.", "archive",
             {"archiveId": text, "eventCount": {"type": "integer"}, "lastSeq": {"type": "integer"}}, ["archiveId"],

@@ -8,32 +8,31 @@ A backend supplies :meth:`_bind_seqs` (a list of seqs as one parameter) and
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus
+from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, seqs_digest
 from trailvault.errors import Conflict, NotFound
 from trailvault.event import PendingEvent, Posted
 from trailvault.store.base import StoredEntry
 
-__all__ = ["ArchiveTables", "seqs_digest"]
+__all__ = ["ArchiveTables"]
 
 _BATCH_COLUMNS = (
     "b.archive_id, a.name, b.event_count, b.time_from, b.time_to, b.first_seq, b.last_seq, "
-    "b.checkpoint_size, b.created, b.archived, b.purged"
+    "b.checkpoint_size, b.created, b.archived, b.purged, b.record_seq"
 )
 _SELECT_BATCH = (
     f"SELECT b.batch_key, {_BATCH_COLUMNS} FROM archive_batches AS b JOIN apps AS a ON a.app_key = b.app_key "
 )
 # The channels whose events are never batched: the records that verify needs to accept
 # a removed body or row stay in the vault for good.
-_KEPT_CHANNELS = ("trailvault.redactions", "trailvault.purges")
+_KEPT_CHANNELS = ("trailvault.redactions", "trailvault.purges", "trailvault.batches")
 # The events a batching step may take: the app's, in range, in no batch yet.
 _UNBATCHED = """FROM events AS e
     WHERE e.app_key = ? AND e.time >= ? AND e.time < ? AND e.seq > ? AND e.seq <= ?
-      AND e.channel_key NOT IN (SELECT channel_key FROM channels WHERE app_key = ? AND name IN (?, ?))
+      AND e.channel_key NOT IN (SELECT channel_key FROM channels WHERE app_key = ? AND name IN (?, ?, ?))
       AND NOT EXISTS (SELECT 1 FROM archive_members AS m WHERE m.seq = e.seq)
     ORDER BY e.seq LIMIT ?"""
 # Purgeable: in a batch marked archived, received before the cutoff, under no legal hold set.
@@ -54,11 +53,6 @@ _SELECT_HOLD = (
     "SELECT h.name, a.name, h.reason, h.created, h.channel, h.time_from, h.time_to, h.cleared "
     "FROM legal_holds AS h JOIN apps AS a ON a.app_key = h.app_key "
 )
-
-
-def seqs_digest(seqs: Sequence[int]) -> str:
-    """The hex SHA-256 of ascending seqs as 8-byte big-endian numbers: what a purge record names."""
-    return hashlib.sha256(b"".join(seq.to_bytes(8, "big") for seq in seqs)).hexdigest()
 
 
 class ArchiveTables:
@@ -95,14 +89,7 @@ class ArchiveTables:
     ) -> None:
         with self._transaction() as tx:
             app_key = self._app_key_for(tx, app, now_us)
-            # A task whose process stopped beating is over: it no longer blocks the next one.
-            self._execute(
-                tx,
-                "UPDATE archive_tasks SET status = 'FAILED', finished = ?, "
-                "error = 'abandoned: the process running it stopped; start a new task' "
-                "WHERE app_key = ? AND status = 'OPEN' AND heartbeat < ?",
-                (now_us, app_key, stale_before_us),
-            )
+            self._expire_tasks(tx, app_key, now_us, stale_before_us)
             running = self._execute(
                 tx, "SELECT task_id FROM archive_tasks WHERE app_key = ? AND status = 'OPEN'", (app_key,)
             ).fetchone()
@@ -127,7 +114,27 @@ class ArchiveTables:
                 (status.value, error, now_us, now_us, task_id),
             )
 
-    def archive_task(self, app: str, task_id: str) -> ArchiveTask | None:
+    def _expire_tasks(self, tx: Any, app_key: int, now_us: int, stale_before_us: int) -> None:
+        """A task whose process stopped beating is over: it reads FAILED and no longer blocks the next one."""
+        self._execute(
+            tx,
+            "UPDATE archive_tasks SET status = 'FAILED', finished = ?, "
+            "error = 'abandoned: the process running it stopped; start a new task' "
+            "WHERE app_key = ? AND status = 'OPEN' AND heartbeat < ?",
+            (now_us, app_key, stale_before_us),
+        )
+
+    def archive_task(self, app: str, task_id: str, now_us: int, stale_before_us: int) -> ArchiveTask | None:
+        with self._reading() as conn:
+            app_key = self._app_key(conn, app)
+            stale = app_key is not None and self._execute(
+                conn,
+                "SELECT 1 FROM archive_tasks WHERE app_key = ? AND task_id = ? AND status = 'OPEN' AND heartbeat < ?",
+                (app_key, task_id, stale_before_us),
+            ).fetchone()
+        if stale and app_key is not None:
+            with self._transaction() as tx:
+                self._expire_tasks(tx, app_key, now_us, stale_before_us)
         rows = self._rows(
             "SELECT t.task_id, a.name, t.time_from, t.time_to, t.status, t.created, t.finished, t.error "
             "FROM archive_tasks AS t JOIN apps AS a ON a.app_key = t.app_key WHERE t.task_id = ? AND a.name = ?",
@@ -155,32 +162,43 @@ class ArchiveTables:
         checkpoint_size: int,
         max_events: int,
         now_us: int,
+        make_record: Callable[[list[int], str | None], PendingEvent],
     ) -> ArchiveBatch | None:
         with self._transaction() as tx:
+            self._lock_log(tx)
             app_key = self._app_key_for(tx, app, now_us)
             params = (app_key, time_from_us, time_to_us, after_seq, checkpoint_size, app_key, *_KEPT_CHANNELS)
-            row = self._execute(
-                tx, f"SELECT count(*), min(seq), max(seq) FROM (SELECT e.seq {_UNBATCHED}) AS chosen",
-                (*params, max_events),
-            ).fetchone()  # fmt: skip
-            count, first, last = int(row[0]), row[1], row[2]
+            seqs = [int(row[0]) for row in self._execute(tx, f"SELECT e.seq {_UNBATCHED}", (*params, max_events))]
             self._execute(tx, "UPDATE archive_tasks SET heartbeat = ? WHERE task_id = ?", (now_us, task_id))
-            if count == 0:
+            if not seqs:
                 return None
+            previous = self._execute(
+                tx,
+                "SELECT archive_id FROM archive_batches WHERE app_key = ? ORDER BY batch_key DESC LIMIT 1",
+                (app_key,),
+            ).fetchone()
+            # The batch's record goes into the log in the same transaction: the signed tree then
+            # vouches for its count, its seqs and the batch before it (verify archive checks them).
+            posted = self._append_in(tx, [[make_record(seqs, None if previous is None else str(previous[0]))]])[0][0]
+            first, last, count = seqs[0], seqs[-1], len(seqs)
             batch_key = self._execute(
                 tx,
                 "INSERT INTO archive_batches (archive_id, app_key, task_id, time_from, time_to, event_count, "
-                "first_seq, last_seq, checkpoint_size, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "first_seq, last_seq, checkpoint_size, record_seq, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "RETURNING batch_key",
-                (archive_id, app_key, task_id, time_from_us, time_to_us, count, first, last, checkpoint_size, now_us),
-            ).fetchone()[0]
+                (archive_id, app_key, task_id, time_from_us, time_to_us, count, first, last, checkpoint_size,
+                 posted.seq, now_us),
+            ).fetchone()[0]  # fmt: skip
             # The same choice again, bounded by the last seq found (inside one write transaction
             # nothing else batches these events, and appends only add seqs above checkpoint_size).
             bounded = (app_key, time_from_us, time_to_us, after_seq, last, app_key, *_KEPT_CHANNELS, count)
             self._execute(
                 tx, f"INSERT INTO archive_members (seq, batch_key) SELECT e.seq, ? {_UNBATCHED}", (batch_key, *bounded)
             )
-        return ArchiveBatch(archive_id, app, count, time_from_us, time_to_us, first, last, checkpoint_size, now_us)
+        return ArchiveBatch(
+            archive_id, app, count, time_from_us, time_to_us, first, last, checkpoint_size, now_us,
+            record_seq=posted.seq,
+        )  # fmt: skip
 
     def archive_batches(
         self,
@@ -349,6 +367,8 @@ class ArchiveTables:
 
     def set_hold(self, hold: LegalHold) -> LegalHold:
         with self._transaction() as tx:
+            # Purge holds this lock from its re-check to its commit: a hold is either seen or set after.
+            self._lock_log(tx)
             app_key = self._app_key_for(tx, hold.app, hold.created_us)
             if self._execute(
                 tx, "SELECT 1 FROM legal_holds WHERE app_key = ? AND name = ? AND cleared IS NULL", (app_key, hold.name)
@@ -384,10 +404,10 @@ class ArchiveTables:
 
 
 def _batch(row: Sequence[Any]) -> ArchiveBatch:
-    archive_id, app, count, time_from, time_to, first, last, size, created, archived, purged = row
+    archive_id, app, count, time_from, time_to, first, last, size, created, archived, purged, record_seq = row
     return ArchiveBatch(
         str(archive_id), str(app), int(count), int(time_from), int(time_to), int(first), int(last), int(size),
-        int(created), None if archived is None else int(archived), int(purged),
+        int(created), None if archived is None else int(archived), int(purged), int(record_seq),
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ event reaches it. Each backend translates its own driver errors into
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -214,8 +214,11 @@ class Store(Protocol):
     def finish_archive_task(self, task_id: str, status: TaskStatus, error: str | None, now_us: int) -> None:
         """Set a task's final status (COMPLETED or FAILED, with the error's message)."""
 
-    def archive_task(self, app: str, task_id: str) -> ArchiveTask | None:
-        """Return the app's task with the batches it has made so far, or None."""
+    def archive_task(self, app: str, task_id: str, now_us: int, stale_before_us: int) -> ArchiveTask | None:
+        """Return the app's task with the batches it has made so far, or None.
+
+        An OPEN task whose heartbeat is older than ``stale_before_us`` is set FAILED first.
+        """
 
     def add_archive_batch(
         self,
@@ -228,12 +231,17 @@ class Store(Protocol):
         checkpoint_size: int,
         max_events: int,
         now_us: int,
+        make_record: Callable[[list[int], str | None], PendingEvent],
     ) -> ArchiveBatch | None:
         """Make one batch of at most ``max_events`` of the app's events, in one transaction.
 
+        With the batch, appends ``make_record(seqs, previous archive id)`` (its record in
+        ``trailvault.batches``), called under the write lock: it must not touch the store.
+
         It takes, in seq order, events with time in ``[time_from_us, time_to_us)``, seq
         above ``after_seq`` and at most ``checkpoint_size``, in no batch yet, and not in
-        ``trailvault.redactions`` or ``trailvault.purges``. Returns None when none is left.
+        ``trailvault.redactions``, ``trailvault.purges`` or ``trailvault.batches``. Returns None
+        when none is left.
         Also beats the task's heartbeat.
         """
 

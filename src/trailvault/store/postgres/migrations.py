@@ -276,6 +276,7 @@ _ARCHIVING = (
         first_seq bigint NOT NULL,
         last_seq bigint NOT NULL,
         checkpoint_size bigint NOT NULL,
+        record_seq bigint NOT NULL,
         created bigint NOT NULL,
         archived bigint,
         purged bigint NOT NULL DEFAULT 0
@@ -288,10 +289,10 @@ _ARCHIVING = (
            AND NEW.purged >= OLD.purged AND NEW.purged <= NEW.event_count
            AND (NEW.purged = OLD.purged OR NEW.archived IS NOT NULL)
            AND (NEW.batch_key, NEW.archive_id, NEW.app_key, NEW.task_id, NEW.time_from, NEW.time_to,
-                NEW.event_count, NEW.first_seq, NEW.last_seq, NEW.checkpoint_size, NEW.created)
+                NEW.event_count, NEW.first_seq, NEW.last_seq, NEW.checkpoint_size, NEW.record_seq, NEW.created)
                IS NOT DISTINCT FROM
                (OLD.batch_key, OLD.archive_id, OLD.app_key, OLD.task_id, OLD.time_from, OLD.time_to,
-                OLD.event_count, OLD.first_seq, OLD.last_seq, OLD.checkpoint_size, OLD.created) THEN
+                OLD.event_count, OLD.first_seq, OLD.last_seq, OLD.checkpoint_size, OLD.record_seq, OLD.created) THEN
             RETURN NEW;
         END IF;
         RAISE EXCEPTION 'trailvault: an archive batch is only marked archived, once, and purged'
@@ -308,7 +309,8 @@ _ARCHIVING = (
     """CREATE TABLE purged_events (
         seq bigint PRIMARY KEY,
         batch_key bigint NOT NULL,
-        record_seq bigint NOT NULL
+        record_seq bigint NOT NULL,
+        txid bigint NOT NULL DEFAULT txid_current()
     )""",
     *_refuse_changes("purged_events", "purged events are kept on record"),
     """CREATE TABLE legal_holds (
@@ -336,14 +338,32 @@ _ARCHIVING = (
     END $$""",
     """CREATE TRIGGER legal_holds_only_clear BEFORE UPDATE OR DELETE ON legal_holds
     FOR EACH ROW EXECUTE FUNCTION legal_holds_only_clear()""",
-    # Purge: the rows of archived events go, with the owner's rights and a kept grant,
-    # only for seqs the caller has just recorded in purged_events in this transaction.
+    # Purge: the rows of archived events go, with the owner's rights and a kept grant, only for
+    # seqs recorded in purged_events in this same transaction, members of a batch marked
+    # archived, and under no legal hold that is set.
     """CREATE FUNCTION trailvault_purge(p_seqs bigint[], p_reason text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     BEGIN
-        IF EXISTS (SELECT 1 FROM unnest(p_seqs) AS s (seq)
-                   WHERE NOT EXISTS (SELECT 1 FROM purged_events AS p WHERE p.seq = s.seq)) THEN
-            RAISE EXCEPTION 'trailvault: only recorded purges remove events' USING ERRCODE = 'TV001';
+        IF EXISTS (
+            SELECT 1 FROM unnest(p_seqs) AS s (seq)
+            WHERE NOT EXISTS (
+                SELECT 1 FROM purged_events AS p
+                JOIN archive_members AS m ON m.seq = p.seq AND m.batch_key = p.batch_key
+                JOIN archive_batches AS b ON b.batch_key = p.batch_key
+                WHERE p.seq = s.seq AND p.txid = txid_current() AND b.archived IS NOT NULL))
+        THEN
+            RAISE EXCEPTION 'trailvault: only recorded purges of archived batches remove events'
+                USING ERRCODE = 'TV001';
+        END IF;
+        IF EXISTS (
+            SELECT 1 FROM unnest(p_seqs) AS s (seq)
+            JOIN events AS e ON e.seq = s.seq
+            JOIN channels AS c ON c.channel_key = e.channel_key
+            JOIN legal_holds AS h ON h.app_key = e.app_key AND h.cleared IS NULL
+                AND (h.channel IS NULL OR h.channel = c.name)
+                AND (h.time_from IS NULL OR e.time >= h.time_from) AND (h.time_to IS NULL OR e.time < h.time_to))
+        THEN
+            RAISE EXCEPTION 'trailvault: a legal hold covers events of this purge' USING ERRCODE = 'TV001';
         END IF;
         INSERT INTO erasure_grants (first_seq, last_seq, reason)
         SELECT min(seq), max(seq), p_reason FROM unnest(p_seqs) AS s (seq);

@@ -191,6 +191,7 @@ _ARCHIVING = (
         first_seq INTEGER NOT NULL,
         last_seq INTEGER NOT NULL,
         checkpoint_size INTEGER NOT NULL,
+        record_seq INTEGER NOT NULL,
         created INTEGER NOT NULL,
         archived INTEGER,
         purged INTEGER NOT NULL DEFAULT 0
@@ -203,6 +204,7 @@ _ARCHIVING = (
         OR NEW.event_count IS NOT OLD.event_count OR NEW.first_seq IS NOT OLD.first_seq
         OR NEW.last_seq IS NOT OLD.last_seq OR NEW.checkpoint_size IS NOT OLD.checkpoint_size
         OR NEW.time_from IS NOT OLD.time_from OR NEW.time_to IS NOT OLD.time_to OR NEW.created IS NOT OLD.created
+        OR NEW.record_seq IS NOT OLD.record_seq
         OR (NEW.archived IS NOT OLD.archived AND (OLD.archived IS NOT NULL OR NEW.archived IS NULL))
         OR NEW.purged < OLD.purged OR NEW.purged > NEW.event_count
         OR (NEW.purged > OLD.purged AND NEW.archived IS NULL)
@@ -241,6 +243,7 @@ _ARCHIVING = (
     WHEN OLD.cleared IS NOT NULL OR NEW.cleared IS NULL OR NEW.hold_key IS NOT OLD.hold_key
         OR NEW.app_key IS NOT OLD.app_key OR NEW.name IS NOT OLD.name OR NEW.channel IS NOT OLD.channel
         OR NEW.time_from IS NOT OLD.time_from OR NEW.time_to IS NOT OLD.time_to
+        OR NEW.reason IS NOT OLD.reason OR NEW.created IS NOT OLD.created
     BEGIN SELECT RAISE(ABORT, 'trailvault: a legal hold is only ever cleared, once'); END""",
     """CREATE TRIGGER legal_holds_refuse_delete BEFORE DELETE ON legal_holds
     BEGIN SELECT RAISE(ABORT, 'trailvault: legal holds are kept on record'); END""",
