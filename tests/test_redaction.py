@@ -60,7 +60,7 @@ def test_cannot_redact_twice_or_without_reason(redacted: Vault) -> None:
     with pytest.raises(InvalidInput, match="reason"):
         redacted.redact(redacted.events("myindex")[0].id, "  ")
     record = redacted.events("trailvault.redactions")[0]
-    with pytest.raises(InvalidInput, match="records of trailvault.redactions cannot be redacted"):
+    with pytest.raises(InvalidInput, match=r"records of trailvault\.redactions cannot be redacted"):
         redacted.redact(record.id, "hide the trail")
 
 
