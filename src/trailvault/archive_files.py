@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +51,8 @@ from trailvault.integrity.note import Verifier
 from trailvault.store.base import StoredEntry
 
 __all__ = [
-    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "manifest_name", "read_back", "shown_location",
-    "verify_archive", "write_archive",
+    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "audit_events_json", "manifest_name",
+    "read_back", "shown_location", "verify_archive", "write_archive",
 ]  # fmt: skip
 
 ARCHIVE_FORMAT = "trailvault-archive/v1"
@@ -81,6 +81,16 @@ def shown_location(location: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def audit_events_json(lines: Iterable[tuple[int, bytes]]) -> Iterator[bytes]:
+    """CDP's ``{"auditEvents": [...]}`` of archive lines, a line an event, in pieces as they come."""
+    yield b'{"auditEvents": [\n'
+    first = True
+    for _, line in lines:
+        yield line if first else b",\n" + line
+        first = False
+    yield b"\n]}\n"
 
 
 def manifest_name(file_name: str) -> str:

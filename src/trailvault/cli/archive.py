@@ -7,6 +7,7 @@ import sys
 import click
 from rich.table import Table
 
+from trailvault.archive_files import audit_events_json
 from trailvault.archiver import archive_once
 from trailvault.cli import Session
 from trailvault.cli.output import OUTPUT_CHOICE, emit_json, pick_output, print_table
@@ -134,14 +135,8 @@ def list_events_in_archive_batch(session: Session, archive_id: str, output_dir: 
     if output_dir is not None:
         emit_json(vault.write_archive_batch(archive_id, output_dir).to_dict())
         return
-    lines = vault.archive_lines(archive_id)
-    out = sys.stdout.buffer
-    out.write(b'{"auditEvents": [\n')
-    first = True
-    for _, line in lines:
-        out.write(line if first else b",\n" + line)
-        first = False
-    out.write(b"\n]}\n")
+    for piece in audit_events_json(vault.archive_lines(archive_id)):
+        sys.stdout.buffer.write(piece)
 
 
 @archive.command("mark-archive-batches-as-successful")

@@ -9,13 +9,13 @@ reading a batch's events needs ``unmask`` too when the app has sensitive fields.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from trailvault.access import Scope
+from trailvault.archive_files import audit_events_json
 from trailvault.errors import Conflict, Forbidden, InvalidInput
 from trailvault.jsontext import decode_json
 from trailvault.server.http import JSONResponse
@@ -96,17 +96,7 @@ async def list_events(call: Call) -> Response:
     # Finding the batch happens here, so an unknown id is a 404, not a broken stream.
     lines = await run_in_threadpool(call.vault.archive_lines, archive_id)
     await run_in_threadpool(call.record_read, "archive.list-events-in-archive-batch", {"archiveId": archive_id}, None)
-    return StreamingResponse(_audit_events(lines), media_type="application/json")
-
-
-def _audit_events(lines: Iterator[tuple[int, bytes]]) -> Iterator[bytes]:
-    """CDP's ``{"auditEvents": [...]}``, one event a line, streamed as the store is read."""
-    yield b'{"auditEvents": [\n'
-    first = True
-    for _, line in lines:
-        yield line if first else b",\n" + line
-        first = False
-    yield b"\n]}\n"
+    return StreamingResponse(audit_events_json(lines), media_type="application/json")
 
 
 async def batch_proof(call: Call) -> Response:
