@@ -33,7 +33,9 @@ class TaskStatus(StrEnum):
 class ArchiveBatch:
     """One archive batch: the events of ``app`` with time in ``[time_from_us, time_to_us)``
     chosen by its task, ``first_seq`` to ``last_seq``, all within the log's first
-    ``checkpoint_size`` entries (the checkpoint its archive file is proven against).
+    ``checkpoint_size`` entries (the checkpoint its task signed before choosing). Its
+    record in the log (``record_seq``) comes after them; its archive file is proven
+    against the earliest checkpoint covering that record.
     """
 
     archive_id: str
