@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from trailvault.archive_files import verify_archive
+from trailvault.archive_files import ArchiveReport, verify_archive
 from trailvault.cli import Session, read_argument, read_file
 from trailvault.cli.output import emit_json
-from trailvault.export import verify_export
+from trailvault.export import ExportReport, verify_export
 from trailvault.integrity.note import Verifier
 from trailvault.integrity.receipt import check_receipt
 from trailvault.jsontext import decode_json
@@ -212,18 +212,8 @@ def verify_export_command(ctx: click.Context, folder: str, key_text: str, agains
     assert session is not None
     vault = session.local_vault(command="verify export --against") if against else None
     report = verify_export(folder, read_argument(key_text, field="key").strip(), against=vault)
-    if output == "json":
-        emit_json(report.to_dict())
-    elif report.ok:
-        click.echo(
-            f"ok: {report.events} events in {report.files} files are entries of the log of {report.size}"
-            + (f" ({report.redacted} bodies redacted)" if report.redacted else "")
-        )
-    else:
-        for problem in report.problems[:20]:
-            click.echo(f"trailvault: verify export failed: {problem}", err=True)
-    if not report.ok:
-        ctx.exit(1)
+    summary = f"{report.events} events in {report.files} files are entries of the log of {report.size}"
+    _findings(ctx, "export", report, summary, output)
 
 
 @verify.command("archive")
@@ -242,15 +232,18 @@ def verify_archive_command(ctx: click.Context, path: str, key_text: str, jobs: i
       trailvault verify archive acme_20241007T0100Z_c5b57c79-....json.gz --key @vault.pub
     """
     report = verify_archive(path, read_argument(key_text, field="key").strip(), jobs=jobs)
+    summary = f"{report.events} events in {report.files} archive files are entries of the log, and they chain"
+    _findings(ctx, "archive", report, summary, output)
+
+
+def _findings(ctx: click.Context, what: str, report: ExportReport | ArchiveReport, summary: str, output: str) -> None:
+    """Print a file check's report (JSON, or ok with its summary, or its first 20 problems) and exit 1 on any."""
     if output == "json":
         emit_json(report.to_dict())
     elif report.ok:
-        click.echo(
-            f"ok: {report.events} events in {report.files} archive files are entries of the log, and they chain"
-            + (f" ({report.redacted} bodies redacted)" if report.redacted else "")
-        )
+        click.echo(f"ok: {summary}" + (f" ({report.redacted} bodies redacted)" if report.redacted else ""))
     else:
         for problem in report.problems[:20]:
-            click.echo(f"trailvault: verify archive failed: {problem}", err=True)
+            click.echo(f"trailvault: verify {what} failed: {problem}", err=True)
     if not report.ok:
         ctx.exit(1)
