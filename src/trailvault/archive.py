@@ -416,7 +416,7 @@ class Archiving:
             found = self._store.purgeable(self.app, cutoff, _PURGE_CHUNK, position)
             if not found:
                 return report
-            position = found[-1][2]
+            position = (found[-1][2], found[-1][0])
             by_batch: dict[str, list[int]] = {}
             for seq, archive_id, _ in found:
                 by_batch.setdefault(archive_id, []).append(seq)

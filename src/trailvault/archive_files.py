@@ -31,7 +31,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +49,7 @@ from trailvault.integrity.merkle import verify_consistency
 from trailvault.integrity.multiproof import LeafIndexes, multiproof_root
 from trailvault.integrity.note import Verifier
 from trailvault.store.base import StoredEntry
+from trailvault.verification import Findings
 
 __all__ = [
     "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "audit_events_json", "manifest_name",
@@ -235,26 +236,15 @@ def read_back(fs: Any, archive: ArchiveFile) -> str | None:
 
 
 @dataclass
-class ArchiveReport:
+class ArchiveReport(Findings):
     """What ``verify archive`` checked, and every problem found (``ok`` when there is none)."""
 
     files: int = 0
     events: int = 0
     redacted: int = 0
-    problems: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "files": self.files,
-            "events": self.events,
-            "redacted_bodies": self.redacted,
-            "problems": self.problems,
-        }
+    def _counts(self) -> dict[str, Any]:
+        return {"files": self.files, "events": self.events, "redacted_bodies": self.redacted}
 
 
 @dataclass(frozen=True)
@@ -417,8 +407,8 @@ def _check_record(
     record_leaves: list[bytes] = []
     try:
         _, whole = _read_lines(label, [line], manifest["accountId"], record_seqs, record_leaves, problems)
-        body = orjson.loads(line).get("body")
-        channel = orjson.loads(line).get("channel")
+        parsed = orjson.loads(line)
+        body, channel = parsed.get("body"), parsed.get("channel")
     except (ValueError, orjson.JSONDecodeError) as exc:
         problems.append(f"{label}: the batch's record cannot be read ({str(exc)[:200]})")
         return False

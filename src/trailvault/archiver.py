@@ -33,6 +33,7 @@ from trailvault.archive_files import ArchiveFile, manifest_name, read_back, show
 from trailvault.batches import ArchiveBatch
 from trailvault.errors import Conflict, DestinationUnavailable, InvalidInput, TrailvaultError
 from trailvault.timestamps import format_timestamp
+from trailvault.verification import Findings
 
 if TYPE_CHECKING:
     from trailvault.vault import Vault
@@ -63,26 +64,15 @@ class ArchivePlan:
 
 
 @dataclass
-class ArchiveRun:
+class ArchiveRun(Findings):
     """What one run did: files written, batches marked, events purged, and problems per app."""
 
     written: list[dict[str, Any]] = field(default_factory=list)
     marked: list[str] = field(default_factory=list)
     purged: int = 0
-    problems: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "written": self.written,
-            "marked": self.marked,
-            "purged": self.purged,
-            "problems": self.problems,
-        }
+    def _counts(self) -> dict[str, Any]:
+        return {"written": self.written, "marked": self.marked, "purged": self.purged}
 
 
 #: Called with (step, app, archive id or None) as a run goes: "batched", "written", "marked", "purged".

@@ -27,7 +27,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +50,7 @@ from trailvault.scim import parse_filter
 from trailvault.store import Store
 from trailvault.store.base import StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
+from trailvault.verification import Findings
 
 if TYPE_CHECKING:
     from trailvault.vault import Vault
@@ -505,28 +506,19 @@ def _write_all(writers: list[Writer], rows: list[StoredEntry]) -> None:
 
 
 @dataclass
-class ExportReport:
+class ExportReport(Findings):
     """What ``verify export`` checked, and every problem found (``ok`` when there is none)."""
 
     events: int = 0
     files: int = 0
     size: int = 0
     redacted: int = 0
-    problems: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
+    def _counts(self) -> dict[str, Any]:
         return {
-            "ok": self.ok,
-            "events": self.events,
-            "files": self.files,
-            "checkpoint_size": self.size,
+            "events": self.events, "files": self.files, "checkpoint_size": self.size,
             "redacted_bodies": self.redacted,
-            "problems": self.problems,
-        }
+        }  # fmt: skip
 
 
 class _Envelope:

@@ -35,12 +35,32 @@ from trailvault.integrity.note import Verifier
 from trailvault.integrity.rebuild import Frontier, TreeBuilder, fold_frontier
 from trailvault.store.base import Store, StoredEntry
 
-__all__ = ["SEGMENT", "Segment", "VerifyReport", "check_segment", "verify_log"]
+__all__ = ["SEGMENT", "Findings", "Segment", "VerifyReport", "check_segment", "verify_log"]
 
 #: Entries per segment: a power of two, so each segment is one perfect subtree.
 SEGMENT = 1 << 16
 _CHUNK = 4096
 _HASH = 32
+
+
+@dataclass
+class Findings:
+    """What a check of files (an export, archives) or a job found: every problem (``ok`` when none).
+
+    A subclass adds its counts and returns them from :meth:`_counts` for :meth:`to_dict`.
+    """
+
+    problems: list[str] = field(default_factory=list, kw_only=True)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **self._counts(), "problems": self.problems}
+
+    def _counts(self) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 @dataclass

@@ -285,7 +285,7 @@ class ArchiveTables:
 
     def purgeable(
         self, app: str, received_before_us: int, limit: int, after: tuple[int, int] = (0, 0)
-    ) -> list[tuple[int, str, tuple[int, int]]]:
+    ) -> list[tuple[int, str, int]]:
         with self._reading() as conn:
             app_key = self._app_key(conn, app)
         if app_key is None:
@@ -297,7 +297,7 @@ class ArchiveTables:
             ),
             (app_key, received_before_us, after[0], after[0], after[1], limit),
         )
-        return [(int(seq), str(archive_id), (int(batch_key), int(seq))) for seq, archive_id, batch_key in rows]
+        return [(int(seq), str(archive_id), int(batch_key)) for seq, archive_id, batch_key in rows]
 
     def purge(
         self, app: str, archive_id: str, seqs: list[int], received_before_us: int, record: PendingEvent

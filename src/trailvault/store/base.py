@@ -275,9 +275,9 @@ class Store(Protocol):
 
     def purgeable(
         self, app: str, received_before_us: int, limit: int, after: tuple[int, int] = (0, 0)
-    ) -> list[tuple[int, str, tuple[int, int]]]:
-        """Return up to ``limit`` (seq, archive id, position) of events that purge may remove now, by batch
-        then seq, from just past the position ``after`` (a returned position; the start by default).
+    ) -> list[tuple[int, str, int]]:
+        """Return up to ``limit`` (seq, archive id, batch key) of events that purge may remove now, by batch
+        key then seq, after the (batch key, seq) ``after`` (the start by default).
 
         Such an event is in a batch marked archived, was received at or before
         ``received_before_us``, and is covered by no legal hold that is set.
