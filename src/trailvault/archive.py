@@ -42,9 +42,10 @@ from trailvault.checkpoints import Checkpointer
 from trailvault.errors import Conflict, DestinationUnavailable, InvalidInput, InvalidQuery, NotFound, TrailvaultError
 from trailvault.event import PendingEvent, Posted, check_name
 from trailvault.export import proof_hashes
+from trailvault.query import query_time
 from trailvault.store import Store
 from trailvault.store.base import StoredCheckpoint
-from trailvault.timestamps import format_timestamp, parse_timestamp
+from trailvault.timestamps import format_timestamp
 
 __all__ = [
     "BATCHES_SCHEMA", "DEFAULT_MAX_BATCH_EVENTS", "DEFAULT_RETENTION", "PURGES_SCHEMA", "ArchiveSettings",
@@ -165,8 +166,8 @@ class Archiving:
         Raises Conflict while another batching task of the app is OPEN. The task runs in
         a background thread, or in this one with ``wait=True``.
         """
-        time_from = _time(from_timestamp, "fromTimestamp")
-        time_to = _time(to_timestamp, "toTimestamp")
+        time_from = query_time(from_timestamp, "fromTimestamp")
+        time_to = query_time(to_timestamp, "toTimestamp")
         if time_from >= time_to:
             raise InvalidQuery(
                 "toTimestamp: must be after fromTimestamp (the range is [from, to))", field="toTimestamp"
@@ -265,8 +266,8 @@ class Archiving:
         batches = self._store.archive_batches(
             self.app,
             outstanding=True,
-            time_from_us=None if from_timestamp is None else _time(from_timestamp, "fromTimestamp"),
-            time_to_us=None if to_timestamp is None else _time(to_timestamp, "toTimestamp"),
+            time_from_us=None if from_timestamp is None else query_time(from_timestamp, "fromTimestamp"),
+            time_to_us=None if to_timestamp is None else query_time(to_timestamp, "toTimestamp"),
             after_archive_id=starting_token,
             limit=page_size + 1,
         )
@@ -406,7 +407,7 @@ class Archiving:
         Each batch's purge is one transaction with its record in ``trailvault.purges``.
         Safe to run at any time, from any number of processes.
         """
-        now_us = _now_us() if now is None else _time(now, "now")
+        now_us = _now_us() if now is None else query_time(now, "now")
         cutoff = now_us - int(self.archive_settings.retention * 1_000_000)
         report = PurgeReport()
         refused = 0
@@ -465,8 +466,8 @@ class Archiving:
             reason,
             _now_us(),
             None if channel is None else check_name(channel, field="channel"),
-            None if time_from is None else _time(time_from, "from"),
-            None if time_to is None else _time(time_to, "to"),
+            None if time_from is None else query_time(time_from, "from"),
+            None if time_to is None else query_time(time_to, "to"),
         )
         if hold.time_from_us is not None and hold.time_to_us is not None and hold.time_from_us >= hold.time_to_us:
             raise InvalidQuery("to: must be after from (the range is [from, to))", field="to")
@@ -482,13 +483,6 @@ class Archiving:
     def holds(self, *, include_cleared: bool = False) -> list[LegalHold]:
         """Return the app's legal holds that are set (and the cleared ones with ``include_cleared``)."""
         return self._store.holds(self.app, include_cleared=include_cleared)
-
-
-def _time(value: datetime | str, field: str) -> int:
-    try:
-        return parse_timestamp(value, field=field)
-    except InvalidInput as exc:
-        raise InvalidQuery(exc.message, field=field) from None
 
 
 def _now_us() -> int:

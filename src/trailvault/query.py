@@ -20,6 +20,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "decode_page_token",
     "encode_page_token",
     "equality_filter",
+    "query_time",
 ]
 
 ENVELOPE_FIELDS = frozenset({"id", "time", "received", "app", "channel", "seq"})
@@ -278,3 +280,11 @@ def _loose_equality(attribute: str, value: Any) -> Filter:
         with contextlib.suppress(ValueError):
             options.append(Compare(attribute, Op.EQ_CS, float(value)))
     return options[0] if len(options) == 1 else Or(tuple(options))
+
+
+def query_time(value: datetime | str, field: str) -> int:
+    """A query's time bound (RFC 3339 text or an aware datetime) in microseconds; InvalidQuery naming ``field``."""
+    try:
+        return parse_timestamp(value, field=field)
+    except InvalidInput as exc:
+        raise InvalidQuery(exc.message, field=field) from None

@@ -63,6 +63,7 @@ from trailvault.query import (
     decode_page_token,
     encode_page_token,
     equality_filter,
+    query_time,
 )
 from trailvault.schema import FieldType, Mode, Schema, evolve, parse_schema
 from trailvault.scim import parse_filter
@@ -574,8 +575,8 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         return EventQuery(
             app=self.app,
             channel=channel,
-            time_from=None if time_from is None else _query_time(time_from, "from"),
-            time_to=None if time_to is None else _query_time(time_to, "to"),
+            time_from=None if time_from is None else query_time(time_from, "from"),
+            time_to=None if time_to is None else query_time(time_to, "to"),
             filter=None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts)),
             sort_by=sort_by,
             descending=descending,
@@ -696,10 +697,3 @@ def _sort_kind(schema: Schema | None, sort_by: str) -> str:
             field="sort_by",
         )
     return _SORT_KINDS.get(found.type, "text")
-
-
-def _query_time(value: datetime | str, field: str) -> int:
-    try:
-        return parse_timestamp(value, field=field)
-    except InvalidInput as exc:
-        raise InvalidQuery(exc.message, field=field) from None

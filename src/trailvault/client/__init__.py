@@ -31,7 +31,7 @@ from trailvault.access import ApiKey, Scope
 from trailvault.channel import Channel
 from trailvault.client.archiving import RemoteArchiving
 from trailvault.client.sender import Sender, tls_verify
-from trailvault.client.wire import error_of, segment, time_text
+from trailvault.client.wire import byte_lines, error_of, segment, time_text
 from trailvault.errors import InvalidQuery, ServerUnavailable
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.export import StreamSource, export_from
@@ -214,7 +214,7 @@ class RemoteVault(RemoteArchiving):
                 if response.status_code >= 400:
                     response.read()
                     raise error_of(response)
-                source = StreamSource(_byte_lines(response.iter_bytes()))
+                source = StreamSource(byte_lines(response.iter_bytes()))
                 return export_from(source, out, formats, progress)
         except httpx.TransportError as exc:
             raise ServerUnavailable(
@@ -335,17 +335,6 @@ class RemoteVault(RemoteArchiving):
 
     def revoke_key(self, key_id: str) -> ApiKey:
         return ApiKey.from_dict(self._call("DELETE", f"/v1/keys/{segment(key_id)}"))
-
-
-def _byte_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines (without their newline), as the bytes arrived."""
-    rest = b""
-    for chunk in chunks:
-        rest += chunk
-        *lines, rest = rest.split(b"\n")
-        yield from (line for line in lines if line)
-    if rest:
-        yield rest
 
 
 def _list(values: Iterable[str] | None) -> list[str] | None:

@@ -20,7 +20,7 @@ import orjson
 from trailvault.archive import BatchPage, PurgeReport, open_destination
 from trailvault.archive_files import ArchiveFile, write_archive
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name
-from trailvault.client.wire import error_of, segment, time_text
+from trailvault.client.wire import byte_lines, error_of, segment, time_text
 from trailvault.errors import ServerUnavailable
 from trailvault.timestamps import format_timestamp
 
@@ -103,14 +103,11 @@ class RemoteArchiving:
                 if response.status_code >= 400:
                     response.read()
                     raise error_of(response)
-                rest = b""
-                for chunk in response.iter_bytes():
-                    rest += chunk
-                    *lines, rest = rest.split(b"\n")
-                    for line in lines:
-                        if line.startswith(b"{") and not line.startswith(b'{"auditEvents"'):
-                            line = line.removesuffix(b",")
-                            yield int(orjson.loads(line)["seq"]), line
+                # CDP's document, one event a line: leave out its first and last lines.
+                for line in byte_lines(response.iter_bytes()):
+                    if line.startswith(b"{") and not line.startswith(b'{"auditEvents"'):
+                        event = line.removesuffix(b",")
+                        yield int(orjson.loads(event)["seq"]), event
         except httpx.TransportError as exc:
             raise ServerUnavailable(
                 f"server: the batch stream from {self.url} broke ({type(exc).__name__}); read it again"

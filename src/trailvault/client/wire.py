@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import quote
 
@@ -9,7 +10,7 @@ import httpx
 
 from trailvault.errors import from_wire
 
-__all__ = ["error_of", "segment", "time_text"]
+__all__ = ["byte_lines", "error_of", "segment", "time_text"]
 
 
 def error_of(response: httpx.Response) -> Exception:
@@ -30,3 +31,14 @@ def segment(text: str) -> str:
 
 def time_text(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+def byte_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into lines (without their newline, empty ones left out), as the bytes arrive."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from (line for line in lines if line)
+    if rest:
+        yield rest
