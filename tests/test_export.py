@@ -246,3 +246,47 @@ def test_a_value_that_does_not_fit_its_column_is_a_clear_error(vault: Vault, tmp
     assert not (tmp_path / "out").exists()
     vault.export(tmp_path / "ok", channel="evolving", formats="jsonl.gz")
     assert verify_export(tmp_path / "ok", vault.verifier_key()).ok
+
+
+def test_csv_cells_of_lists_and_timestamps_are_exact(vault: Vault, tmp_path: Path) -> None:
+    """Lists become their JSON text (Arrow builds plain ones, Python escapes the rest) and timestamps
+    their UTC text, cell for cell as orjson and the canonical format give them, in pages with and without
+    a value that needs escaping."""
+    vault.open(
+        "lists",
+        {
+            "fields": [
+                {"name": "tags", "type": "STRING", "mode": "REPEATED"},
+                {"name": "codes", "type": "INTEGER", "mode": "REPEATED"},
+                {"name": "flags", "type": "BOOLEAN", "mode": "REPEATED"},
+                {"name": "at", "type": "TIMESTAMP"},
+            ]
+        },
+    )
+    plain = [{"tags": ["a", "é ü", "x,y"], "codes": [1, -20, 3_000_000_000], "flags": [True, False],
+              "at": "2024-05-01T12:00:00.5+02:00"},
+             {"tags": [], "codes": [], "flags": []}, {}]  # fmt: skip
+    odd = [{"tags": ['say "hi"', "back\\slash", "tab\there", "line\nbreak"]}, {"tags": ["ok"]}]
+    vault.post_many("lists", plain)
+    _check_csv_cells(vault, tmp_path / "plain", 3)  # every list built by Arrow
+    vault.post_many("lists", odd)
+    _check_csv_cells(vault, tmp_path / "all", 5)  # the page's tags escaped by Python
+
+
+def _check_csv_cells(vault: Vault, out: Path, count: int) -> None:
+    vault.export(out, channel="lists", formats="csv")
+    table = pa_csv.read_csv(
+        out / "lists.csv",
+        convert_options=pa_csv.ConvertOptions(strings_can_be_null=True, column_types={
+            name: pa.string() for name in ("time", "received", "body.tags", "body.codes", "body.flags", "body.at")
+        }),
+    ).to_pylist()  # fmt: skip
+    events = sorted(vault.events("lists"), key=lambda e: e.seq)
+    assert len(table) == len(events) == count
+    for row, event in zip(table, events, strict=True):
+        for name in ("tags", "codes", "flags"):
+            value = event.body.get(name)
+            assert row[f"body.{name}"] == (None if value is None else orjson.dumps(value).decode())
+        assert row["time"] == f"{event.time:%Y-%m-%d %H:%M:%S.%f}Z"
+    assert table[0]["body.at"] == "2024-05-01 10:00:00.500000Z" and table[2]["body.at"] is None
+    assert verify_export(out, vault.verifier_key(), against=vault).ok

@@ -40,6 +40,7 @@ __all__ = [
     "NewEvent",
     "PendingEvent",
     "Posted",
+    "StoredEntry",
     "canonical_body",
     "canonical_entry",
     "check_id",
@@ -247,3 +248,19 @@ def nul_path(body: Any, path: str = "") -> str | None:
         if isinstance(value, (dict, list)) and (found := nul_path(value, where)) is not None:
             return found
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One entry of the log exactly as stored, for verification: the body as its stored text."""
+
+    seq: int
+    id: str
+    app: str
+    channel: str
+    time_us: int
+    received_us: int
+    body_json: str | None
+    body_sha256: bytes
+    #: Identifies what the producer posted under its own id (None for generated ids).
+    fingerprint: bytes | None = None

@@ -38,6 +38,7 @@ from trailvault.errors import Conflict, InvalidInput, NotFound, ServerUnavailabl
 from trailvault.event import canonical_body, check_name
 from trailvault.files import file_sha256, write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
+from trailvault.formats.columns import EntryColumns, EntryList, Page, joined
 from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
 from trailvault.integrity.log import entry_leaf
@@ -108,7 +109,7 @@ class Exporting:
         checkpoint = _checkpoint_for_export(vault)
         query = _query_of(channel, time_from, time_to, filter)
         job = _Export(
-            _VaultSource(vault, query, checkpoint.size),
+            _VaultSource(vault, query, checkpoint.size, columns=chosen != ("jsonl.gz",)),
             folder,
             chosen,
             checkpoint.size,
@@ -156,13 +157,11 @@ def export_stream(
     return _stream(source, header, first, pages)
 
 
-def _stream(
-    source: _VaultSource, header: dict[str, Any], first: list[StoredEntry], pages: Iterator[list[StoredEntry]]
-) -> Iterator[bytes]:
+def _stream(source: _VaultSource, header: dict[str, Any], first: Page, pages: Iterator[Page]) -> Iterator[bytes]:
     yield orjson.dumps(header) + b"\n"
     seqs: array[int] = array("q")
     for entries in itertools.chain([first], pages):
-        seqs.extend(entry.seq for entry in entries)
+        seqs.extend(entries.seqs())
         yield b"".join(entry_line(entry) + b"\n" for entry in entries)
     proof = b"".join(source.proof(seqs))
     yield orjson.dumps({"end": True, "count": len(seqs), "proof": base64.b64encode(proof).decode()}) + b"\n"
@@ -183,8 +182,8 @@ class StreamSource:
     def vault_id(self) -> str:
         return str(self.header["vault"])
 
-    def pages(self) -> Iterator[list[StoredEntry]]:
-        page: list[StoredEntry] = []
+    def pages(self) -> Iterator[Page]:
+        page = EntryList()
         for line in self._lines:
             if line.startswith(b'{"end"'):
                 self._trailer = orjson.loads(line)
@@ -201,7 +200,7 @@ class StreamSource:
             )  # fmt: skip
             if len(page) >= _BATCH:
                 yield page
-                page = []
+                page = EntryList()
         if page:
             yield page
         if self._trailer is None:
@@ -261,7 +260,7 @@ def _load_into_database(
     checkpoint = _checkpoint_for_export(vault)
     query = _query_of(channel, time_from, time_to, filter)
     loader = DatabaseLoader(url)
-    source = _VaultSource(vault, query, checkpoint.size)
+    source = _VaultSource(vault, query, checkpoint.size, columns=True)
     job = _Export(source, None, ("csv",), checkpoint.size, checkpoint.note, query, progress, loader)
     try:
         return job.run()
@@ -311,7 +310,7 @@ class Source(Protocol):
 
     def vault_id(self) -> str: ...
 
-    def pages(self) -> Iterator[list[StoredEntry]]:
+    def pages(self) -> Iterator[Page]:
         """The query's entries in seq order, a page at a time."""
 
     def schema(self, channel: str) -> Schema: ...
@@ -321,23 +320,29 @@ class Source(Protocol):
 
 
 class _VaultSource:
-    def __init__(self, vault: Vault, query: dict[str, Any], size: int) -> None:
+    """The vault's entries a page at a time: as Arrow columns when ``columns`` (typed formats), else as objects."""
+
+    def __init__(self, vault: Vault, query: dict[str, Any], size: int, *, columns: bool = False) -> None:
         self.vault, self.query, self.size, self.app = vault, query, size, vault.app
+        self.columns = columns
 
     def vault_id(self) -> str:
         return self.vault._store.vault_id()
 
-    def pages(self) -> Iterator[list[StoredEntry]]:
+    def pages(self) -> Iterator[Page]:
         query = self.vault._query(
             self.query["channel"], self.query["from"], self.query["to"], None,
             _export_filter(self.query, self.size), "seq", "asc", _BATCH,
         )  # fmt: skip
+        store = self.vault._store
         while True:
-            entries = self.vault._store.find_entries(query)
-            yield entries
-            if len(entries) < query.limit:
+            page: Page
+            page = EntryColumns(store.entry_columns(query)) if self.columns else EntryList(store.find_entries(query))
+            yield page
+            if len(page) < query.limit:
                 return
-            query = query.starting_after((entries[-1].seq, entries[-1].seq))
+            last = page[-1].seq
+            query = query.starting_after((last, last))
 
     def schema(self, channel: str) -> Schema:
         return self.vault.channel(channel).schema
@@ -371,7 +376,7 @@ class _Export:
         self.source, self.folder, self.formats = source, folder, formats
         self.size, self.note, self.query, self.progress = size, note, query, progress
         self.writers: dict[str, list[Writer]] = {}
-        self.pending: dict[str, list[StoredEntry]] = {}
+        self.pending: dict[str, list[Page]] = {}
         self.counts: dict[str, int] = {}
         self.schemas: dict[str, Schema] = {}
         self.seqs = array("q")
@@ -380,16 +385,18 @@ class _Export:
 
     def run(self) -> dict[str, Any]:
         first_time = last_time = None
-        for entries in self.source.pages():
-            for entry in entries:
-                self.pending.setdefault(entry.channel, []).append(entry)
-                self.seqs.append(entry.seq)
-                first_time = entry.time_us if first_time is None else min(first_time, entry.time_us)
-                last_time = entry.time_us if last_time is None else max(last_time, entry.time_us)
-            for channel in [name for name, waiting in self.pending.items() if len(waiting) >= _BATCH]:
+        for page in self.source.pages():
+            self.seqs.extend(page.seqs())
+            bounds = page.time_bounds()
+            if bounds is not None:
+                first_time = bounds[0] if first_time is None else min(first_time, bounds[0])
+                last_time = bounds[1] if last_time is None else max(last_time, bounds[1])
+            for channel, part in page.by_channel().items():
+                self.pending.setdefault(channel, []).append(part)
+            for channel in [name for name, parts in self.pending.items() if sum(map(len, parts)) >= _BATCH]:
                 self._flush(channel)
-            if self.progress is not None and entries:
-                self.progress(len(self.seqs), entries[-1].seq, self.size)
+            if self.progress is not None and page:
+                self.progress(len(self.seqs), self.seqs[-1], self.size)
         for channel in list(self.pending):
             self._flush(channel)
         self._drain()
@@ -454,9 +461,10 @@ class _Export:
         return schema
 
     def _flush(self, channel: str) -> None:
-        rows = self.pending.pop(channel, [])
-        if not rows:
+        parts = self.pending.pop(channel, [])
+        if not parts:
             return
+        rows = joined(parts)
         writers = self.writers.get(channel)
         if writers is None:
             schema = self._schema(channel)
@@ -497,7 +505,7 @@ class _Export:
         return written // 32
 
 
-def _write_all(writers: list[Writer], rows: list[StoredEntry]) -> None:
+def _write_all(writers: list[Writer], rows: Page) -> None:
     for writer in writers:
         writer.write(rows)
 

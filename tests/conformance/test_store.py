@@ -301,3 +301,37 @@ def test_eq_on_text_does_not_match_other_types(store: Store) -> None:
     ]])  # fmt: skip
     found = store.find_events(EventQuery(app="default", channel="mixed", filter=Compare("company", Op.EQ, "1")))
     assert [event.id for event in found] == ["t"]
+
+
+def test_entry_columns_hold_what_find_entries_finds(make_store: StoreFactory) -> None:
+    """entry_columns is find_entries as Arrow columns: same rows, order, paging and app bounds; hex digests."""
+    store = make_store()
+    for app in ("default", "other"):
+        for channel in ("orders", "refunds"):
+            store.save_channel_version(app, channel, 1, SCHEMA, [("company",)], 1)
+    store.append(
+        [
+            [
+                pending(f"o{i}", channel="orders", time_us=100 - i, body=f'{{"company":"{c}"}}')
+                for i, c in enumerate("AB")
+            ],
+            [pending("r1", channel="refunds", body='{"company":"é\\"x"}')],
+            [pending("x1", app="other")],
+            [pending("o2", channel="orders", body='{"company":null}')],
+        ]
+    )
+    query = EventQuery(app="default", filter=Compare("seq", Op.GE, 1), sort_by="seq", limit=3)
+    for page in (query, query.starting_after((3, 3))):
+        table = store.entry_columns(page)
+        entries = store.find_entries(page)
+        assert table.column_names == ["seq", "id", "app", "channel", "time", "received", "body", "body_sha256"]
+        assert table.to_pylist() == [
+            {
+                "seq": e.seq, "id": e.id, "app": e.app, "channel": e.channel, "time": e.time_us,
+                "received": e.received_us, "body": e.body_json, "body_sha256": e.body_sha256.hex(),
+            }
+            for e in entries
+        ]  # fmt: skip
+    assert [row["id"] for row in store.entry_columns(query).to_pylist()] == ["o0", "o1", "r1"]
+    assert [row["id"] for row in store.entry_columns(query.starting_after((3, 3))).to_pylist()] == ["o2"]
+    assert store.entry_columns(EventQuery(app="nobody", sort_by="seq", limit=5)).num_rows == 0

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from trailvault.access import ApiKey
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus
 from trailvault.errors import IdConflict
-from trailvault.event import Event, PendingEvent, Posted
+from trailvault.event import Event, PendingEvent, Posted, StoredEntry
 from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
 
@@ -46,22 +46,6 @@ class StoredCheckpoint:
     root: bytes
     timestamp: int
     note: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    """One entry of the log exactly as stored, for verification: the body as its stored text."""
-
-    seq: int
-    id: str
-    app: str
-    channel: str
-    time_us: int
-    received_us: int
-    body_json: str | None
-    body_sha256: bytes
-    #: Identifies what the producer posted under its own id (None for generated ids).
-    fingerprint: bytes | None = None
 
 
 class Store(Protocol):
@@ -141,6 +125,14 @@ class Store(Protocol):
 
     def find_entries(self, query: EventQuery) -> list[StoredEntry]:
         """As :meth:`find_events`, but the entries as stored: the body's text and its hash (for export)."""
+
+    def entry_columns(self, query: EventQuery) -> Any:
+        """As :meth:`find_entries`, but as one Arrow table (needs pyarrow), for exports to typed files.
+
+        Columns, in this order: ``seq``, ``id``, ``app``, ``channel``, ``time`` and
+        ``received`` (int64 µs), ``body`` (the stored text, null when redacted) and
+        ``body_sha256`` (lowercase hex); ``trailvault.formats.columns.ENTRY_SCHEMA`` types them.
+        """
 
     def log_size(self) -> int:
         """Return the number of entries in the log (the highest seq)."""

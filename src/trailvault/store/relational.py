@@ -332,6 +332,34 @@ class RelationalStore(ArchiveTables):
                 )
             return found
 
+    def entry_columns(self, query: EventQuery) -> Any:
+        import pyarrow as pa  # type: ignore[import-untyped]  # the export extra; only typed exports get here
+
+        with self._reading() as conn:
+            app_key = self._app_key(conn, query.app)
+            rows = []
+            if app_key is not None:
+                sql, params = self._compile_listing(
+                    query, app_key, lambda name: self._channel_key(conn, query.app, name), ENTRY_COLUMNS
+                )
+                rows = conn.execute(sql, params).fetchall()
+            # Column by column, so each converts in one call rather than an object per event.
+            seqs, ids, keys, times, received, bodies, digests, _ = zip(*rows, strict=True) if rows else ((),) * 8
+            names = {key: self._channel_name(conn, key) for key in set(keys)}
+        return pa.table(
+            [
+                pa.array(seqs, pa.int64()),
+                pa.array(ids, pa.string()),
+                pa.array([names[key][0] for key in keys], pa.string()),
+                pa.array([names[key][1] for key in keys], pa.string()),
+                pa.array(times, pa.int64()),
+                pa.array(received, pa.int64()),
+                pa.array(bodies, pa.string()),
+                pa.array([bytes(digest).hex() for digest in digests], pa.string()),
+            ],
+            names=["seq", "id", "app", "channel", "time", "received", "body", "body_sha256"],
+        )
+
     def _event(self, conn: Any, row: tuple[Any, ...]) -> Event:
         seq, event_id, channel_key, time_us, received_us, body = row
         app, channel = self._channel_name(conn, channel_key)
