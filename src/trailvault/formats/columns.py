@@ -34,14 +34,14 @@ ENTRY_SCHEMA = (
     if pa is None
     else pa.schema(
         [
-            pa.field("seq", pa.int64(), nullable=False),
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("app", pa.string(), nullable=False),
-            pa.field("channel", pa.string(), nullable=False),
-            pa.field("time", pa.int64(), nullable=False),
-            pa.field("received", pa.int64(), nullable=False),
+            pa.field("seq", pa.int64()),
+            pa.field("id", pa.string()),
+            pa.field("app", pa.string()),
+            pa.field("channel", pa.string()),
+            pa.field("time", pa.int64()),
+            pa.field("received", pa.int64()),
             pa.field("body", pa.string()),
-            pa.field("body_sha256", pa.string(), nullable=False),
+            pa.field("body_sha256", pa.string()),
         ]
     )
 )
@@ -79,6 +79,7 @@ class EntryColumns(Sequence[Entry]):
 
     def __init__(self, table: Any) -> None:
         assert ENTRY_SCHEMA is not None, "EntryColumns needs pyarrow"
+        # A store's table has these types already; the cast is for tables made elsewhere.
         if table.schema != ENTRY_SCHEMA:
             table = table.cast(ENTRY_SCHEMA)
         self.table = table
