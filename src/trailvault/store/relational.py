@@ -99,6 +99,14 @@ def _text_column(pa: Any, values: Sequence[str | None]) -> Any:
     return texts
 
 
+def _hex_column(pa: Any, digests: Sequence[bytes]) -> Any:
+    """An Arrow string array of the digests' lowercase hex, from one joined buffer."""
+    data = b"".join(digests).hex().encode()
+    width = 2 * len(digests[0]) if digests else 0
+    offsets = array("i", range(0, width * len(digests) + 1, width) if width else [0])
+    return pa.StringArray.from_buffers(len(digests), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
 class RelationalStore(ArchiveTables):
     """The shared half of a SQL store; see the module docstring for what a backend adds."""
 
@@ -400,7 +408,7 @@ class RelationalStore(ArchiveTables):
                 pa.array(times, pa.int64()),
                 pa.array(received, pa.int64()),
                 _text_column(pa, bodies),
-                _text_column(pa, [bytes(digest).hex() for digest in digests]),
+                _hex_column(pa, digests),
             ],
             names=["seq", "id", "app", "channel", "time", "received", "body", "body_sha256"],
         )
