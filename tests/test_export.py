@@ -290,3 +290,24 @@ def _check_csv_cells(vault: Vault, out: Path, count: int) -> None:
         assert row["time"] == f"{event.time:%Y-%m-%d %H:%M:%S.%f}Z"
     assert table[0]["body.at"] == "2024-05-01 10:00:00.500000Z" and table[2]["body.at"] is None
     assert verify_export(out, vault.verifier_key(), against=vault).ok
+
+
+@pytest.mark.parametrize(
+    ("odd", "named"),
+    [({"items": [{"n": None}]}, ["items[0].n"]), ({"items": [{"n": 1}, {}]}, []), ({"tags": None}, ["tags"])],
+)
+def test_a_null_deep_in_an_otherwise_full_page_is_kept(
+    vault: Vault, tmp_path: Path, odd: dict[str, Any], named: list[str]
+) -> None:
+    """Every other body of the page has every field, so the only null or empty record sits in a list:
+    body_nulls still names it and verify export rebuilds each body exactly."""
+    vault.open("full", {"fields": [
+        {"name": "tags", "type": "STRING", "mode": "REPEATED"},
+        {"name": "items", "type": "RECORD", "mode": "REPEATED", "fields": [{"name": "n", "type": "INTEGER"}]},
+    ]})  # fmt: skip
+    complete = {"tags": ["x"], "items": [{"n": 1}]}
+    vault.post_many("full", [complete, {**complete, **odd}, complete])
+    vault.export(tmp_path / "out", channel="full", formats="parquet,csv")
+    assert verify_export(tmp_path / "out", vault.verifier_key(), against=vault).ok
+    nulls = pq.read_table(tmp_path / "out" / "full.parquet").column("body_nulls").to_pylist()
+    assert nulls == [[], named, []]
