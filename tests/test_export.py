@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +313,17 @@ def test_a_null_deep_in_an_otherwise_full_page_is_kept(
     assert verify_export(tmp_path / "out", vault.verifier_key(), against=vault).ok
     nulls = pq.read_table(tmp_path / "out" / "full.parquet").column("body_nulls").to_pylist()
     assert nulls == [[], named, []]
+
+
+def test_a_sqlite_url_names_a_relative_or_an_absolute_file(
+    filled: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite:///name.db is name.db in the working folder, sqlite:////abs/name.db an absolute path (as --vault)."""
+    monkeypatch.chdir(tmp_path)
+    filled.export(to_db="sqlite:///relative.db", channel="myindex")
+    filled.export(to_db=f"sqlite:///{tmp_path / 'absolute.db'}", channel="myindex")
+    for name in ("relative.db", "absolute.db"):
+        with contextlib.closing(sqlite3.connect(tmp_path / name)) as conn:
+            assert conn.execute("SELECT count(*) FROM myindex").fetchone() == (3,)
+    with pytest.raises(InvalidInput, match=r"sqlite:///relative/file\.db"):
+        filled.export(to_db="sqlite://host/file.db")

@@ -41,9 +41,13 @@ class DatabaseLoader:
         self.url = url
         self.kind = parts.scheme.split("+")[0]
         if self.kind == "sqlite":
-            path = Path(parts.path[1:] if parts.path.startswith("//") else parts.path).expanduser()
-            if not str(path):
-                raise InvalidInput(f"{field}: give a file, sqlite:///path/to/file.db", field=field)
+            # SQLAlchemy's convention, as --vault reads it: sqlite:///relative/file.db and
+            # sqlite:////absolute/file.db (the third slash ends the empty host).
+            if parts.netloc or not parts.path[1:]:
+                raise InvalidInput(
+                    f"{field}: give a file, sqlite:///relative/file.db or sqlite:////absolute/file.db", field=field
+                )
+            path = Path(parts.path[1:]).expanduser()
             # Used by the export's one writing thread only, after this thread made it.
             self._conn: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         elif self.kind in ("postgresql", "postgres"):
