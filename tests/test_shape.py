@@ -22,8 +22,18 @@ LAYERS = {
 MODULE_LAYERS = {
     **dict.fromkeys(
         [
-            "errors", "timestamps", "event", "query", "scim", "schema", "jsontext", "channel", "integrity", "access",
+            "errors",
+            "timestamps",
+            "event",
+            "query",
+            "scim",
+            "schema",
+            "jsontext",
+            "channel",
+            "integrity",
+            "access",
             "batches",
+            "textcolumns",
         ],
         "core",
     ),

@@ -20,6 +20,7 @@ from typing import Any, overload
 
 from trailvault.event import StoredEntry
 from trailvault.formats.rows import Entry
+from trailvault.textcolumns import hex_column, text_column
 
 try:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -127,13 +128,13 @@ class EntryColumns(Sequence[Entry]):
             pa.table(
                 [
                     pa.array([entry.seq for entry in entries], pa.int64()),
-                    pa.array([entry.id for entry in entries], pa.string()),
+                    text_column([entry.id for entry in entries]),
                     pa.array([entry.app for entry in entries], pa.string()),
                     pa.array([entry.channel for entry in entries], pa.string()),
                     pa.array([entry.time_us for entry in entries], pa.int64()),
                     pa.array([entry.received_us for entry in entries], pa.int64()),
-                    pa.array([entry.body_json for entry in entries], pa.string()),
-                    pa.array([entry.body_sha256.hex() for entry in entries], pa.string()),
+                    text_column([entry.body_json for entry in entries]),
+                    hex_column([entry.body_sha256 for entry in entries]),
                 ],
                 schema=ENTRY_SCHEMA,
             )

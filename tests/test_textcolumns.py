@@ -1,0 +1,24 @@
+"""Arrow string columns built from one joined buffer hold exactly the values given."""
+
+from __future__ import annotations
+
+import pytest
+
+from trailvault.textcolumns import hex_column, text_column
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["a", "bc", ""], ["é€𝄞", "plain", "ü"], ["x", None, "", None], [None], []],
+)
+def test_text_column_round_trips(values: list[str | None]) -> None:
+    """ASCII, multi-byte UTF-8 (byte lengths differ from character lengths), nulls and empty strings."""
+    column = text_column(values)
+    assert column.to_pylist() == values
+    assert column.null_count == values.count(None)
+
+
+def test_hex_column_is_lowercase_hex_of_each_digest() -> None:
+    digests = [bytes(range(32)), b"\xff" * 32, b"\x00" * 32]
+    assert hex_column(digests).to_pylist() == [digest.hex() for digest in digests]
+    assert hex_column([]).to_pylist() == []
