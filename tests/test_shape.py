@@ -33,7 +33,7 @@ MODULE_LAYERS = {
             "integrity",
             "access",
             "batches",
-            "textcolumns",
+            "entrytable",
         ],
         "core",
     ),

@@ -8,9 +8,7 @@ writers never build a Python object per event. Both are sequences of
 :class:`~trailvault.formats.rows.Entry` for writers that want rows (JSONL.gz), and
 both answer what the export itself needs: seqs, time bounds, the split by channel.
 
-The columns of :data:`ENTRY_SCHEMA`: ``seq``, ``id``, ``app``, ``channel``, ``time``
-and ``received`` (int64 microseconds), ``body`` (the stored text; null when redacted)
-and ``body_sha256`` (hex).
+The table's layout is :mod:`trailvault.entrytable`'s.
 """
 
 from __future__ import annotations
@@ -18,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
+from trailvault.entrytable import entry_table
 from trailvault.event import StoredEntry
 from trailvault.formats.rows import Entry
-from trailvault.textcolumns import hex_column, text_column
 
 try:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -28,24 +26,7 @@ try:
 except ImportError:  # pragma: no cover - EntryColumns is only made when pyarrow is there
     pa = None
 
-__all__ = ["ENTRY_SCHEMA", "EntryColumns", "EntryList", "Page", "joined"]
-
-ENTRY_SCHEMA = (
-    None
-    if pa is None
-    else pa.schema(
-        [
-            pa.field("seq", pa.int64()),
-            pa.field("id", pa.string()),
-            pa.field("app", pa.string()),
-            pa.field("channel", pa.string()),
-            pa.field("time", pa.int64()),
-            pa.field("received", pa.int64()),
-            pa.field("body", pa.string()),
-            pa.field("body_sha256", pa.string()),
-        ]
-    )
-)
+__all__ = ["EntryColumns", "EntryList", "Page", "joined"]
 
 
 class EntryList(list[Entry]):
@@ -76,13 +57,9 @@ class EntryList(list[Entry]):
 
 
 class EntryColumns(Sequence[Entry]):
-    """A page of entries as one Arrow table with :data:`ENTRY_SCHEMA` (needs pyarrow)."""
+    """A page of entries as one Arrow table made by :func:`trailvault.entrytable.entry_table` (needs pyarrow)."""
 
     def __init__(self, table: Any) -> None:
-        assert ENTRY_SCHEMA is not None, "EntryColumns needs pyarrow"
-        # A store's table has these types already; the cast is for tables made elsewhere.
-        if table.schema != ENTRY_SCHEMA:
-            table = table.cast(ENTRY_SCHEMA)
         self.table = table
 
     def __len__(self) -> int:
@@ -106,7 +83,7 @@ class EntryColumns(Sequence[Entry]):
             yield StoredEntry(seq, event_id, app, channel, time_us, received_us, body, bytes.fromhex(digest))
 
     def seqs(self) -> list[int]:
-        return list(self.table.column("seq").to_pylist())
+        return list[int](self.table.column("seq").to_pylist())
 
     def time_bounds(self) -> tuple[int, int] | None:
         if not len(self):
@@ -125,18 +102,15 @@ class EntryColumns(Sequence[Entry]):
     def of(entries: Sequence[Entry]) -> EntryColumns:
         """The columns of entries held as objects."""
         return EntryColumns(
-            pa.table(
-                [
-                    pa.array([entry.seq for entry in entries], pa.int64()),
-                    text_column([entry.id for entry in entries]),
-                    pa.array([entry.app for entry in entries], pa.string()),
-                    pa.array([entry.channel for entry in entries], pa.string()),
-                    pa.array([entry.time_us for entry in entries], pa.int64()),
-                    pa.array([entry.received_us for entry in entries], pa.int64()),
-                    text_column([entry.body_json for entry in entries]),
-                    hex_column([entry.body_sha256 for entry in entries]),
-                ],
-                schema=ENTRY_SCHEMA,
+            entry_table(
+                [entry.seq for entry in entries],
+                [entry.id for entry in entries],
+                [entry.app for entry in entries],
+                [entry.channel for entry in entries],
+                [entry.time_us for entry in entries],
+                [entry.received_us for entry in entries],
+                [entry.body_json for entry in entries],
+                [entry.body_sha256 for entry in entries],
             )
         )
 

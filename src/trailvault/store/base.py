@@ -127,12 +127,8 @@ class Store(Protocol):
         """As :meth:`find_events`, but the entries as stored: the body's text and its hash (for export)."""
 
     def entry_columns(self, query: EventQuery) -> Any:
-        """As :meth:`find_entries`, but as one Arrow table (needs pyarrow), for exports to typed files.
-
-        Columns, in this order: ``seq``, ``id``, ``app``, ``channel``, ``time`` and
-        ``received`` (int64 µs), ``body`` (the stored text, null when redacted) and
-        ``body_sha256`` (lowercase hex); ``trailvault.formats.columns.ENTRY_SCHEMA`` types them.
-        """
+        """As :meth:`find_entries`, but as one Arrow table (needs pyarrow), for exports to typed files:
+        :func:`trailvault.entrytable.entry_table`'s layout."""
 
     def log_size(self) -> int:
         """Return the number of entries in the log (the highest seq)."""

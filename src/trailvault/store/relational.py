@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from trailvault.access import ApiKey, Scope
+from trailvault.entrytable import entry_table
 from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure, TrailvaultError
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
@@ -33,7 +34,6 @@ from trailvault.store.admission import Kept, given_ids
 from trailvault.store.archive_tables import ArchiveTables
 from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
 from trailvault.store.listing import ENTRY_COLUMNS, EVENT_COLUMNS
-from trailvault.textcolumns import hex_column, text_column
 
 __all__ = ["RelationalStore"]
 
@@ -338,14 +338,10 @@ class RelationalStore(ArchiveTables):
 
     def find_entries(self, query: EventQuery) -> list[StoredEntry]:
         with self._reading() as conn:
-            app_key = self._app_key(conn, query.app)
-            if app_key is None:
-                return []
-            sql, params = self._compile_listing(
-                query, app_key, lambda name: self._channel_key(conn, query.app, name), ENTRY_COLUMNS
-            )
             found = []
-            for seq, event_id, channel_key, time_us, received_us, body, body_sha256, mark in conn.execute(sql, params):
+            for seq, event_id, channel_key, time_us, received_us, body, body_sha256, mark in self._entry_rows(
+                conn, query
+            ):
                 app, channel = self._channel_name(conn, channel_key)
                 found.append(
                     StoredEntry(seq, event_id, app, channel, time_us, received_us, body, bytes(body_sha256), mark)
@@ -353,32 +349,24 @@ class RelationalStore(ArchiveTables):
             return found
 
     def entry_columns(self, query: EventQuery) -> Any:
-        import pyarrow as pa  # type: ignore[import-untyped]  # the export extra; only typed exports get here
-
         with self._reading() as conn, _collection_paused():
-            app_key = self._app_key(conn, query.app)
-            rows = []
-            if app_key is not None:
-                sql, params = self._compile_listing(
-                    query, app_key, lambda name: self._channel_key(conn, query.app, name), ENTRY_COLUMNS
-                )
-                rows = conn.execute(sql, params).fetchall()
+            rows = self._entry_rows(conn, query)
             # Column by column, so each converts in one call rather than an object per event.
             seqs, ids, keys, times, received, bodies, digests, _ = zip(*rows, strict=True) if rows else ((),) * 8
             names = {key: self._channel_name(conn, key) for key in set(keys)}
-        return pa.table(
-            [
-                pa.array(seqs, pa.int64()),
-                text_column(ids),
-                pa.array([names[key][0] for key in keys], pa.string()),
-                pa.array([names[key][1] for key in keys], pa.string()),
-                pa.array(times, pa.int64()),
-                pa.array(received, pa.int64()),
-                text_column(bodies),
-                hex_column(digests),
-            ],
-            names=["seq", "id", "app", "channel", "time", "received", "body", "body_sha256"],
+        apps = [names[key][0] for key in keys]
+        channels = [names[key][1] for key in keys]
+        return entry_table(seqs, ids, apps, channels, times, received, bodies, digests)
+
+    def _entry_rows(self, conn: Any, query: EventQuery) -> list[Any]:
+        """The stored rows (:data:`ENTRY_COLUMNS`) the query finds; none for an unknown app."""
+        app_key = self._app_key(conn, query.app)
+        if app_key is None:
+            return []
+        sql, params = self._compile_listing(
+            query, app_key, lambda name: self._channel_key(conn, query.app, name), ENTRY_COLUMNS
         )
+        return list(conn.execute(sql, params).fetchall())
 
     def _event(self, conn: Any, row: tuple[Any, ...]) -> Event:
         seq, event_id, channel_key, time_us, received_us, body = row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trailvault.textcolumns import hex_column, text_column
+from trailvault.entrytable import hex_column, text_column
 
 
 @pytest.mark.parametrize(
