@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -132,3 +134,13 @@ def test_every_command_is_documented() -> None:
     text = (DOCS / "cli.md").read_text()
     missing = [name for name, _ in _commands(main) if f"trailvault {name}" not in text]
     assert missing == []
+
+
+def test_start_up_does_not_load_the_table_libraries() -> None:
+    """Every CLI command imports trailvault; pyarrow (about 130 ms, 50 MB) waits for a typed export."""
+    code = (
+        "import sys, trailvault, trailvault.cli, trailvault.download, trailvault.export;"
+        "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,9 +36,11 @@ from trailvault.errors import InvalidInput
 from trailvault.event import Event, canonical_body
 from trailvault.files import sync, write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer
-from trailvault.formats.database import DatabaseLoader
 from trailvault.store.base import StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    from trailvault.formats.database import DatabaseLoader
 
 __all__ = ["WATERMARK_FILE", "DownloadResult", "DownloadSettings", "run_download"]
 
@@ -150,6 +152,9 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
     pending: dict[str, list[StoredEntry]] = {}
     count, first, last = 0, None, None
     schemas: dict[str, Any] = {}
+    # Imported here: the loader brings pyarrow, which a run without a database does not need.
+    from trailvault.formats.database import DatabaseLoader
+
     database = DatabaseLoader(settings.database_url, field="databaseurl") if settings.database_url else None
     try:
         for event in events:

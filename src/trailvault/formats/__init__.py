@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from trailvault.errors import InvalidInput
 from trailvault.formats.jsonl import JsonlWriter, read_jsonl_rows
 from trailvault.formats.rows import Entry
-from trailvault.formats.tables import CsvWriter, ParquetWriter, read_table_rows
 from trailvault.schema import Schema
 
 __all__ = ["FORMATS", "SUFFIXES", "Writer", "open_writer", "parse_formats", "read_rows"]
@@ -50,6 +49,9 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def open_writer(fmt: str, path: Path, schema: Schema) -> Writer:
+    # The table writers load pyarrow (about 130 ms); only a typed export pays that.
+    if fmt in ("parquet", "csv"):
+        from trailvault.formats.tables import CsvWriter, ParquetWriter
     if fmt == "parquet":
         return ParquetWriter(path, schema)
     if fmt == "csv":
@@ -60,4 +62,6 @@ def open_writer(fmt: str, path: Path, schema: Schema) -> Writer:
 def read_rows(fmt: str, path: Path, schema: Schema) -> Iterator[dict[str, Any]]:
     if fmt == "jsonl.gz":
         return read_jsonl_rows(path)
+    from trailvault.formats.tables import read_table_rows
+
     return read_table_rows(path, schema, csv=fmt == "csv")

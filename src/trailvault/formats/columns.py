@@ -8,7 +8,8 @@ writers never build a Python object per event. Both are sequences of
 :class:`~trailvault.formats.rows.Entry` for writers that want rows (JSONL.gz), and
 both answer what the export itself needs: seqs, time bounds, the split by channel.
 
-The table's layout is :mod:`trailvault.entrytable`'s.
+The table's layout is :mod:`trailvault.entrytable`'s. pyarrow is imported on first
+use, so importing this module (and so ``import trailvault``) does not load it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,6 @@ from typing import Any, overload
 from trailvault.entrytable import entry_table
 from trailvault.event import StoredEntry
 from trailvault.formats.rows import Entry
-
-try:
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - EntryColumns is only made when pyarrow is there
-    pa = None
 
 __all__ = ["EntryColumns", "EntryList", "Page", "joined"]
 
@@ -88,10 +83,14 @@ class EntryColumns(Sequence[Entry]):
     def time_bounds(self) -> tuple[int, int] | None:
         if not len(self):
             return None
+        import pyarrow.compute as pc  # type: ignore[import-untyped]  # loaded once a table exists
+
         bounds = pc.min_max(self.table.column("time"))
         return int(bounds["min"].as_py()), int(bounds["max"].as_py())
 
     def by_channel(self) -> dict[str, Page]:
+        import pyarrow.compute as pc
+
         channels = self.table.column("channel")
         names = pc.unique(channels).to_pylist()
         if len(names) <= 1:
@@ -125,5 +124,7 @@ def joined(parts: Sequence[Page]) -> Page:
         return parts[0]
     tables = [part.table for part in parts if isinstance(part, EntryColumns)]
     if len(tables) == len(parts):
+        import pyarrow as pa
+
         return EntryColumns(pa.concat_tables(tables))
     return EntryList(entry for part in parts for entry in part)
