@@ -1,10 +1,10 @@
-"""Arrow string columns built from one joined buffer hold exactly the values given."""
+"""Arrow columns built from joined buffers and machine arrays hold exactly the values given."""
 
 from __future__ import annotations
 
 import pytest
 
-from trailvault.entrytable import hex_column, text_column
+from trailvault.entrytable import hex_column, int_column, text_column
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,17 @@ def test_hex_column_is_lowercase_hex_of_each_digest() -> None:
     digests = [bytes(range(32)), b"\xff" * 32, b"\x00" * 32]
     assert hex_column(digests).to_pylist() == [digest.hex() for digest in digests]
     assert hex_column([]).to_pylist() == []
+
+
+@pytest.mark.parametrize("values", [[1, 2, 3], [-(2**63), 0, 2**63 - 1], [1_700_000_000_000_000], []])
+def test_int_column_holds_each_value_as_int64(values: list[int]) -> None:
+    """Extremes of int64 and µs timestamps survive the machine-array route unchanged."""
+    column = int_column(values)
+    assert str(column.type) == "int64"
+    assert column.to_pylist() == values
+    assert column.null_count == 0
+
+
+def test_int_column_refuses_a_value_out_of_range() -> None:
+    with pytest.raises(OverflowError):
+        int_column([2**63])

@@ -54,6 +54,20 @@ def test_export_of_every_format_verifies(filled: Vault, tmp_path: Path) -> None:
     assert manifest["count"] == report.events == total and report.redacted == 1
 
 
+def test_each_file_digest_is_the_files_content(filled: Vault, tmp_path: Path) -> None:
+    """The manifest's sha256 is hashed while writing; it must match the bytes on disk, for each format."""
+    manifest = filled.export(tmp_path / "out")
+    formats = set()
+    for item in manifest["files"]:
+        content = (tmp_path / "out" / item["name"]).read_bytes()
+        assert item["sha256"] == hashlib.sha256(content).hexdigest(), item["name"]
+        assert item["bytes"] == len(content)
+        formats.add(item["format"])
+    assert formats == {"parquet", "csv", "jsonl.gz"}
+    gzipped = next(item["name"] for item in manifest["files"] if item["format"] == "jsonl.gz")
+    assert gzip.decompress((tmp_path / "out" / gzipped).read_bytes()).count(b"\n") >= 1
+
+
 def test_parquet_is_typed_from_the_schema(filled: Vault, tmp_path: Path) -> None:
     """RECORD is a struct, REPEATED a list, TIMESTAMP timestamp[us, UTC]; the envelope is typed too."""
     filled.export(tmp_path / "out", channel="access", formats="parquet")

@@ -442,7 +442,7 @@ class _Export:
                     "channel": channel,
                     "count": self.counts[channel],
                     "bytes": writer.path.stat().st_size,
-                    "sha256": file_sha256(writer.path),
+                    "sha256": writer.sha256(),
                 }
                 for channel, writers in sorted(self.writers.items())
                 for fmt, writer in zip(self.formats, writers, strict=True)

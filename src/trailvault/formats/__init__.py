@@ -1,8 +1,8 @@
 """Export file formats: Parquet, CSV and JSONL.gz writers and readers of one row shape.
 
 ``open_writer(format, path, schema)`` returns a writer with ``write(entries)`` (stored
-entries of one channel, in seq order) and
-``close()``; ``read_rows(format, path, schema)`` yields the rows of a file in the
+entries of one channel, in seq order), ``close()`` and ``sha256()`` (of the file, hashed
+as it was written); ``read_rows(format, path, schema)`` yields the rows of a file in the
 JSONL shape (canonical time text, ``body_sha256`` hex, the body as posted), which is
 what ``verify export`` checks against the log.
 """
@@ -30,6 +30,10 @@ class Writer(Protocol):
     def write(self, entries: Sequence[Entry]) -> None: ...
 
     def close(self) -> None: ...
+
+    def sha256(self) -> str:
+        """The hex SHA-256 of the file as written (after ``close``)."""
+        ...
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from trailvault.formats.hashed import HashedFile
 from trailvault.formats.rows import Entry
 from trailvault.timestamps import format_timestamp
 
@@ -49,13 +50,21 @@ class JsonlWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = gzip.open(path, "wb", compresslevel=5)  # noqa: SIM115 - closed by close()
+        self._sink = HashedFile(path)
+        name = path.name.removesuffix(".gz")  # the name in the gzip header, as gzip.open(path) puts it
+        self._file = gzip.GzipFile(filename=name, mode="wb", compresslevel=5, fileobj=self._sink)
 
     def write(self, entries: Sequence[Entry]) -> None:
         self._file.write(b"".join(entry_line(entry) + b"\n" for entry in entries))
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        finally:
+            self._sink.close()
+
+    def sha256(self) -> str:
+        return self._sink.sha256()
 
 
 def read_jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:

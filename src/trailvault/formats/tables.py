@@ -23,6 +23,7 @@ import orjson
 
 from trailvault.errors import InvalidInput
 from trailvault.formats.columns import EntryColumns
+from trailvault.formats.hashed import HashedFile
 from trailvault.formats.rows import Entry, additional_fields, json_text, null_paths, rebuild_body, repeated_paths
 from trailvault.schema import Field, FieldType, Mode, Schema
 from trailvault.timestamps import format_timestamp, from_datetime
@@ -124,6 +125,7 @@ class _ArrowWriter:
             explicit_schema=pa.schema(list(_body_type(schema, csv=False))), unexpected_field_behavior="ignore"
         )
         self._writer: Any = None
+        self._sink: HashedFile | None = None
 
     def write(self, entries: Sequence[Entry]) -> None:
         page = entries if isinstance(entries, EntryColumns) else EntryColumns.of(entries)
@@ -190,9 +192,24 @@ class _ArrowWriter:
         raise NotImplementedError
 
     def close(self) -> None:
-        if self._writer is None:
-            self._write(pa.Table.from_pylist([], schema=self._final))
-        self._writer.close()
+        try:
+            if self._writer is None:
+                self._write(pa.Table.from_pylist([], schema=self._final))
+            self._writer.close()
+        finally:
+            if self._sink is not None:
+                self._sink.close()
+
+    def sha256(self) -> str:
+        """The hex SHA-256 of the file, hashed as it was written (after ``close``)."""
+        assert self._sink is not None, "sha256() is for a closed file writer"
+        return self._sink.sha256()
+
+    def _file(self) -> HashedFile:
+        """The file, created when the first table is written (a subclass may write elsewhere)."""
+        if self._sink is None:
+            self._sink = HashedFile(self.path)
+        return self._sink
 
 
 class ParquetWriter(_ArrowWriter):
@@ -201,7 +218,7 @@ class ParquetWriter(_ArrowWriter):
             # Dictionaries only for the envelope's few values: for body fields zstd alone makes
             # files as small (smaller for ids and texts) and writes faster.
             self._writer = pq.ParquetWriter(
-                self.path, self._final, compression="zstd", use_dictionary=["app", "channel"]
+                self._file(), self._final, compression="zstd", use_dictionary=["app", "channel"]
             )
         self._writer.write_table(table)
 
@@ -212,7 +229,7 @@ class CsvWriter(_ArrowWriter):
     def _write(self, table: Any) -> None:
         flat = _utc_text(flatten(table))
         if self._writer is None:
-            self._writer = pa_csv.CSVWriter(self.path, flat.schema)
+            self._writer = pa_csv.CSVWriter(self._file(), flat.schema)
         self._writer.write_table(flat)
 
 
