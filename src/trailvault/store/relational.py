@@ -353,10 +353,13 @@ class RelationalStore(ArchiveTables):
             rows = self._entry_rows(conn, query)
             # Column by column, so each converts in one call rather than an object per event.
             seqs, ids, keys, times, received, bodies, digests, _ = zip(*rows, strict=True) if rows else ((),) * 8
+            # Freed while collection is paused: ten thousand young row tuples alive when it
+            # resumes would be scanned by the next collections, up to a full one.
+            del rows
             names = {key: self._channel_name(conn, key) for key in set(keys)}
-        apps = [names[key][0] for key in keys]
-        channels = [names[key][1] for key in keys]
-        return entry_table(seqs, ids, apps, channels, times, received, bodies, digests)
+            apps = [names[key][0] for key in keys]
+            channels = [names[key][1] for key in keys]
+            return entry_table(seqs, ids, apps, channels, times, received, bodies, digests)
 
     def _entry_rows(self, conn: Any, query: EventQuery) -> list[Any]:
         """The stored rows (:data:`ENTRY_COLUMNS`) the query finds; none for an unknown app."""
