@@ -24,6 +24,10 @@ from .conftest import ACCESS, MYINDEX, access_event, run_cli
 
 @pytest.fixture
 def filled(vault: Vault) -> Vault:
+    return _fill(vault)
+
+
+def _fill(vault: Vault) -> Vault:
     vault.open("access", ACCESS)
     vault.open("myindex", MYINDEX)
     vault.post_many("access", [access_event(i, occurred="2024-10-07T10:00:00+02:00") for i in range(40)])
@@ -341,3 +345,84 @@ def test_a_sqlite_url_names_a_relative_or_an_absolute_file(
             assert conn.execute("SELECT count(*) FROM myindex").fetchone() == (3,)
     with pytest.raises(InvalidInput, match=r"sqlite:///relative/file\.db"):
         filled.export(to_db="sqlite://host/file.db")
+
+
+def _files_of(folder: Path) -> dict[str, Any]:
+    """Each export file's content: Parquet as its rows (the writer's metadata may differ), others as bytes."""
+    return {
+        path.name: pq.read_table(path).to_pylist() if path.suffix == ".parquet" else path.read_bytes()
+        for path in sorted(folder.iterdir())
+        if path.name != "manifest.json" and not path.name.endswith(".gz")
+    } | {path.name: gzip.decompress(path.read_bytes()) for path in folder.glob("*.gz")}
+
+
+def test_the_page_reader_process_exports_the_same_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long export from SQLite reads its pages in a child process (ADBC); the files are those an
+    in-process read writes, redacted body, nulls, lists and all, and they verify."""
+    import trailvault
+    import trailvault.export as export_module
+    from trailvault.store.sqlite import store as sqlite_store
+
+    with trailvault.open_vault(tmp_path / "v") as vault:
+        _fill(vault)
+        vault.post_many("access", [access_event(i) for i in range(200, 1300)])
+        # Pages of 200 events (10,000 shared by two typed formats, scaled down): the child's
+        # batches of 2,500 are cut into pages, the last one short.
+        monkeypatch.setattr(export_module, "_BATCH", 400)
+        monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 10**12)
+        here = vault.export(tmp_path / "here", filter="seq gt 2")
+        monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 0)
+        started = []
+        real_popen = sqlite_store.pagereader.subprocess.Popen
+
+        def popen(*args: Any, **kwargs: Any) -> Any:
+            started.append(args[0])
+            return real_popen(*args, **kwargs)
+
+        monkeypatch.setattr(sqlite_store.pagereader.subprocess, "Popen", popen)
+        apart = vault.export(tmp_path / "apart", filter="seq gt 2")
+        report = verify_export(tmp_path / "apart", vault.verifier_key(), against=vault)
+    assert len(started) == 1 and started[0][-1].endswith("readerprocess.py")
+    assert report.ok, report.problems
+    assert apart["count"] == here["count"] == report.events and report.redacted == 1
+    # CSV byte for byte (gzip headers hold the time they were written; their content is compared below).
+    assert [item["sha256"] for item in apart["files"] if item["format"] == "csv"] == [
+        item["sha256"] for item in here["files"] if item["format"] == "csv"
+    ]
+    assert _files_of(tmp_path / "apart") == _files_of(tmp_path / "here")
+
+
+def test_a_page_reader_that_dies_fails_the_export_and_leaves_no_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after its first page, the reader process is an error naming it; no partial export survives."""
+    import trailvault
+    from trailvault.errors import StoreUnavailable
+    from trailvault.store.sqlite import store as sqlite_store
+
+    real_popen = sqlite_store.pagereader.subprocess.Popen
+    children: list[Any] = []
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        children.append(real_popen(*args, **kwargs))
+        return children[-1]
+
+    real_read = sqlite_store.pagereader.read_pages
+
+    def read_then_kill(*args: Any, **kwargs: Any) -> Any:
+        pages = real_read(*args, **kwargs)
+        yield next(pages)
+        children[0].kill()
+        yield from pages
+
+    with trailvault.open_vault(tmp_path / "v") as vault:
+        vault.open("access", ACCESS)
+        # Several megabytes, more than the pipe holds: the child is still writing when killed.
+        for start in range(0, 12_000, 3000):
+            vault.post_many("access", [access_event(i, message="x" * 300) for i in range(start, start + 3000)])
+        monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 0)
+        monkeypatch.setattr(sqlite_store.pagereader.subprocess, "Popen", popen)
+        monkeypatch.setattr(sqlite_store.pagereader, "read_pages", read_then_kill)
+        with pytest.raises(StoreUnavailable, match="reading process failed"):
+            vault.export(tmp_path / "out", formats="csv")
+    assert not (tmp_path / "out" / "manifest.json").exists()

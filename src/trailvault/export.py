@@ -22,6 +22,7 @@ import hashlib
 import heapq
 import itertools
 import shutil
+import sys
 import time
 from array import array
 from collections import deque
@@ -63,7 +64,18 @@ __all__ = [
 
 FORMAT = "trailvault-export/v1"
 _BATCH = 10_000
+_TYPED = ("parquet", "csv")
+
+
+def _page_rows(formats: tuple[str, ...]) -> int:
+    """Events a page of an export to ``formats`` holds: 10,000 shared among the typed files,
+    whose prepared tables (a few megabytes each) are what a page costs in memory."""
+    return _BATCH // max(1, sum(fmt in _TYPED for fmt in formats))
+
 _NODE_CHUNK = 4096
+#: Pages being prepared or waiting to be written, at most: two keep both cores busy,
+#: and their tables (the page size shrinks with more typed formats) stay a few megabytes.
+_PAGES_AHEAD = 2
 
 #: Called with (events written, the seq reached, the last seq the export can reach).
 Progress = Callable[[int, int, int], None]
@@ -109,7 +121,7 @@ class Exporting:
         checkpoint = _checkpoint_for_export(vault)
         query = _query_of(channel, time_from, time_to, filter)
         job = _Export(
-            _VaultSource(vault, query, checkpoint.size, columns=chosen != ("jsonl.gz",)),
+            _VaultSource(vault, query, checkpoint.size, columns=chosen != ("jsonl.gz",), page_rows=_page_rows(chosen)),
             folder,
             chosen,
             checkpoint.size,
@@ -260,7 +272,7 @@ def _load_into_database(
     checkpoint = _checkpoint_for_export(vault)
     query = _query_of(channel, time_from, time_to, filter)
     loader = DatabaseLoader(url)
-    source = _VaultSource(vault, query, checkpoint.size, columns=True)
+    source = _VaultSource(vault, query, checkpoint.size, columns=True, page_rows=_page_rows(("csv",)))
     job = _Export(source, None, ("csv",), checkpoint.size, checkpoint.note, query, progress, loader)
     try:
         return job.run()
@@ -322,9 +334,11 @@ class Source(Protocol):
 class _VaultSource:
     """The vault's entries a page at a time: as Arrow columns when ``columns`` (typed formats), else as objects."""
 
-    def __init__(self, vault: Vault, query: dict[str, Any], size: int, *, columns: bool = False) -> None:
+    def __init__(
+        self, vault: Vault, query: dict[str, Any], size: int, *, columns: bool = False, page_rows: int = _BATCH
+    ) -> None:
         self.vault, self.query, self.size, self.app = vault, query, size, vault.app
-        self.columns = columns
+        self.columns, self.page_rows = columns, page_rows
 
     def vault_id(self) -> str:
         return self.vault._store.vault_id()
@@ -332,12 +346,16 @@ class _VaultSource:
     def pages(self) -> Iterator[Page]:
         query = self.vault._query(
             self.query["channel"], self.query["from"], self.query["to"], None,
-            _export_filter(self.query, self.size), "seq", "asc", _BATCH,
+            _export_filter(self.query, self.size), "seq", "asc", self.page_rows,
         )  # fmt: skip
         store = self.vault._store
+        if self.columns:
+            # The store pages typed exports itself: a long one may be read another way (SQLite:
+            # in a separate process), and the export only sees pages in seq order either way.
+            yield from map(EntryColumns, store.entry_pages(query, expected=self.size))
+            return
         while True:
-            page: Page
-            page = EntryColumns(store.entry_columns(query)) if self.columns else EntryList(store.find_entries(query))
+            page = EntryList(store.find_entries(query))
             yield page
             if len(page) < query.limit:
                 return
@@ -380,7 +398,9 @@ class _Export:
         self.counts: dict[str, int] = {}
         self.schemas: dict[str, Schema] = {}
         self.seqs = array("q")
+        self.page_rows = _page_rows(formats)
         self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trailvault-export")
+        self.preparing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="trailvault-prepare")
         self.writing: deque[Future[None]] = deque()
 
     def run(self) -> dict[str, Any]:
@@ -393,7 +413,8 @@ class _Export:
                 last_time = bounds[1] if last_time is None else max(last_time, bounds[1])
             for channel, part in page.by_channel().items():
                 self.pending.setdefault(channel, []).append(part)
-            for channel in [name for name, parts in self.pending.items() if sum(map(len, parts)) >= _BATCH]:
+            full = self.page_rows
+            for channel in [name for name, parts in self.pending.items() if sum(map(len, parts)) >= full]:
                 self._flush(channel)
             if self.progress is not None and page:
                 self.progress(len(self.seqs), self.seqs[-1], self.size)
@@ -401,6 +422,7 @@ class _Export:
             self._flush(channel)
         self._drain()
         self.writer_thread.shutdown()
+        self.preparing.shutdown()
         for writers in self.writers.values():
             for writer in writers:
                 writer.close()
@@ -475,16 +497,19 @@ class _Export:
                 writers = self.writers[channel] = [
                     open_writer(fmt, self.folder / f"{channel}{SUFFIXES[fmt]}", schema) for fmt in self.formats
                 ]
-        # One writing thread, fed in order: parsing, compressing and writing (which mostly
-        # run outside the interpreter lock) overlap with reading the next page.
-        while len(self.writing) >= 2:
+        # Two threads prepare (parse, flatten: mostly outside the interpreter lock) each file's
+        # part of a page, and of the next page while there is room; one thread writes the
+        # prepared parts in page order. Reading the next page overlaps all of it.
+        while len(self.writing) >= _PAGES_AHEAD:
             self.writing.popleft().result()
-        self.writing.append(self.writer_thread.submit(_write_all, writers, rows))
+        prepared = [self.preparing.submit(writer.prepare, rows) for writer in writers]
+        self.writing.append(self.writer_thread.submit(_write_prepared, writers, prepared))
         self.counts[channel] = self.counts.get(channel, 0) + len(rows)
 
     def abandon(self) -> None:
         """After a failure: stop the writing thread and close every file (they are about to be removed)."""
         self.writer_thread.shutdown(wait=True, cancel_futures=True)
+        self.preparing.shutdown(wait=True, cancel_futures=True)
         for writers in self.writers.values():
             for writer in writers:
                 # The export already failed and its files go; a second error would hide the first.
@@ -505,9 +530,13 @@ class _Export:
         return written // 32
 
 
-def _write_all(writers: list[Writer], rows: Page) -> None:
-    for writer in writers:
-        writer.write(rows)
+def _write_prepared(writers: list[Writer], prepared: list[Future[Any]]) -> None:
+    for writer, part in zip(writers, prepared, strict=True):
+        writer.write_prepared(part.result())
+    # Arrow's allocator keeps freed pages for reuse; a page's tables, several formats over,
+    # would stay resident as if they were still held.
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 # -- verify export ---------------------------------------------------------------------------

@@ -338,6 +338,49 @@ def test_entry_columns_hold_what_find_entries_finds(make_store: StoreFactory) ->
     assert store.entry_columns(EventQuery(app="nobody", sort_by="seq", limit=5)).num_rows == 0
 
 
+@pytest.mark.parametrize("expected", [0, 10**9], ids=["short", "long"])
+def test_entry_pages_are_entry_columns_page_after_page(make_store: StoreFactory, expected: int) -> None:
+    """entry_pages gives entry_columns' pages, however long the listing is expected to be (SQLite
+    reads a long one in a separate process): same rows, order, page sizes; filters bound, not lost."""
+    store = make_store()
+    for app in ("default", "other"):
+        for channel in ("orders", "refunds"):
+            store.save_channel_version(app, channel, 1, SCHEMA, [("company",)], 1)
+    store.append(
+        [
+            [pending(f"o{i}", channel="orders", body=f'{{"company":"{"AB"[i % 2]}é"}}') for i in range(23)],
+            [pending("x1", app="other")],
+            [pending(f"r{i}", channel="refunds", body='{"company":"A\\"q"}') for i in range(4)],
+        ]
+    )
+    filters = [
+        Compare("seq", Op.GE, 2),
+        And((Compare("company", Op.EQ, "Bé"), Compare("seq", Op.LE, 20))),
+        Compare("channel", Op.EQ, "refunds"),
+        Compare("company", Op.EQ, "nobody"),
+    ]
+    for condition in filters:
+        query = EventQuery(app="default", filter=condition, sort_by="seq", limit=5)
+        pages = [table.to_pylist() for table in store.entry_pages(query, expected=expected)]
+        wanted = []
+        page = query
+        while True:
+            table = store.entry_columns(page)
+            wanted.append(table.to_pylist())
+            if table.num_rows < page.limit:
+                break
+            page = page.starting_after((table.column("seq")[-1].as_py(),) * 2)
+        rows = [row for part in pages for row in part]
+        assert rows == [row for part in wanted for row in part], condition
+        assert all(len(part) == 5 for part in pages[:-1]) and all(len(part) <= 5 for part in pages)
+        assert all(row["app"] == "default" for row in rows)
+    found = [row for part in store.entry_pages(EventQuery(app="default", filter=filters[1], sort_by="seq", limit=5),
+                                               expected=expected) for row in part.to_pylist()]
+    assert [row["id"] for row in found] == ["o1", "o3", "o5", "o7", "o9", "o11", "o13", "o15", "o17", "o19"]
+    with pytest.raises(InvalidQuery, match="sort_by"):
+        list(store.entry_pages(EventQuery(app="default", sort_by="time", limit=5), expected=expected))
+
+
 def test_entry_columns_leave_no_rows_for_a_collection_to_scan(make_store: StoreFactory) -> None:
     """A page's row tuples are freed before collection resumes, so no collection scans them
     (they took a third of a page's time, and reached full-heap collections)."""

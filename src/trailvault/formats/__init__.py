@@ -1,9 +1,10 @@
 """Export file formats: Parquet, CSV and JSONL.gz writers and readers of one row shape.
 
 ``open_writer(format, path, schema)`` returns a writer with ``write(entries)`` (stored
-entries of one channel, in seq order), ``close()`` and ``sha256()`` (of the file, hashed
-as it was written); ``read_rows(format, path, schema)`` yields the rows of a file in the
-JSONL shape (canonical time text, ``body_sha256`` hex, the body as posted), which is
+entries of one channel, in seq order; or ``prepare`` on any thread then ``write_prepared``
+in order), ``close()`` and ``sha256()`` (of the file, hashed as it was written);
+``read_rows(format, path, schema)`` yields the rows of a file in the JSONL shape
+(canonical time text, ``body_sha256`` hex, the body as posted), which is
 what ``verify export`` checks against the log.
 """
 
@@ -28,6 +29,15 @@ class Writer(Protocol):
     path: Path
 
     def write(self, entries: Sequence[Entry]) -> None: ...
+
+    def prepare(self, entries: Sequence[Entry]) -> Any:
+        """The page as this file will hold it; touches no file and no writer state, so
+        pages (and formats) may be prepared on several threads at once."""
+        ...
+
+    def write_prepared(self, prepared: Any) -> None:
+        """Write a prepared page: ``write(e)`` is ``write_prepared(prepare(e))``, in page order."""
+        ...
 
     def close(self) -> None: ...
 

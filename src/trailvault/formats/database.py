@@ -80,6 +80,9 @@ class _TableLoader(CsvWriter):
         self._created = False
         self.rows = 0
 
+    def _shape(self, table: Any) -> Any:
+        return table  # timestamps stay typed: each database gets them in its own form
+
     def _write(self, table: Any) -> None:
         flat = flatten(table)
         if not self._created:

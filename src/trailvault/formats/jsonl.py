@@ -55,7 +55,13 @@ class JsonlWriter:
         self._file = gzip.GzipFile(filename=name, mode="wb", compresslevel=5, fileobj=self._sink)
 
     def write(self, entries: Sequence[Entry]) -> None:
-        self._file.write(b"".join(entry_line(entry) + b"\n" for entry in entries))
+        self._file.write(self.prepare(entries))
+
+    def prepare(self, entries: Sequence[Entry]) -> bytes:
+        return b"".join(entry_line(entry) + b"\n" for entry in entries)
+
+    def write_prepared(self, prepared: bytes) -> None:
+        self._file.write(prepared)
 
     def close(self) -> None:
         try:

@@ -128,6 +128,14 @@ class _ArrowWriter:
         self._sink: HashedFile | None = None
 
     def write(self, entries: Sequence[Entry]) -> None:
+        self.write_prepared(self.prepare(entries))
+
+    def write_prepared(self, table: Any) -> None:
+        """Write what :meth:`prepare` made of a page (pages in order, one thread at a time)."""
+        self._write(table)
+
+    def prepare(self, entries: Sequence[Entry]) -> Any:
+        """The rows of a page as this file holds them; touches no file, so pages may be prepared in parallel."""
         page = entries if isinstance(entries, EntryColumns) else EntryColumns.of(entries)
         table = page.table
         count = len(page)
@@ -162,7 +170,10 @@ class _ArrowWriter:
         ]
         if self._schema.additional_fields:
             columns.append(pa.array([_additional_of(text, self._schema) for text in texts.to_pylist()], pa.string()))
-        self._write(pa.Table.from_arrays(columns, schema=self._final))
+        return self._shape(pa.Table.from_arrays(columns, schema=self._final))
+
+    def _shape(self, table: Any) -> Any:
+        return table
 
     def _parse_bodies(self, data: Any, count: int) -> Any:
         """The body struct of each of ``count`` JSON objects lying back to back in ``data``, parsed by Arrow."""
@@ -194,7 +205,7 @@ class _ArrowWriter:
     def close(self) -> None:
         try:
             if self._writer is None:
-                self._write(pa.Table.from_pylist([], schema=self._final))
+                self._write(self._shape(pa.Table.from_pylist([], schema=self._final)))
             self._writer.close()
         finally:
             if self._sink is not None:
@@ -226,11 +237,13 @@ class ParquetWriter(_ArrowWriter):
 class CsvWriter(_ArrowWriter):
     csv = True
 
+    def _shape(self, table: Any) -> Any:
+        return _utc_text(flatten(table))
+
     def _write(self, table: Any) -> None:
-        flat = _utc_text(flatten(table))
         if self._writer is None:
-            self._writer = pa_csv.CSVWriter(self._file(), flat.schema)
-        self._writer.write_table(flat)
+            self._writer = pa_csv.CSVWriter(self._file(), table.schema)
+        self._writer.write_table(table)
 
 
 def _utc_text(table: Any) -> Any:

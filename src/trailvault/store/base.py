@@ -130,6 +130,15 @@ class Store(Protocol):
         """As :meth:`find_entries`, but as one Arrow table (needs pyarrow), for exports to typed files:
         :func:`trailvault.entrytable.entry_table`'s layout."""
 
+    def entry_pages(self, query: EventQuery, *, expected: int = 0) -> Iterator[Any]:
+        """Every page of a ``sort_by="seq"`` ascending query, from ``query.after`` on, as
+        :meth:`entry_columns` tables of at most ``query.limit`` rows, in seq order.
+
+        ``expected`` is about how many entries the query may find: a backend may read a
+        long listing another way (SQLite: in a separate process, as one snapshot), with
+        the same rows in the same order.
+        """
+
     def log_size(self) -> int:
         """Return the number of entries in the log (the highest seq)."""
 

@@ -25,7 +25,7 @@ import orjson
 
 from trailvault.access import ApiKey, Scope
 from trailvault.entrytable import entry_table
-from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure, TrailvaultError
+from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, IntegrityFailure, InvalidQuery, TrailvaultError
 from trailvault.event import Event, PendingEvent, Posted
 from trailvault.integrity.merkle import NodeKey
 from trailvault.integrity.tiles import PartialCache, TileKey
@@ -360,6 +360,17 @@ class RelationalStore(ArchiveTables):
             apps = [names[key][0] for key in keys]
             channels = [names[key][1] for key in keys]
             return entry_table(seqs, ids, apps, channels, times, received, bodies, digests)
+
+    def entry_pages(self, query: EventQuery, *, expected: int = 0) -> Iterator[Any]:
+        if query.sort_by != "seq" or query.descending:
+            raise InvalidQuery("sort_by: entry pages are in ascending seq order", field="sort_by")
+        while True:
+            table = self.entry_columns(query)
+            yield table
+            if table.num_rows < query.limit:
+                return
+            last = table.column("seq")[-1].as_py()
+            query = query.starting_after((last, last))
 
     def _entry_rows(self, conn: Any, query: EventQuery) -> list[Any]:
         """The stored rows (:data:`ENTRY_COLUMNS`) the query finds; none for an unknown app."""
