@@ -426,3 +426,27 @@ def test_a_page_reader_that_dies_fails_the_export_and_leaves_no_manifest(
         with pytest.raises(StoreUnavailable, match="reading process failed"):
             vault.export(tmp_path / "out", formats="csv")
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_where_no_child_can_start_the_export_reads_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sandbox that refuses to start processes still gets its export, read the ordinary way."""
+    import trailvault
+    from trailvault.store.sqlite import store as sqlite_store
+
+    refused: list[Any] = []
+
+    def no_processes(*args: Any, **kwargs: Any) -> Any:
+        refused.append(args[0])
+        raise PermissionError("process creation is not allowed here")
+
+    with trailvault.open_vault(tmp_path / "v") as vault:
+        _fill(vault)
+        monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 0)
+        monkeypatch.setattr(sqlite_store.pagereader.subprocess, "Popen", no_processes)
+        manifest = vault.export(tmp_path / "out", formats="csv")
+        report = verify_export(tmp_path / "out", vault.verifier_key(), against=vault)
+        total = len(list(vault.iter_events()))
+    assert refused and report.ok, report.problems
+    assert manifest["count"] == report.events == total

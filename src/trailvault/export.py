@@ -26,7 +26,7 @@ import sys
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +44,7 @@ from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
 from trailvault.integrity.log import entry_leaf
 from trailvault.integrity.merkle import subtree_hash, subtree_nodes
-from trailvault.integrity.multiproof import LeafIndexes, multiproof_ranges, multiproof_root
+from trailvault.integrity.multiproof import LeafIndexes, SeqRuns, multiproof_ranges, multiproof_root
 from trailvault.integrity.note import Verifier
 from trailvault.query import And, Compare, Filter, Op
 from trailvault.schema import Schema, parse_schema
@@ -171,7 +171,7 @@ def export_stream(
 
 def _stream(source: _VaultSource, header: dict[str, Any], first: Page, pages: Iterator[Page]) -> Iterator[bytes]:
     yield orjson.dumps(header) + b"\n"
-    seqs: array[int] = array("q")
+    seqs = SeqRuns()
     for entries in itertools.chain([first], pages):
         seqs.extend(entries.seqs())
         yield b"".join(entry_line(entry) + b"\n" for entry in entries)
@@ -221,7 +221,7 @@ class StreamSource:
     def schema(self, channel: str) -> Schema:
         return parse_schema(self.header["schemas"][channel])
 
-    def proof(self, seqs: array[int]) -> Iterator[bytes]:
+    def proof(self, seqs: Sequence[int]) -> Iterator[bytes]:
         assert self._trailer is not None
         if self._trailer["count"] != len(seqs):
             raise ServerUnavailable("export: the stream's count does not match its entries; export again")
@@ -327,7 +327,7 @@ class Source(Protocol):
 
     def schema(self, channel: str) -> Schema: ...
 
-    def proof(self, seqs: array[int]) -> Iterator[bytes]:
+    def proof(self, seqs: Sequence[int]) -> Iterator[bytes]:
         """The hashes of the multi-entry proof of ``seqs`` (after :meth:`pages` is exhausted)."""
 
 
@@ -365,11 +365,11 @@ class _VaultSource:
     def schema(self, channel: str) -> Schema:
         return self.vault.channel(channel).schema
 
-    def proof(self, seqs: array[int]) -> Iterator[bytes]:
+    def proof(self, seqs: Sequence[int]) -> Iterator[bytes]:
         return proof_hashes(self.vault._store, seqs, self.size)
 
 
-def proof_hashes(store: Store, seqs: array[int], size: int) -> Iterator[bytes]:
+def proof_hashes(store: Store, seqs: Sequence[int], size: int) -> Iterator[bytes]:
     """The multi-entry proof of ``seqs`` in a log of ``size``, from the store's tree, in chunks of hashes."""
     ranges = list(multiproof_ranges(LeafIndexes(seqs), size))
     for start in range(0, len(ranges), _NODE_CHUNK):
@@ -397,7 +397,9 @@ class _Export:
         self.pending: dict[str, list[Page]] = {}
         self.counts: dict[str, int] = {}
         self.schemas: dict[str, Schema] = {}
-        self.seqs = array("q")
+        # Runs of consecutive seqs: the proof needs every exported seq, and an export's are
+        # mostly consecutive, so this stays a few numbers however long the export is.
+        self.seqs = SeqRuns()
         self.page_rows = _page_rows(formats)
         self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trailvault-export")
         self.preparing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="trailvault-prepare")

@@ -11,22 +11,84 @@ inclusion proof.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeAlias, overload
 
 from trailvault.integrity.merkle import node_hash
 
-__all__ = ["LeafIndexes", "multiproof_ranges", "multiproof_root"]
+__all__ = ["LeafIndexes", "SeqRuns", "multiproof_ranges", "multiproof_root"]
 
 Range: TypeAlias = tuple[int, int]
 
 
-class LeafIndexes(Sequence[int]):
-    """The leaf indexes (seq - 1) of an array of seqs, without a Python int per entry held in memory."""
+class SeqRuns(Sequence[int]):
+    """Ascending, distinct seqs held as runs of consecutive ones.
 
-    def __init__(self, seqs: array[int]) -> None:
+    An export of millions of entries mostly proves consecutive seqs: as runs it holds a
+    few numbers per gap, not eight bytes per entry, so its memory does not grow with
+    its length. ``extend`` takes seqs above the last one held (else ValueError);
+    indexing, by position, costs a binary search over the runs.
+    """
+
+    def __init__(self, seqs: Iterable[int] = ()) -> None:
+        self._firsts = array("q")  # each run's first seq
+        self._offsets = array("q")  # how many seqs come before each run
+        self._count = 0
+        self._last = 0
+        self.extend(seqs)
+
+    def extend(self, seqs: Iterable[int]) -> None:
+        values = seqs if isinstance(seqs, Sequence) else list(seqs)
+        if not values:
+            return
+        if values[0] <= self._last and self._count:
+            raise ValueError(f"seq {values[0]} does not follow {self._last}")
+        if values[-1] - values[0] == len(values) - 1:
+            # One consecutive block (the usual page): no look at each seq. Ascending and
+            # distinct is the caller's contract; the block's ends checking out is all it needs.
+            self._add_run(values[0], len(values))
+            return
+        previous = self._last if self._count else None
+        for seq in values:
+            if previous is not None and seq <= previous:
+                raise ValueError(f"seq {seq} does not follow {previous}")
+            self._add_run(seq, 1)
+            previous = seq
+
+    def _add_run(self, first: int, length: int) -> None:
+        if not (self._count and first == self._last + 1):  # else it continues the last run
+            self._firsts.append(first)
+            self._offsets.append(self._count)
+        self._count += length
+        self._last = first + length - 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
+        if isinstance(position, slice):
+            return [self[index] for index in range(*position.indices(self._count))]
+        if position < 0:
+            position += self._count
+        if not 0 <= position < self._count:
+            raise IndexError("position out of range")
+        run = bisect.bisect_right(self._offsets, position) - 1
+        return self._firsts[run] + position - self._offsets[run]
+
+
+class LeafIndexes(Sequence[int]):
+    """The leaf indexes (seq - 1) of ascending seqs, without a Python int per entry held in memory."""
+
+    def __init__(self, seqs: Sequence[int]) -> None:
         self._seqs = seqs
 
     def __len__(self) -> int:

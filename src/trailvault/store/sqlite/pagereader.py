@@ -24,7 +24,8 @@ Contracts:
   pipe ahead of the reader, so memory does not grow with the listing.
 - Any failure of the child (an error, a crash, a kill) raises StoreUnavailable naming
   it; closing the iterator early stops the child.
-- :func:`available` says whether ADBC's driver is installed (the ``export`` extra).
+- :func:`available` says whether ADBC's driver is installed (the ``export`` extra) and
+  there is an interpreter to start (``sys.executable``; not in some embedded Pythons).
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ _CHILD_BATCH_ROWS = 2500
 
 
 def available() -> bool:
-    """Whether ADBC's SQLite driver and pyarrow are installed."""
-    return all(importlib.util.find_spec(name) is not None for name in ("adbc_driver_sqlite", "pyarrow"))
+    """Whether a child can be started (an interpreter to run) and ADBC's SQLite driver and pyarrow are installed."""
+    return bool(sys.executable) and all(
+        importlib.util.find_spec(name) is not None for name in ("adbc_driver_sqlite", "pyarrow")
+    )
 
 
 def read_pages(database: Path, sql: str, params: Sequence[Any], batch_rows: int) -> Iterator[Any]:
