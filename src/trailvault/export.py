@@ -2,8 +2,8 @@
 
 ``vault.export(out, ...)`` streams the events of a query, in seq order, into one file
 per channel and format (``<channel>.parquet``, ``<channel>.csv``,
-``<channel>.jsonl.gz``), in constant memory apart from eight bytes an event for the
-proof. It signs (or takes) a checkpoint first and exports only what it covers.
+``<channel>.jsonl.gz``), in constant memory (the seqs the proof needs are kept as runs
+of consecutive ones). It signs (or takes) a checkpoint first and exports only what it covers.
 ``manifest.json``, written last, holds the query, the checkpoint note, counts,
 covered range, each file's sha256, and ``proof.bin``: the hashes that, with the
 exported entries, rebuild the checkpoint's root (:mod:`trailvault.integrity.multiproof`).
