@@ -450,3 +450,31 @@ def test_where_no_child_can_start_the_export_reads_in_its_own_process(
         total = len(list(vault.iter_events()))
     assert refused and report.ok, report.problems
     assert manifest["count"] == report.events == total
+
+
+def test_a_reader_that_fails_before_its_first_page_gives_way_to_an_in_process_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A driver that does not load on this machine must not break every long export: the
+    export reads in its own process and says so in the log."""
+    import subprocess
+    import sys
+
+    import trailvault
+    from trailvault.store.sqlite import store as sqlite_store
+
+    real_popen = subprocess.Popen
+
+    def broken_child(args: Any, **kwargs: Any) -> Any:
+        code = "import sys; print('ImportError: no driver here', file=sys.stderr); sys.exit(3)"
+        return real_popen([sys.executable, "-c", code], **kwargs)
+
+    with trailvault.open_vault(tmp_path / "v") as vault:
+        _fill(vault)
+        monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 0)
+        monkeypatch.setattr(sqlite_store.pagereader.subprocess, "Popen", broken_child)
+        with caplog.at_level("WARNING", logger="trailvault.store"):
+            manifest = vault.export(tmp_path / "out", formats="parquet")
+        report = verify_export(tmp_path / "out", vault.verifier_key(), against=vault)
+    assert report.ok and manifest["count"] == report.events > 0
+    assert "no driver here" in caplog.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,8 @@ from trailvault.store.sqlite.sql import body_index_statements, compile_listing
 from trailvault.store.sqlite.tree import grow_tree, leaf_hashes, tree_nodes
 
 __all__ = ["SQLiteStore"]
+
+_log = logging.getLogger("trailvault.store")
 
 _BUSY_TIMEOUT_MS = 30_000
 #: A listing of entry pages expected to find at least this many entries is read by a
@@ -165,7 +168,11 @@ class SQLiteStore(RelationalStore):
         try:
             tables = pagereader.read_pages(self._path, sql, params, query.limit)
             first = next(tables, None)
-        except OSError:  # no child process here (a sandbox, an embedded interpreter): read in this one
+        except (OSError, StoreUnavailable) as exc:
+            # No child process here (a sandbox), or one that failed before its first page
+            # (a driver that does not load): this process reads, as for a short listing. A
+            # fault of the vault itself shows there too, as the error it is.
+            _log.warning("export: reading pages in this process: %s", getattr(exc, "message", exc))
             yield from super().entry_pages(query)
             return
         if first is None:
