@@ -24,7 +24,30 @@ __all__ = ["LeafIndexes", "SeqRuns", "multiproof_ranges", "multiproof_root"]
 Range: TypeAlias = tuple[int, int]
 
 
-class SeqRuns(Sequence[int]):
+class _Positions(Sequence[int]):
+    """A read-only sequence of ints computed by position (``_at``), without a Python int held per item."""
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
+        length = len(self)
+        if isinstance(position, slice):
+            return [self._at(index) for index in range(*position.indices(length))]
+        if position < 0:
+            position += length
+        if not 0 <= position < length:
+            raise IndexError("position out of range")
+        return self._at(position)
+
+    def _at(self, position: int) -> int:
+        raise NotImplementedError
+
+
+class SeqRuns(_Positions):
     """Ascending, distinct seqs held as runs of consecutive ones.
 
     An export of millions of entries mostly proves consecutive seqs: as runs it holds a
@@ -68,24 +91,12 @@ class SeqRuns(Sequence[int]):
     def __len__(self) -> int:
         return self._count
 
-    @overload
-    def __getitem__(self, position: int) -> int: ...
-
-    @overload
-    def __getitem__(self, position: slice) -> Sequence[int]: ...
-
-    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
-        if isinstance(position, slice):
-            return [self[index] for index in range(*position.indices(self._count))]
-        if position < 0:
-            position += self._count
-        if not 0 <= position < self._count:
-            raise IndexError("position out of range")
+    def _at(self, position: int) -> int:
         run = bisect.bisect_right(self._offsets, position) - 1
         return self._firsts[run] + position - self._offsets[run]
 
 
-class LeafIndexes(Sequence[int]):
+class LeafIndexes(_Positions):
     """The leaf indexes (seq - 1) of ascending seqs, without a Python int per entry held in memory."""
 
     def __init__(self, seqs: Sequence[int]) -> None:
@@ -94,15 +105,7 @@ class LeafIndexes(Sequence[int]):
     def __len__(self) -> int:
         return len(self._seqs)
 
-    @overload
-    def __getitem__(self, position: int) -> int: ...
-
-    @overload
-    def __getitem__(self, position: slice) -> Sequence[int]: ...
-
-    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
-        if isinstance(position, slice):
-            return [seq - 1 for seq in self._seqs[position]]
+    def _at(self, position: int) -> int:
         return self._seqs[position] - 1
 
 
