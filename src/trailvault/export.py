@@ -415,8 +415,7 @@ class _Export:
                 last_time = bounds[1] if last_time is None else max(last_time, bounds[1])
             for channel, part in page.by_channel().items():
                 self.pending.setdefault(channel, []).append(part)
-            full = self.page_rows
-            for channel in [name for name, parts in self.pending.items() if sum(map(len, parts)) >= full]:
+            for channel in [name for name, parts in self.pending.items() if sum(map(len, parts)) >= self.page_rows]:
                 self._flush(channel)
             if self.progress is not None and page:
                 self.progress(len(self.seqs), self.seqs[-1], self.size)

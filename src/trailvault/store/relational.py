@@ -364,6 +364,10 @@ class RelationalStore(ArchiveTables):
     def entry_pages(self, query: EventQuery, *, expected: int = 0) -> Iterator[Any]:
         if query.sort_by != "seq" or query.descending:
             raise InvalidQuery("sort_by: entry pages are in ascending seq order", field="sort_by")
+        return self._entry_pages(query, expected)
+
+    def _entry_pages(self, query: EventQuery, expected: int) -> Iterator[Any]:
+        """:meth:`entry_pages` of a checked query: here, ``entry_columns`` page after page."""
         while True:
             table = self.entry_columns(query)
             yield table

@@ -27,7 +27,6 @@ from trailvault.errors import (
     AppendOnlyViolation,
     Conflict,
     InvalidInput,
-    InvalidQuery,
     StoreUnavailable,
     TrailvaultError,
     VaultNotFound,
@@ -142,9 +141,9 @@ class SQLiteStore(RelationalStore):
             raise StoreUnavailable(f"the vault at {self._path} cannot use write-ahead logging (journal mode {mode})")
         return conn
 
-    def entry_pages(self, query: EventQuery, *, expected: int = 0) -> Iterator[Any]:
+    def _entry_pages(self, query: EventQuery, expected: int) -> Iterator[Any]:
         if expected < SEPARATE_READER_FROM or not pagereader.available():
-            return super().entry_pages(query, expected=expected)
+            return super()._entry_pages(query, expected)
         return self._pages_read_apart(query)
 
     def _pages_read_apart(self, query: EventQuery) -> Iterator[Any]:
@@ -152,8 +151,6 @@ class SQLiteStore(RelationalStore):
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-        if query.sort_by != "seq" or query.descending:
-            raise InvalidQuery("sort_by: entry pages are in ascending seq order", field="sort_by")
         with self._reading() as conn:
             app_key = self._app_key(conn, query.app)
             if app_key is None:
@@ -173,7 +170,7 @@ class SQLiteStore(RelationalStore):
             # (a driver that does not load): this process reads, as for a short listing. A
             # fault of the vault itself shows there too, as the error it is.
             _log.warning("export: reading pages in this process: %s", getattr(exc, "message", exc))
-            yield from super().entry_pages(query)
+            yield from super()._entry_pages(query, 0)
             return
         if first is None:
             return
