@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 import trailvault
-from tests.conftest import ACCESS, access_event
+from tests.conftest import ACCESS, access_event, run_cli
 from trailvault.archive import ArchiveSettings
 from trailvault.archive_files import manifest_name, verify_archive
 from trailvault.batches import TaskStatus
@@ -397,6 +397,73 @@ def test_a_nulled_body_reads_as_redacted_and_a_cut_line_is_named(archiving: Vaul
     rewrite(archive.path, [*lines[:3], lines[3][:-1] + b"X", *lines[4:]], {})
     problems = verify_archive(tmp_path, archiving.verifier_key()).problems
     assert any("not a whole entry" in problem for problem in problems), problems
+
+
+def alterations(path: str) -> Iterator[tuple[str, list[bytes]]]:
+    """An archive file's lines, whole and altered in each way verify must name."""
+    lines = gzip.decompress(Path(path).read_bytes()).splitlines()
+    yield "whole", lines
+    head, key, _ = lines[3].partition(b',"body":')
+    yield "redacted", [*lines[:3], head + key + b"null}", *lines[4:]]
+    yield "body", [*lines[:3], lines[3].replace(b'"type":"INFO"', b'"type":"WARN"'), *lines[4:]]
+    yield "swapped", [*lines[:6], lines[7], lines[6], *lines[8:]]
+    yield "cut", [*lines[:3], lines[3][:-1] + b"X", *lines[4:]]
+    yield "blank lines", [lines[0], b"", *lines[1:9], b"", lines[9][:-1] + b"X", *lines[10:]]
+
+
+def test_a_file_read_a_few_lines_at_a_time_gives_the_findings_of_a_whole_read(
+    archiving: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify archive unzips a few MB at a time: lines cut across pieces, and pieces smaller than a line,
+    must give what one piece holding the whole file gives, line numbers included."""
+    (archive_id, *_) = batch_all(archiving)
+    archive = archiving.write_archive_batch(archive_id, str(tmp_path))
+    key = archiving.verifier_key()
+    name = Path(archive.path).name
+    for change, lines in alterations(archive.path):
+        rewrite(archive.path, lines, {})
+        whole = verify_archive(tmp_path, key)
+        for piece in (97, 1500, 5000):  # shorter than a line, a line or two, several lines
+            monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", piece)
+            pieces = verify_archive(tmp_path, key)
+            monkeypatch.undo()
+            assert (pieces.events, pieces.redacted, pieces.problems) == (
+                whole.events, whole.redacted, whole.problems
+            ), (change, piece)  # fmt: skip
+        expected = {
+            "whole": "", "redacted": "", "body": "the body is not the one", "swapped": "out of order",
+            "cut": f"{name}: cannot be read as an archive (ValueError: line 4: not a whole entry",
+            "blank lines": f"{name}: cannot be read as an archive (ValueError: line 12: not a whole entry",
+        }[change]  # fmt: skip
+        assert whole.ok == (not expected) and all(expected in problem for problem in whole.problems), whole.problems
+        assert whole.redacted == (change == "redacted")
+
+
+def test_checking_files_in_parallel_finds_what_one_process_finds(vault_dir: Path, tmp_path: Path) -> None:
+    """In Python and from the command line (whose workers start from the console script), offline: one backend."""
+    with trailvault.open_vault(vault_dir, archive=ArchiveSettings(max_batch_events=100, retention=0)) as vault:
+        vault.open("access", ACCESS)
+        vault.post_many("access", [access_event(index) for index in range(250)])
+        written = [vault.write_archive_batch(archive_id, str(tmp_path / "out")) for archive_id in batch_all(vault)]
+        key = vault.verifier_key()
+    folder = tmp_path / "out"
+    assert len(written) == 3
+    for jobs in (2, 3):
+        report = verify_archive(folder, key, jobs=jobs)
+        assert report.ok and (report.files, report.events) == (3, 250), report.problems
+    for jobs in ((), ("--jobs", "3")):  # the default is one process per CPU
+        checked = run_cli("verify", "archive", str(folder), "--key", key, *jobs)
+        assert checked.returncode == 0 and "250 events in 3 archive files" in checked.stdout, checked.stderr
+    lines = gzip.decompress(Path(written[2].path).read_bytes()).splitlines()
+    rewrite(written[2].path, [*lines[:3], lines[3].replace(b'"type":"INFO"', b'"type":"WARN"'), *lines[4:]], {})
+    Path(written[0].path).unlink()
+    alone = verify_archive(folder, key)
+    assert len(alone.problems) >= 2
+    for jobs_count in (2, 3, 8):
+        apart = verify_archive(folder, key, jobs=jobs_count)
+        assert (apart.files, apart.events, apart.problems) == (alone.files, alone.events, alone.problems), jobs_count
+    checked = run_cli("verify", "archive", str(folder), "--key", key, "--jobs", "2", "--output", "json")
+    assert checked.returncode == 1 and orjson.loads(checked.stdout)["problems"] == alone.problems
 
 
 @pytest.mark.parametrize(

@@ -219,10 +219,14 @@ def verify_export_command(ctx: click.Context, folder: str, key_text: str, agains
 @verify.command("archive")
 @click.argument("path", metavar="FILE_OR_DIR", type=click.Path())
 @click.option("--key", "key_text", required=True, help="The vault's verifier key, or @FILE (from `key show`).")
-@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="Files checked in parallel.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    help="Processes checking files in parallel, this one included (default: one per CPU).",
+)
 @click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
 @click.pass_context
-def verify_archive_command(ctx: click.Context, path: str, key_text: str, jobs: int, output: str) -> None:
+def verify_archive_command(ctx: click.Context, path: str, key_text: str, jobs: int | None, output: str) -> None:
     """Prove archive files offline: each file's events, count and order against its signed checkpoint,
     and that consecutive archives chain; a missing or altered archive is named. Exit 1 on any problem.
 
@@ -231,7 +235,7 @@ def verify_archive_command(ctx: click.Context, path: str, key_text: str, jobs: i
       trailvault verify archive ./archives --key @vault.pub --jobs 2
       trailvault verify archive acme_20241007T0100Z_c5b57c79-....json.gz --key @vault.pub
     """
-    report = verify_archive(path, read_argument(key_text, field="key").strip(), jobs=jobs)
+    report = verify_archive(path, read_argument(key_text, field="key").strip(), jobs=jobs or os.cpu_count() or 1)
     summary = f"{report.events} events in {report.files} archive files are entries of the log, and they chain"
     _findings(ctx, "archive", report, summary, output)
 
