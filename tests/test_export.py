@@ -14,10 +14,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailvault import Vault
 from trailvault.errors import Conflict, InvalidInput
 from trailvault.export import verify_export
+from trailvault.formats.rows import _drop_absent, rebuild_body
 
 from .conftest import ACCESS, MYINDEX, access_event, run_cli
 
@@ -45,6 +48,20 @@ def _rewrite_manifest_sha(folder: Path, name: str) -> None:
         if item["name"] == name:
             item["sha256"] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
     (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.sampled_from("abcd"), _JSON, max_size=4))
+def test_a_body_that_sent_no_null_is_rebuilt_as_the_general_walk_rebuilds_it(read: dict[str, Any]) -> None:
+    """rebuild_body's shortcut for bodies whose body_nulls is empty (most of them) drops exactly what
+    the general walk, which looks up each null's path, drops when no path was sent as null."""
+    assert rebuild_body(read, [], None) == _drop_absent(read, "", set())
 
 
 def test_export_of_every_format_verifies(filled: Vault, tmp_path: Path) -> None:
@@ -130,6 +147,43 @@ def test_an_altered_body_is_named(filled: Vault, tmp_path: Path, fmt: str) -> No
     report = verify_export(tmp_path / "out", filled.verifier_key())
     assert not report.ok
     assert any(path.name in problem and "body" in problem for problem in report.problems), report.problems
+
+
+def _rewritten_parquet(path: Path, change: Any) -> None:
+    """Rewrite a Parquet file with ``change`` applied to its table (the attacker fixes the manifest's sha256 after)."""
+    pq.write_table(change(pq.read_table(path)), path)
+    _rewrite_manifest_sha(path.parent, path.name)
+
+
+def test_a_field_added_to_a_parquet_body_or_a_column_of_another_type_is_named(
+    filled: Vault, tmp_path: Path
+) -> None:
+    """verify reads Parquet a column at a time: a body field the schema lacks still changes the body hashed,
+    and a column Arrow cannot turn into the envelope's types is a finding, not a crash."""
+    filled.export(tmp_path / "out", channel="access", formats="parquet")
+    path = tmp_path / "out" / "access.parquet"
+    original = pq.read_table(path)
+
+    def with_extra_field(table: Any) -> Any:
+        body = table.column("body").combine_chunks()
+        extra = pa.array(["planted"] * len(table), pa.string())
+        fields = [*body.type, pa.field("planted", pa.string())]
+        grown = pa.StructArray.from_arrays([*body.flatten(), extra], fields=fields, mask=body.is_null())
+        return table.set_column(table.schema.get_field_index("body"), "body", grown)
+
+    _rewritten_parquet(path, with_extra_field)
+    problems = verify_export(tmp_path / "out", filled.verifier_key()).problems
+    assert problems and all("the body is not the one the log hashed" in problem for problem in problems), problems
+    assert len(problems) == len(original) - 1  # every body but the redacted one
+
+    def time_as_lists(table: Any) -> Any:
+        index = table.schema.get_field_index("time")
+        return table.set_column(index, "time", pa.array([[1]] * len(table), pa.list_(pa.int64())))
+
+    pq.write_table(original, path)
+    _rewritten_parquet(path, time_as_lists)
+    problems = verify_export(tmp_path / "out", filled.verifier_key()).problems
+    assert any("access.parquet: cannot be read as parquet (ValueError" in problem for problem in problems), problems
 
 
 def test_a_removed_row_or_changed_file_fails(filled: Vault, tmp_path: Path) -> None:

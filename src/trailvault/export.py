@@ -566,8 +566,10 @@ class _Envelope:
         self.id = row["id"]
         self.app = row["app"]
         self.channel = row["channel"]
-        self.time_us = parse_timestamp(row["time"], field="time")
-        self.received_us = parse_timestamp(row["received"], field="received")
+        # Microseconds from Parquet and CSV, RFC 3339 text from JSONL.
+        time, received = row["time"], row["received"]
+        self.time_us = time if type(time) is int else parse_timestamp(time, field="time")
+        self.received_us = received if type(received) is int else parse_timestamp(received, field="received")
 
 
 def verify_export(folder: str | Path, key: str, *, against: Vault | None = None) -> ExportReport:

@@ -109,8 +109,8 @@ def repeated_paths(fields: tuple[Field, ...], prefix: tuple[str, ...] = ()) -> I
 
 def rebuild_body(read: dict[str, Any], nulls: list[str], additional: dict[str, Any] | None) -> dict[str, Any]:
     """Return the body as posted from a typed row's body: absent fields dropped, nulls sent kept."""
-    wanted = set(nulls)
-    body: dict[str, Any] = _drop_absent(read, "", wanted)
+    # Most bodies sent no null: then every null read back is a field left out.
+    body: dict[str, Any] = _drop_absent(read, "", set(nulls)) if nulls else _present(read)
     if additional:
         body = _merge(body, additional)
     return body
@@ -137,6 +137,31 @@ def _drop_absent(value: Any, path: str, nulls: set[str]) -> Any:
     if isinstance(value, list):
         return [_drop_absent(item, f"{path}[{index}]", nulls) for index, item in enumerate(value)]
     return value
+
+
+def _present(value: Any) -> Any:
+    """``_drop_absent`` with no null sent: drop every null field and every record left with no field."""
+    if type(value) is dict:
+        kept: dict[str, Any] = {}
+        for name, item in value.items():
+            if item is None:
+                continue
+            if type(item) is dict:
+                item = _present(item)
+                if not item:
+                    continue
+            elif type(item) is list:
+                item = _present_in(item)
+            kept[name] = item
+        return kept
+    if type(value) is list:
+        return _present_in(value)
+    return value
+
+
+def _present_in(values: list[Any]) -> list[Any]:
+    # A list keeps its nulls (they are elements); only records and lists inside it change.
+    return [_present(item) if type(item) is dict or type(item) is list else item for item in values]
 
 
 def json_text(value: Any) -> str | None:

@@ -351,10 +351,15 @@ def _repeated_as_json(array: Any, fields: tuple[Field, ...]) -> Any:
 
 
 def read_table_rows(path: Path, schema: Schema, *, csv: bool) -> Iterator[dict[str, Any]]:
-    """Yield each row of a Parquet or CSV export file as the JSONL shape: envelope, body_sha256, body."""
+    """Yield each row of a Parquet or CSV export file in the JSONL shape: envelope, body_sha256, body.
+
+    ``time`` and ``received`` come as microseconds since the epoch (int), not text. A
+    file Arrow cannot read as the schema's (a column missing or of another type) raises
+    ValueError naming what Arrow found.
+    """
     require_arrow()
+    final = _row_schema(schema, csv=csv)
     if csv:
-        final = _row_schema(schema, csv=True)
         flat = flatten(pa.Table.from_pylist([], schema=final)).schema
         options = pa_csv.ConvertOptions(
             column_types={field.name: field.type for field in flat},
@@ -364,45 +369,66 @@ def read_table_rows(path: Path, schema: Schema, *, csv: bool) -> Iterator[dict[s
         batches: Any = pa_csv.open_csv(path, convert_options=options)
     else:
         batches = pq.ParquetFile(path).iter_batches(batch_size=10_000)
-    repeated = list(repeated_paths(schema.fields)) if csv else []
-    for batch in batches:
-        for row in batch.to_pylist():
-            yield _jsonl_shape(_nest(row) if csv else row, schema, repeated)
+    shape = _BodyShape(schema, csv=csv)
+    body_type = final.field("body").type
+    try:
+        for batch in batches:
+            # A column at a time, not batch.to_pylist(): no dict per row to build and take
+            # apart again, and the times as integers rather than datetimes.
+            body = _nested(batch, "body", body_type) if csv else batch.column("body")
+            names = ("id", "app", "channel", "seq", "body_sha256", "body_nulls")
+            columns = [batch.column(name).to_pylist() for name in names]
+            times = [batch.column(name).cast(pa.int64()).to_pylist() for name in ("time", "received")]
+            additional = (
+                batch.column("body_additional").to_pylist()
+                if schema.additional_fields
+                else itertools.repeat(None, batch.num_rows)
+            )
+            for ident, app, channel, seq, body_sha256, nulls, time_us, received_us, read, extra in zip(
+                *columns, *times, body.to_pylist(), additional, strict=True
+            ):
+                yield {
+                    "id": ident, "time": time_us, "received": received_us, "app": app, "channel": channel,
+                    "seq": seq, "body_sha256": body_sha256, "body": shape.body(read, nulls, extra),
+                }  # fmt: skip
+    except pa.ArrowException as exc:
+        raise ValueError(str(exc)[:300]) from None
 
 
-def _nest(row: dict[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for name, value in row.items():
-        parts = name.split(".")
-        holder = nested
-        for part in parts[:-1]:
-            holder = holder.setdefault(part, {})
-        holder[parts[-1]] = value
-    return nested
+def _nested(batch: Any, name: str, kind: Any) -> Any:
+    """The struct column ``name`` of a flattened batch (``body.user.email``...), nested again without a copy."""
+    if not pa.types.is_struct(kind):
+        return batch.column(name)
+    children = [_nested(batch, f"{name}.{field.name}", field.type) for field in kind]
+    return pa.StructArray.from_arrays(children, fields=list(kind))
 
 
-def _jsonl_shape(row: dict[str, Any], schema: Schema, repeated: list[tuple[str, ...]]) -> dict[str, Any]:
-    nulls = row.get("body_nulls")
-    if isinstance(nulls, str):
-        nulls = orjson.loads(nulls)
-    body = None
-    if nulls is not None:
-        read = row.get("body") or {}
-        for path in repeated:
+class _BodyShape:
+    """Turns a typed row's body back into the body as posted (see :func:`~trailvault.formats.rows.rebuild_body`)."""
+
+    def __init__(self, schema: Schema, *, csv: bool) -> None:
+        self.schema = schema
+        # CSV keeps REPEATED fields as JSON text; only a schema with TIMESTAMP fields
+        # has datetimes to turn back into text.
+        self.repeated = list(repeated_paths(schema.fields)) if csv else []
+        self.times = _holds_timestamps(schema.fields)
+
+    def body(self, read: dict[str, Any] | None, nulls: list[str] | str | None, additional: str | None) -> Any:
+        """The body, or None when the row says it was redacted (``body_nulls`` null)."""
+        if isinstance(nulls, str):
+            nulls = [] if nulls == "[]" else orjson.loads(nulls)
+        if nulls is None:
+            return None
+        read = read or {}
+        for path in self.repeated:
             _decode_json_at(read, path)
-        read = _canonical_times(read, schema.fields)
-        additional = row.get("body_additional")
-        body = rebuild_body(read, nulls, orjson.loads(additional) if additional else None)
-    return {
-        "id": row["id"],
-        "time": _text_time(row["time"]),
-        "received": _text_time(row["received"]),
-        "app": row["app"],
-        "channel": row["channel"],
-        "seq": row["seq"],
-        "body_sha256": row["body_sha256"],
-        "body": body,
-    }
+        if self.times:
+            read = _canonical_times(read, self.schema.fields)
+        return rebuild_body(read, nulls, orjson.loads(additional) if additional else None)
+
+
+def _holds_timestamps(fields: tuple[Field, ...]) -> bool:
+    return any(f.type is FieldType.TIMESTAMP or _holds_timestamps(f.fields) for f in fields)
 
 
 def _decode_json_at(body: dict[str, Any], path: tuple[str, ...]) -> None:
