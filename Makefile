@@ -9,8 +9,9 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# `make run` installs the extras the README's tour uses: export (Parquet, CSV, --to-db) and postgres (migrate).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e .
+	$(PIP) install -e '.[export,postgres]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -142,6 +142,14 @@ def myindex(vault: Vault) -> Vault:
     return vault
 
 
+def without_pyarrow(folder: Path) -> dict[str, str]:
+    """Environment for :func:`run_cli` in which ``import pyarrow`` fails, as on an install
+    without the ``export`` extra: a ``sitecustomize`` on PYTHONPATH marks it missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text("import sys\nsys.modules['pyarrow'] = None\n")
+    return {"PYTHONPATH": str(folder)}
+
+
 def run_cli(
     *args: str,
     vault: Path | None = None,

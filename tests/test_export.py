@@ -22,7 +22,7 @@ from trailvault.errors import Conflict, InvalidInput
 from trailvault.export import verify_export
 from trailvault.formats.rows import _drop_absent, rebuild_body
 
-from .conftest import ACCESS, MYINDEX, access_event, run_cli
+from .conftest import ACCESS, MYINDEX, access_event, run_cli, without_pyarrow
 
 
 @pytest.fixture
@@ -251,6 +251,34 @@ def test_cli_export_and_verify_export(tmp_path: Path) -> None:
     (tmp_path / "out" / "myindex.csv").write_text("tampered")
     failed = run_cli("verify", "export", str(tmp_path / "out"), "--key", key)
     assert failed.returncode == 1 and "myindex.csv" in failed.stderr
+
+
+def test_without_the_export_extra_typed_formats_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """Without pyarrow, an export asking for Parquet or CSV (the default) or --to-db exits 1
+    naming the field and the extra, no traceback and no folder or database; JSONL.gz still
+    exports and verifies."""
+    vault = tmp_path / "vault"
+    assert run_cli("init", vault=vault).returncode == 0
+    assert run_cli("channels", "open", "myindex", "--schema", "examples/platform6/myindex.json", vault=vault,
+                   cwd=Path(__file__).parent.parent).returncode == 0  # fmt: skip
+    run_cli("post", "myindex", "-", stdin='{"company": "A"}\n{"company": "B", "amount": 2}\n', vault=vault)
+    bare = without_pyarrow(tmp_path / "site")
+    probe = run_cli("export", "--out", str(tmp_path / "probe"), "--format", "csv", vault=vault)
+    assert probe.returncode == 0, probe.stderr  # the same command works where pyarrow is installed
+    for args, field in ((["--out", str(tmp_path / "all")], "format"),
+                        (["--out", str(tmp_path / "csv"), "--format", "jsonl.gz,csv"], "format"),
+                        (["--to-db", f"sqlite:///{tmp_path / 'audit.db'}"], "to_db")):  # fmt: skip
+        refused = run_cli("export", *args, vault=vault, env=bare)
+        assert refused.returncode == 1, refused.stdout
+        assert f"{field}:" in refused.stderr and "trailvault[export]" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "all").exists() and not (tmp_path / "csv").exists()
+    assert not (tmp_path / "audit.db").exists()
+    jsonl = run_cli("export", "--out", str(tmp_path / "jsonl"), "--format", "jsonl.gz", vault=vault, env=bare)
+    assert jsonl.returncode == 0, jsonl.stderr
+    key = run_cli("key", "show", vault=vault).stdout.strip()
+    checked = run_cli("verify", "export", str(tmp_path / "jsonl"), "--key", key, vault=vault, env=bare)
+    assert checked.returncode == 0 and checked.stdout.startswith("ok: 2 events"), checked.stderr
 
 
 def test_export_to_a_database_loads_each_channel_once(filled: Vault, tmp_path: Path, new_database: Any) -> None:

@@ -35,7 +35,7 @@ from trailvault.client import RemoteVault
 from trailvault.errors import InvalidInput
 from trailvault.event import Event, canonical_body
 from trailvault.files import sync, write_durably
-from trailvault.formats import SUFFIXES, Writer, open_writer
+from trailvault.formats import SUFFIXES, Writer, open_writer, require_formats, require_pyarrow
 from trailvault.store.base import StoredEntry
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
@@ -85,6 +85,10 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
         )
     if not settings.formats and not settings.database_url:
         raise InvalidInput("outputformat: name a format (CSV, PARQUET, JSONL) or set databaseurl", field="outputformat")
+    # Before the watermark is read or a file written: a refused run changes nothing.
+    if settings.database_url:
+        require_pyarrow("databaseurl", "loading into a database needs")
+    require_formats(settings.formats, field="outputformat")
     settings.outputdir.mkdir(parents=True, exist_ok=True)
     watermark = _finish_pending(settings.outputdir, _read_watermark(settings.outputdir))
     started_us = time.time_ns() // 1000

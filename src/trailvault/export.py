@@ -38,7 +38,7 @@ import orjson
 from trailvault.errors import Conflict, InvalidInput, NotFound, ServerUnavailable, TrailvaultError
 from trailvault.event import canonical_body, check_name
 from trailvault.files import file_sha256, write_durably
-from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows
+from trailvault.formats import SUFFIXES, Writer, open_writer, parse_formats, read_rows, require_formats, require_pyarrow
 from trailvault.formats.columns import EntryColumns, EntryList, Page, joined
 from trailvault.formats.jsonl import entry_line, split_line
 from trailvault.integrity.checkpoint import open_checkpoint
@@ -117,6 +117,7 @@ class Exporting:
         assert out is not None
         chosen = parse_formats(formats)
         # Checked before the checkpoint is signed: a refused export changes nothing.
+        require_formats(chosen)
         folder = _require_empty(out)
         checkpoint = _checkpoint_for_export(vault)
         query = _query_of(channel, time_from, time_to, filter)
@@ -233,6 +234,7 @@ def export_from(
 ) -> dict[str, Any]:
     """Write a streamed export into the new or empty folder ``out``, as :meth:`Exporting.export` does."""
     chosen = parse_formats(formats)
+    require_formats(chosen)
     folder = _require_empty(out)
     header = source.header
     job = _Export(source, folder, chosen, header["size"], header["checkpoint"], header["query"], progress)
@@ -267,6 +269,7 @@ def _load_into_database(
     filter: str | None,  # noqa: A002
     progress: Progress | None,
 ) -> dict[str, Any]:
+    require_pyarrow("to_db", "loading into a database needs")
     from trailvault.formats.database import DatabaseLoader
 
     checkpoint = _checkpoint_for_export(vault)
@@ -536,8 +539,9 @@ def _write_prepared(writers: list[Writer], prepared: list[Future[Any]]) -> None:
         writer.write_prepared(part.result())
     # Arrow's allocator keeps freed pages for reuse; a page's tables, several formats over,
     # would stay resident as if they were still held.
-    if "pyarrow" in sys.modules:
-        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    arrow = sys.modules.get("pyarrow")  # None also when marked missing
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
 
 
 # -- verify export ---------------------------------------------------------------------------

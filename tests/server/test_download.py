@@ -11,7 +11,7 @@ import orjson
 import pyarrow.parquet as pq
 
 import trailvault
-from tests.conftest import ACCESS, access_event, run_cli
+from tests.conftest import ACCESS, access_event, run_cli, without_pyarrow
 from tests.server.conftest import Server
 
 
@@ -82,6 +82,38 @@ def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server
     assert failed.returncode == 1 and "ouputdir" in failed.stderr
     assert not (tmp_path / "out" / ".trailvault-download.json").exists()
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_without_the_export_extra_csv_parquet_and_databaseurl_are_refused_up_front(
+    own_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Without pyarrow a run asking for CSV, Parquet or a database exits 1 naming the key and
+    the extra, before any file, watermark or database exists; a JSONL run still works."""
+    server = own_server()
+    with server.admin() as admin:
+        admin.put("/v1/channels/access", json=ACCESS)
+        admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(5)])
+    credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"staticjwt": server.admin_token}})
+    bare = without_pyarrow(tmp_path / "site")
+    cases = (
+        ({"outputformat": "JSONL,CSV"}, "outputformat"),
+        ({"downloadparquet": "Yes", "outputformat": "JSONL"}, "outputformat"),
+        ({"outputformat": "", "databaseurl": f"sqlite:///{tmp_path / 'audit.db'}"}, "databaseurl"),
+    )
+    for keys, field in cases:
+        config = _ini(tmp_path / "config.ini", {
+            "TENANT": {"gatewayhost": server.url}, "PROGRAM": {"outputdir": "out", "logging": "false", **keys},
+        })  # fmt: skip
+        refused = run_cli("download", "--config", str(config), "--credentials", str(credentials), env=bare)
+        assert refused.returncode == 1, refused.stdout
+        assert f"{field}:" in refused.stderr and "trailvault[export]" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert not (tmp_path / "out").exists() and not (tmp_path / "audit.db").exists()
+    jsonl = {"outputdir": "out", "logging": "false", "outputformat": "JSONL"}
+    config = _ini(tmp_path / "config.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": jsonl})
+    run = run_cli("download", "--config", str(config), "--credentials", str(credentials), env=bare)
+    assert run.returncode == 0, run.stderr
+    assert sorted(_downloaded(tmp_path / "out")) == [1, 2, 3, 4, 5]
 
 
 def test_an_explicit_range_takes_events_by_time(own_server: Callable[..., Server], tmp_path: Path) -> None:

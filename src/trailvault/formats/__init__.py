@@ -19,10 +19,37 @@ from trailvault.formats.jsonl import JsonlWriter, read_jsonl_rows
 from trailvault.formats.rows import Entry
 from trailvault.schema import Schema
 
-__all__ = ["FORMATS", "SUFFIXES", "Writer", "open_writer", "parse_formats", "read_rows"]
+__all__ = [
+    "FORMATS", "SUFFIXES", "TABLE_FORMATS", "Writer",
+    "open_writer", "parse_formats", "read_rows", "require_formats", "require_pyarrow",
+]  # fmt: skip
 
 FORMATS = ("parquet", "csv", "jsonl.gz")
 SUFFIXES = {"parquet": ".parquet", "csv": ".csv", "jsonl.gz": ".jsonl.gz"}
+#: The formats built with pyarrow (the ``export`` extra); JSONL.gz needs nothing more.
+TABLE_FORMATS = ("parquet", "csv")
+
+
+def require_pyarrow(field: str, needs: str) -> None:
+    """Raise InvalidInput naming ``field`` and the extra when pyarrow is not installed.
+
+    Called before a job reads or writes anything, so that a refused export, download or
+    load changes nothing; ``needs`` says what wanted it ("Parquet and CSV need").
+    """
+    try:
+        # Imported rather than looked up: the job imports it next anyway, and an install
+        # that is present but broken is refused here too, not halfway through.
+        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise InvalidInput(
+            f"{field}: {needs} pyarrow, which is not installed; pip install 'trailvault[export]'", field=field
+        ) from None
+
+
+def require_formats(chosen: Sequence[str], *, field: str = "format") -> None:
+    """:func:`require_pyarrow` when ``chosen`` (named by the setting ``field``) holds Parquet or CSV."""
+    if any(fmt in TABLE_FORMATS for fmt in chosen):
+        require_pyarrow(field, "Parquet and CSV need")
 
 
 class Writer(Protocol):

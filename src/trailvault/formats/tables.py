@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from trailvault.errors import InvalidInput
+from trailvault.formats import require_pyarrow
 from trailvault.formats.columns import EntryColumns
 from trailvault.formats.hashed import HashedFile
 from trailvault.formats.rows import Entry, additional_fields, json_text, null_paths, rebuild_body, repeated_paths
@@ -50,10 +51,7 @@ _SCALARS = {
 def require_arrow() -> None:
     """Raise InvalidInput naming the extra when pyarrow is not installed."""
     if pa is None:
-        raise InvalidInput(
-            "format: Parquet and CSV need pyarrow; pip install 'trailvault[export]' (jsonl.gz needs nothing)",
-            field="format",
-        )
+        require_pyarrow("format", "Parquet and CSV need")
 
 
 def _field_type(f: Field, *, csv: bool) -> Any:
