@@ -169,15 +169,19 @@ def test_databaseurl_loads_each_event_once_without_files(own_server: Callable[..
     database = tmp_path / "audit.db"
     config = _ini(tmp_path / "config.ini", {
         "TENANT": {"gatewayhost": server.url},
-        "PROGRAM": {"outputdir": "out", "databaseurl": f"sqlite:///{database}"},
+        "PROGRAM": {"outputdir": "out", "databaseurl": "sqlite:///audit.db"},
     })  # fmt: skip
     credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"staticjwt": token}})
+    # Started from another folder (as cron does), the relative file is still config.ini's neighbour.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     for _ in range(2):
-        run = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+        run = run_cli("download", "--config", str(config), "--credentials", str(credentials), cwd=elsewhere)
         assert run.returncode == 0, run.stderr
     with server.admin() as admin:
         admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(25, 30)])
     assert run_cli("download", "--config", str(config), "--credentials", str(credentials)).returncode == 0
+    assert list(elsewhere.iterdir()) == []
     with sqlite3.connect(database) as conn:
         seqs = [row[0] for row in conn.execute('SELECT "seq" FROM "access" ORDER BY "seq"')]
         emails = {row[0] for row in conn.execute('SELECT "body.user.email" FROM "access"')}

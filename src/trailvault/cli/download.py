@@ -47,6 +47,15 @@ def _read_ini(path: str, sections: tuple[str, ...], what: str) -> configparser.C
     return parser
 
 
+def _beside(base: Path, url: str) -> str:
+    """``url`` with a relative SQLite file made relative to ``base`` (config.ini's folder), as
+    outputdir and logsdir are: a job started by cron from another folder loads the same file."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix) :] and not url[len(prefix) :].startswith(("/", "~")):
+        return prefix + str(base / url[len(prefix) :])
+    return url
+
+
 def _flag(value: str, key: str) -> bool:
     try:
         return _YES[value.strip().lower()]
@@ -82,7 +91,7 @@ def download(config_path: str, credentials_path: str) -> None:
         raise InvalidInput("gatewayhost: config.ini [TENANT] needs gatewayhost, the server's URL", field="gatewayhost")
     base = Path(config_path).resolve().parent
     program = config["PROGRAM"] if config.has_section("PROGRAM") else {}
-    database_url = program.get("databaseurl", "").strip() or None
+    database_url = _beside(base, program.get("databaseurl", "").strip()) or None
     # With a database to load, files are written only when outputformat asks for them.
     formats = [item for item in program.get("outputformat", "" if database_url else "CSV").split(",") if item.strip()]
     if _flag(program.get("downloadparquet", "No"), "downloadparquet"):
