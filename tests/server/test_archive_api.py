@@ -60,6 +60,11 @@ def test_the_five_verbs_with_cdp_shapes(own_server: Callable[..., Server], tmp_p
         assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "archiveId"
         bad = client.post("/v1/archive/batch-events-for-archiving", json={"fromTimestamp": "soon", "toTimestamp": TO})
         assert bad.status_code == 400 and bad.json()["error"]["field"] == "fromTimestamp"
+        half = client.post("/v1/archive/batch-events-for-archiving", json={"fromTimestamp": TO})
+        assert half.status_code == 400 and half.json()["error"]["field"] == "toTimestamp"
+        assert "missing" in half.json()["error"]["message"]
+        typed = client.post("/v1/archive/get-batch-events-for-archiving-status", json={"taskId": 7})
+        assert typed.status_code == 400 and "not 7" in typed.json()["error"]["message"]
         missing = client.post("/v1/archive/mark-archive-batches-as-successful", json={"archiveIds": "x"})
         assert missing.status_code == 400 and missing.json()["error"]["field"] == "archiveIds"
 

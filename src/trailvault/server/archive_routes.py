@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
@@ -45,8 +46,10 @@ def _text(document: dict[str, Any], name: str, *, required: bool = True) -> Any:
     value = document.get(name)
     if value is None and not required:
         return None
+    if value is None:
+        raise InvalidInput(f"{name}: missing; send it in the request's JSON object, as text", field=name)
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{name}: give it as text", field=name)
+        raise InvalidInput(f"{name}: give it as non-empty text, not {orjson.dumps(value).decode()[:40]}", field=name)
     return value
 
 
