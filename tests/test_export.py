@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import os
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +21,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trailvault
 from trailvault import Vault
 from trailvault.errors import Conflict, InvalidInput
 from trailvault.export import verify_export
 from trailvault.formats.rows import _drop_absent, rebuild_body
 
-from .conftest import ACCESS, MYINDEX, access_event, run_cli, without_pyarrow
+from .conftest import ACCESS, CLI, MYINDEX, access_event, run_cli, without_pyarrow
 
 
 @pytest.fixture
@@ -560,3 +565,39 @@ def test_a_reader_that_fails_before_its_first_page_gives_way_to_an_in_process_re
         report = verify_export(tmp_path / "out", vault.verifier_key(), against=vault)
     assert report.ok and manifest["count"] == report.events > 0
     assert "no driver here" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def long_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200,000 access events: an export long enough to stop halfway, read by the page reader process."""
+    path = tmp_path_factory.mktemp("long") / "vault"
+    with trailvault.open_vault(path, durability="normal") as vault:
+        vault.open("access", ACCESS)
+        bodies = [access_event(i) for i in range(1000)]
+        for _ in range(200):
+            vault.post_many("access", bodies)
+    return path
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 1)])
+def test_an_export_stopped_by_a_signal_removes_its_files(
+    long_vault: Path, tmp_path: Path, stop: int, code: int
+) -> None:
+    """SIGTERM (a service manager, timeout, kill) and Ctrl-C stop an export as an error does: the
+    half-written files and the folder go, and the command exits non-zero without a traceback."""
+    out = tmp_path / "out"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
+    process = subprocess.Popen(
+        [str(CLI), "--vault", str(long_vault), "export", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    # Stopped once the first page is on disk, well before the last (the whole export takes seconds).
+    while not (out / "access.csv").exists() or (out / "access.csv").stat().st_size == 0:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.002)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert not out.exists()
+    assert "Traceback" not in stderr

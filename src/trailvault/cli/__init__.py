@@ -1,13 +1,17 @@
 """The ``trailvault`` command: a thin shell over the Vault API with the same names.
 
 Exit codes: 0 success, 2 usage error (from click), 1 any other error, with a
-message on stderr that names the field.
+message on stderr that names the field; 1 after Ctrl-C and 143 after SIGTERM, each once
+the command has undone what it half did (an export removes its files).
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import click
 
@@ -72,10 +76,19 @@ def read_file(path: str, *, field: str) -> str:
         raise InvalidInput(f"{field}: cannot read {path} ({exc.strerror}); check the path", field=field) from None
 
 
+def _terminated(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 class _Shell(click.Group):
     """Turn library errors into a message on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Python dies on SIGTERM without running finally blocks, which would leave an export's
+        # half-written files, or a download's .partial ones, behind; as an exception it unwinds
+        # like Ctrl-C does. (`serve` hands both signals to uvicorn, which installs its own.)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
         except TrailvaultError as exc:
