@@ -242,13 +242,23 @@ def export_from(
 
 
 def _run_into(job: _Export, folder: Path) -> dict[str, Any]:
-    """Run an export into ``folder``; on any error, stop it and remove the folder with what it wrote."""
+    """Run an export into ``folder``; on any error, stop it and remove what it wrote: the folder
+    itself when the export made it, else only its contents (it was empty), so that a folder
+    the user prepared (a mount point, its permissions) is left as it was."""
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
         return job.run()
     except BaseException:
         job.abandon()
-        shutil.rmtree(folder, ignore_errors=True)
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            for path in folder.iterdir():
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
         raise
 
 
