@@ -314,6 +314,36 @@ def test_export_to_a_database_loads_each_channel_once(filled: Vault, tmp_path: P
         filled.export(to_db="mysql://nowhere/db")
 
 
+def test_a_field_the_channel_gains_becomes_a_column_of_the_loaded_table(
+    vault: Vault, tmp_path: Path, new_database: Any
+) -> None:
+    """A table loaded before the channel's schema gained a field gets that field's column on the
+    next load (older rows null there), in SQLite and PostgreSQL; a target that cannot be opened
+    is an error naming to_db."""
+    import sqlite3
+
+    import psycopg
+
+    vault.open("myindex", MYINDEX)
+    vault.post("myindex", {"company": "A"})
+    urls = (f"sqlite:///{tmp_path / 'target.db'}", new_database())
+    for url in urls:
+        vault.export(to_db=url, channel="myindex")
+    region = {"name": "region", "type": "STRING", "mode": "NULLABLE", "nested": []}
+    vault.open("myindex", [*MYINDEX, region])
+    vault.post("myindex", {"company": "B", "region": "eu"})
+    for url in urls:
+        vault.export(to_db=url, channel="myindex")
+    query = 'SELECT "body.company", "body.region" FROM "myindex" ORDER BY seq'
+    assert sqlite3.connect(tmp_path / "target.db").execute(query).fetchall() == [("A", None), ("B", "eu")]
+    with psycopg.connect(urls[1]) as pg:
+        assert pg.execute(query).fetchall() == [("A", None), ("B", "eu")]
+    (tmp_path / "not.db").write_text("not a database, " * 100)
+    for bad in (tmp_path / "missing" / "a.db", tmp_path / "not.db"):
+        with pytest.raises(InvalidInput, match="to_db: cannot use"):
+            vault.export(to_db=f"sqlite:///{bad}", channel="myindex")
+
+
 def test_round_trip_of_the_harder_shapes(vault: Vault, tmp_path: Path) -> None:
     """Repeated timestamps (also inside repeated records), extras at any depth and redactions
     come back exactly from every format."""

@@ -38,7 +38,7 @@ class DatabaseLoader:
     def __init__(self, url: str, *, field: str = "to_db") -> None:
         """Connect to ``url``; errors name ``field``, the setting the URL came from."""
         parts = urlsplit(url)
-        self.url = url
+        self.url, self.field = url, field
         self.kind = parts.scheme.split("+")[0]
         if self.kind == "sqlite":
             # SQLAlchemy's convention, as --vault reads it: sqlite:///relative/file.db and
@@ -48,8 +48,15 @@ class DatabaseLoader:
                     f"{field}: give a file, sqlite:///relative/file.db or sqlite:////absolute/file.db", field=field
                 )
             path = Path(parts.path[1:]).expanduser()
-            # Used by the export's one writing thread only, after this thread made it.
-            self._conn: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                # Used by the export's one writing thread only, after this thread made it.
+                self._conn: Any = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                self._conn.execute("PRAGMA schema_version").fetchone()  # a file that is no database fails here
+            except sqlite3.Error as exc:
+                raise InvalidInput(
+                    f"{field}: cannot use {path} as an SQLite database ({exc}); check the path and its folder",
+                    field=field,
+                ) from None
         elif self.kind in ("postgresql", "postgres"):
             try:
                 import psycopg
@@ -84,7 +91,17 @@ class _TableLoader(CsvWriter):
         return table  # timestamps stay typed: each database gets them in its own form
 
     def _write(self, table: Any) -> None:
-        flat = flatten(table)
+        try:
+            self._load(flatten(table))
+        except (sqlite3.Error, _driver_error()) as exc:
+            # Without the URL: a PostgreSQL one may hold a password.
+            field = self._loader.field
+            raise StoreUnavailable(
+                f"{field}: loading channel {self._channel!r} into its table failed ({exc}); nothing of this page was "
+                "kept, and a rerun adds what is missing"
+            ) from None
+
+    def _load(self, flat: Any) -> None:
         if not self._created:
             self._create(flat.schema)
             self._created = True
@@ -98,7 +115,11 @@ class _TableLoader(CsvWriter):
             marks = ", ".join("?" for _ in columns)
             insert = f"INSERT OR IGNORE INTO {_sqlite_name(self._channel)} ({names}) VALUES ({marks})"
             conn.execute("BEGIN")
-            conn.executemany(insert, [tuple(_sqlite_value(v) for v in row) for row in rows])
+            try:
+                conn.executemany(insert, [tuple(_sqlite_value(v) for v in row) for row in rows])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             conn.execute("COMMIT")
         else:
             from psycopg import sql
@@ -113,33 +134,55 @@ class _TableLoader(CsvWriter):
         self.rows += len(rows)
 
     def _create(self, arrow_schema: Any) -> None:
+        """Create the channel's table, or add the columns of fields the channel gained since the
+        table was made (a schema may add NULLABLE fields; their columns are null in older rows)."""
         conn = self._loader._conn
         if self._loader.kind == "sqlite":
-            columns = ", ".join(
-                f"{_sqlite_name(field.name)} {_column_type(field.type, _SQLITE_TYPES, 'TEXT')}"
-                for field in arrow_schema
-            )
             table = _sqlite_name(self._channel)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({_sqlite_name('seq')}))")
+            wanted = [(f.name, _column_type(f.type, _SQLITE_TYPES, "TEXT")) for f in arrow_schema]
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                columns = ", ".join(f"{_sqlite_name(name)} {kind}" for name, kind in wanted)
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({_sqlite_name('seq')}))")
+            for name, kind in wanted:
+                if have and name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_sqlite_name(name)} {kind}")
             return
         from psycopg import sql
 
-        definitions = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(
-                sql.Identifier(field.name), sql.SQL(_column_type(field.type, _POSTGRES_TYPES, "timestamptz"))
+        typed = [(f.name, sql.SQL(_column_type(f.type, _POSTGRES_TYPES, "timestamptz"))) for f in arrow_schema]
+        definitions = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), t) for n, t in typed)
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (seq))").format(
+                    sql.Identifier(self._channel), definitions
+                )
             )
-            for field in arrow_schema
-        )
-        conn.execute(
-            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (seq))").format(
-                sql.Identifier(self._channel), definitions
-            )
-        )
+            for column, column_type in typed:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        sql.Identifier(self._channel), sql.Identifier(column), column_type
+                    )
+                )
 
     def close(self) -> None:
         if not self._created:
-            self._create(flatten(empty_table(self._final)).schema)
+            try:
+                self._create(flatten(empty_table(self._final)).schema)
+            except (sqlite3.Error, _driver_error()) as exc:
+                field = self._loader.field
+                message = f"{field}: creating the table of channel {self._channel!r} failed ({exc})"
+                raise StoreUnavailable(message) from None
             self._created = True
+
+
+def _driver_error() -> type[Exception]:
+    """psycopg's base error when it is installed (a PostgreSQL target), else sqlite3's."""
+    try:
+        import psycopg
+    except ImportError:
+        return sqlite3.Error
+    return psycopg.Error
 
 
 def _column_type(arrow_type: Any, names: dict[str, str], timestamp: str) -> str:
