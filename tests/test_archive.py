@@ -19,7 +19,7 @@ from tests.conftest import ACCESS, access_event, run_cli
 from trailvault.archive import ArchiveSettings
 from trailvault.archive_files import manifest_name, verify_archive
 from trailvault.batches import TaskStatus
-from trailvault.errors import Conflict, InvalidInput, InvalidQuery, NotFound
+from trailvault.errors import ChannelNotFound, Conflict, InvalidInput, InvalidQuery, NotFound
 from trailvault.timestamps import format_timestamp
 from trailvault.vault import Vault
 
@@ -261,6 +261,10 @@ def test_a_legal_hold_keeps_what_it_covers_until_cleared(archiving: Vault) -> No
     assert len(kept_seqs(archiving)) == 250
     # A hold on another channel or a range the events are not in keeps nothing.
     archiving.clear_hold("case-17")
+    # A misspelt channel would hold nothing while purge took what was meant to be held: refused.
+    with pytest.raises(ChannelNotFound, match="accesss"):
+        archiving.set_hold("typo", "a misspelt channel", channel="accesss")
+    archiving.open("payments", ACCESS)
     archiving.set_hold("elsewhere", "other channel", channel="payments")
     archiving.set_hold("old", "before these events", time_to="2001-01-01T00:00:00Z")
     assert archiving.purge().purged == 250

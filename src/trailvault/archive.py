@@ -39,7 +39,15 @@ from trailvault.archive_files import ArchiveFile, archive_line, shown_location, 
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name, seqs_digest
 from trailvault.channel import BATCHES_CHANNEL, PURGES_CHANNEL
 from trailvault.checkpoints import Checkpointer
-from trailvault.errors import Conflict, DestinationUnavailable, InvalidInput, InvalidQuery, NotFound, TrailvaultError
+from trailvault.errors import (
+    ChannelNotFound,
+    Conflict,
+    DestinationUnavailable,
+    InvalidInput,
+    InvalidQuery,
+    NotFound,
+    TrailvaultError,
+)
 from trailvault.event import PendingEvent, Posted, check_name
 from trailvault.export import proof_hashes
 from trailvault.query import query_time
@@ -471,6 +479,13 @@ class Archiving:
         )
         if hold.time_from_us is not None and hold.time_to_us is not None and hold.time_from_us >= hold.time_to_us:
             raise InvalidQuery("to: must be after from (the range is [from, to))", field="to")
+        if hold.channel is not None and self._store.get_channel(self.app, hold.channel) is None:
+            # A misspelt channel would hold nothing, and purge would take the events meant to be held.
+            raise ChannelNotFound(
+                f"channel: {hold.channel!r} was never opened in app {self.app!r}, so a hold on it would keep "
+                "nothing; check the name (trailvault channels list)",
+                field="channel",
+            )
         return self._store.set_hold(hold)
 
     def clear_hold(self, name: str) -> LegalHold:
