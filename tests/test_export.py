@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import hashlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -237,6 +238,22 @@ def test_bad_requests_leave_nothing_behind(filled: Vault, tmp_path: Path) -> Non
         filled.export(tmp_path / "b", filter="type eq")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert (tmp_path / "used" / "x").read_text() == "keep"
+    with pytest.raises(InvalidInput, match="out: cannot create the folder"):
+        filled.export(tmp_path / "used" / "x" / "below")  # a folder under a file
+
+
+@pytest.mark.parametrize("damage", ["files", "proof", "size", "files[0].sha256"])
+def test_a_damaged_manifest_is_named_not_a_crash(filled: Vault, tmp_path: Path, damage: str) -> None:
+    """A manifest missing a key it needs is refused naming that key (it failed with a KeyError)."""
+    filled.export(tmp_path / "out", formats="jsonl.gz")
+    manifest = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())
+    if damage == "files[0].sha256":
+        del manifest["files"][0]["sha256"]
+    else:
+        del manifest[damage]
+    (tmp_path / "out" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    with pytest.raises(InvalidInput, match=re.escape(damage)):
+        verify_export(tmp_path / "out", filled.verifier_key())
 
 
 def test_cli_export_and_verify_export(tmp_path: Path) -> None:

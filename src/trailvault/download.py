@@ -89,7 +89,13 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
     if settings.database_url:
         require_pyarrow("databaseurl", "loading into a database needs")
     require_formats(settings.formats, field="outputformat")
-    settings.outputdir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.outputdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(
+            f"outputdir: cannot create the folder {settings.outputdir} ({exc.strerror}); fix outputdir in config.ini",
+            field="outputdir",
+        ) from None
     watermark = _finish_pending(settings.outputdir, _read_watermark(settings.outputdir))
     started_us = time.time_ns() // 1000
     if settings.range_start or settings.range_end:

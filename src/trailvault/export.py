@@ -246,7 +246,12 @@ def _run_into(job: _Export, folder: Path) -> dict[str, Any]:
     itself when the export made it, else only its contents (it was empty), so that a folder
     the user prepared (a mount point, its permissions) is left as it was."""
     made = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(
+            f"out: cannot create the folder {folder} ({exc.strerror}); choose a folder you can write", field="out"
+        ) from None
     try:
         return job.run()
     except BaseException:
@@ -586,6 +591,36 @@ class _Envelope:
         self.received_us = received if type(received) is int else parse_timestamp(received, field="received")
 
 
+_MANIFEST_SHAPE: dict[str, type] = {
+    "checkpoint": str, "size": int, "count": int, "schemas": dict, "files": list, "proof": dict, "query": dict,
+}  # fmt: skip
+_FILE_SHAPE: dict[str, type] = {"name": str, "format": str, "sha256": str}
+_JSON_NAMES = {str: "string", int: "integer", dict: "object", list: "array"}
+
+
+def _check_manifest_shape(folder: Path, manifest: dict[str, Any]) -> None:
+    """Raise InvalidInput naming the first key a damaged or altered manifest lacks (or holds
+    in the wrong type), instead of failing later on it."""
+    where = f"export: {folder}/manifest.json"
+    for name, kind in _MANIFEST_SHAPE.items():
+        if not isinstance(manifest.get(name), kind):
+            raise InvalidInput(
+                f"{where}: {name!r} is missing or not a JSON {_JSON_NAMES[kind]}; the manifest was damaged or altered, "
+                "so the export cannot be proven",
+                field="export",
+            )
+    for index, item in enumerate(manifest["files"]):
+        for name, kind in _FILE_SHAPE.items():
+            if not isinstance(item, dict) or not isinstance(item.get(name), kind):
+                raise InvalidInput(
+                    f"{where}: files[{index}].{name} is missing or not a JSON {_JSON_NAMES[kind]}; the manifest was "
+                    "damaged or altered, so the export cannot be proven",
+                    field="export",
+                )
+    if not isinstance(manifest["proof"].get("sha256"), str):
+        raise InvalidInput(f"{where}: proof.sha256 is missing; the manifest was damaged or altered", field="export")
+
+
 def verify_export(folder: str | Path, key: str, *, against: Vault | None = None) -> ExportReport:
     """Check an export folder offline with the vault's verifier key; see the module docstring."""
     folder = Path(folder)
@@ -595,6 +630,7 @@ def verify_export(folder: str | Path, key: str, *, against: Vault | None = None)
         raise InvalidInput(f"export: {folder}/manifest.json cannot be read ({exc})", field="export") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InvalidInput(f"export: {folder}/manifest.json is not a {FORMAT} manifest", field="export")
+    _check_manifest_shape(folder, manifest)
     checkpoint = open_checkpoint(manifest["checkpoint"], Verifier.parse(key))
     report = ExportReport(size=checkpoint.size)
     if manifest["size"] != checkpoint.size:

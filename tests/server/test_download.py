@@ -22,6 +22,11 @@ def _ini(path: Path, sections: dict[str, dict[str, str]]) -> Path:
     return path
 
 
+def credentials_ok(folder: Path, server: Server) -> Path:
+    """credentials.ini holding the server's admin token."""
+    return _ini(folder / "admin.ini", {"CREDENTIALS": {"staticjwt": server.admin_token}})
+
+
 def _downloaded(outputdir: Path) -> list[int]:
     seqs = []
     for path in sorted(outputdir.glob("*.jsonl.gz")):
@@ -82,6 +87,10 @@ def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server
     assert failed.returncode == 1 and "ouputdir" in failed.stderr
     assert not (tmp_path / "out" / ".trailvault-download.json").exists()
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+    (tmp_path / "afile").write_text("a file, not a folder")
+    into_file = _ini(tmp_path / "file.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"outputdir": "afile"}})
+    failed = run_cli("download", "--config", str(into_file), "--credentials", str(credentials_ok(tmp_path, server)))
+    assert failed.returncode == 1 and "outputdir: cannot create" in failed.stderr and "Traceback" not in failed.stderr
 
 
 def test_without_the_export_extra_csv_parquet_and_databaseurl_are_refused_up_front(
