@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from trailvault.client import RemoteVault
-from trailvault.errors import InvalidInput
+from trailvault.errors import Conflict, InvalidInput
 from trailvault.event import Event, canonical_body
 from trailvault.files import sync, write_durably
 from trailvault.formats import SUFFIXES, Writer, open_writer, require_formats, require_pyarrow
@@ -122,6 +122,18 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
         _log.info("downloading events received since seq %d, up to seq %d", after, upto)
     result = _write_files(vault, settings, events, label)
     if settings.range_start or settings.range_end:
+        # A range downloaded before names the same files: never overwrite them (events purged
+        # since would be lost from the copy), and publish none of this run's unless all can go.
+        taken = [path for path in result.files if path.with_name(path.name.removesuffix(".partial")).exists()]
+        if taken:
+            for path in result.files:
+                path.unlink(missing_ok=True)
+            name = taken[0].name.removesuffix(".partial")
+            raise Conflict(
+                f"outputdir: {name} exists from an earlier download of this range; move it away to download the "
+                "range again, or change dataRangeStartTimeStamp/dataRangeEndTimeStamp",
+                field="outputdir",
+            )
         files = [_publish(path) for path in result.files]
     else:
         last = result.last_seq if result.last_seq is not None else int(watermark.get("last_seq", 0))

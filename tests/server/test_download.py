@@ -145,6 +145,11 @@ def test_an_explicit_range_takes_events_by_time(own_server: Callable[..., Server
     assert times == ["2024-10-02", "2024-10-03", "2024-10-04"]
     assert path.name == "access_2024-10-02T0000Z_2024-10-05T0000Z.jsonl.gz"
     assert not (tmp_path / "out" / ".trailvault-download.json").exists()
+    # The same range again would write the same name: refused, the first copy untouched, nothing left over.
+    first = path.read_bytes()
+    again = run_cli("download", "--config", str(config), "--credentials", str(credentials))
+    assert again.returncode == 1 and "outputdir: " + path.name in again.stderr
+    assert path.read_bytes() == first and sorted(p.name for p in (tmp_path / "out").iterdir()) == [path.name]
     assert not (tmp_path / "logs").exists()
 
 
