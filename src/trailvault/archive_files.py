@@ -88,12 +88,18 @@ def shown_location(location: str) -> str:
 
 
 def audit_events_json(lines: Iterable[tuple[int, bytes]]) -> Iterator[bytes]:
-    """CDP's ``{"auditEvents": [...]}`` of archive lines, a line an event, in pieces as they come."""
+    """CDP's ``{"auditEvents": [...]}`` of archive lines, a line an event, in pieces as they come.
+
+    Nothing is yielded before the first line is read, so an error in getting the lines (an
+    unknown batch, a key without the scope) comes before any output, not after half of it.
+    """
+    pending = iter(lines)
+    head = next(pending, None)
     yield b'{"auditEvents": [\n'
-    first = True
-    for _, line in lines:
-        yield line if first else b",\n" + line
-        first = False
+    if head is not None:
+        yield head[1]
+        for _, line in pending:
+            yield b",\n" + line
     yield b"\n]}\n"
 
 

@@ -132,6 +132,11 @@ def test_the_cli_against_a_server(own_server: Callable[..., Server], tmp_path: P
     archive_id = document["eventBatches"][0]["archiveId"]
     listed = run_cli("archive", "list-events-in-archive-batch", "--archive-id", archive_id, env=env)
     assert listed.returncode == 0 and len(orjson.loads(listed.stdout)["auditEvents"]) == 120
+    # Refused (a key without unmask, an unknown batch): the error and nothing on stdout, not half a document.
+    masked = {**env, "TRAILVAULT_TOKEN": server.key("archive")}
+    for token_env, batch in ((masked, archive_id), (env, "00000000-0000-7000-8000-000000000000")):
+        refused = run_cli("archive", "list-events-in-archive-batch", "--archive-id", batch, env=token_env)
+        assert refused.returncode == 1 and refused.stdout == "" and "error" in refused.stderr, refused
     written = run_cli(
         "archive",
         "list-events-in-archive-batch",
