@@ -36,3 +36,15 @@ def test_int_column_holds_each_value_as_int64(values: list[int]) -> None:
 def test_int_column_refuses_a_value_out_of_range() -> None:
     with pytest.raises(OverflowError):
         int_column([2**63])
+
+
+@pytest.mark.parametrize("empty_at", [0, 1, 3])
+def test_hex_column_gives_an_empty_digest_the_empty_string(empty_at: int) -> None:
+    """A download page may hold bodies whose hash it cannot claim (redacted, masked): their
+    empty digests sit among 32-byte ones, first or not, and the column stays valid."""
+    digests = [bytes([index]) * 32 for index in range(4)]
+    digests[empty_at] = b""
+    column = hex_column(digests)
+    column.validate(full=True)
+    assert column.to_pylist() == [digest.hex() for digest in digests]
+    assert hex_column([b"", b""]).to_pylist() == ["", ""]

@@ -25,12 +25,13 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from trailvault.access import Scope
 from trailvault.client import RemoteVault
 from trailvault.errors import Conflict, InvalidInput
 from trailvault.event import Event, canonical_body
@@ -174,6 +175,7 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
     pending: dict[str, list[StoredEntry]] = {}
     count, first, last = 0, None, None
     schemas: dict[str, Any] = {}
+    masked: set[str] = set()  # channels whose sensitive fields this key reads masked
     # Imported here: the loader brings pyarrow, which a run without a database does not need.
     from trailvault.formats.database import DatabaseLoader
 
@@ -185,9 +187,9 @@ def _write_files(vault: RemoteVault, settings: DownloadSettings, events: Iterato
             first = event.seq if first is None else first
             last = event.seq
             if len(pending[event.channel]) >= _BATCH:
-                _flush(vault, settings, writers, tables, database, pending, schemas, event.channel, label)
+                _flush(vault, settings, writers, tables, database, pending, schemas, masked, event.channel, label)
         for channel in list(pending):
-            _flush(vault, settings, writers, tables, database, pending, schemas, channel, label)
+            _flush(vault, settings, writers, tables, database, pending, schemas, masked, channel, label)
         for channel_tables in tables.values():
             for table in channel_tables:
                 table.close()
@@ -216,6 +218,7 @@ def _flush(
     database: DatabaseLoader | None,
     pending: dict[str, list[StoredEntry]],
     schemas: dict[str, Any],
+    masked: set[str],
     channel: str,
     label: str,
 ) -> None:
@@ -224,11 +227,20 @@ def _flush(
         return
     if channel not in writers:
         schema = schemas[channel] = vault.channel(channel).schema
+        if schema.sensitive_paths() and not vault.key.allows(Scope.UNMASK):
+            _log.warning(
+                "channel %s: sensitive fields read [masked] with this key (it lacks the unmask scope); "
+                "body_sha256 is left empty in its files, since a masked body's hash is not the log's",
+                channel,
+            )
+            masked.add(channel)
         writers[channel] = [
             open_writer(fmt, settings.outputdir / f"{channel}_{label}{SUFFIXES[fmt]}.partial", schema)
             for fmt in settings.formats
         ]
         tables[channel] = [database.table(channel, schema)] if database is not None else []
+    if channel in masked:
+        rows = [replace(row, body_sha256=b"") for row in rows]
     for writer in (*writers[channel], *tables[channel]):
         writer.write(rows)
 

@@ -105,10 +105,19 @@ def text_column(values: Sequence[str | None]) -> Any:
 
 
 def hex_column(digests: Sequence[bytes]) -> Any:
-    """An Arrow string array of the digests' lowercase hex (all of one length), from one joined buffer."""
+    """An Arrow string array of the digests' lowercase hex, from one joined buffer.
+
+    Digests are usually all 32 bytes; an empty one (a download's redacted or masked body,
+    whose hash it cannot claim) becomes the empty string.
+    """
     import pyarrow as pa
 
     data = b"".join(digests).hex().encode()
-    width = 2 * len(digests[0]) if digests else 0
-    offsets = array("i", range(0, width * len(digests) + 1, width) if width else [0])
+    width = len(digests[0]) if digests else 0
+    if width and all(len(digest) == width for digest in digests):
+        offsets = array("i", range(0, 2 * width * len(digests) + 1, 2 * width))
+    else:
+        offsets = array("i", [0])
+        for digest in digests:
+            offsets.append(offsets[-1] + 2 * len(digest))
     return pa.StringArray.from_buffers(len(digests), pa.py_buffer(offsets), pa.py_buffer(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli, without_pyarrow
 from tests.server.conftest import Server
+from trailvault.event import canonical_body
 
 
 def _ini(path: Path, sections: dict[str, dict[str, str]]) -> Path:
@@ -70,6 +72,10 @@ def test_incremental_runs_have_no_duplicates_and_no_gaps(own_server: Callable[..
     assert all(named.fullmatch(path.name) for path in (tmp_path / "out").glob("access_*"))
     log = (tmp_path / "logs" / "trailvault-download.log").read_text()
     assert "downloading events" in log and token not in log and token.split("_", 2)[2] not in log
+    # This key lacks unmask: the sensitive ip reads masked, so no body hash is claimed for it.
+    lines = [orjson.loads(line) for path in (tmp_path / "out").glob("access_*.jsonl.gz")
+             for line in gzip.decompress(path.read_bytes()).splitlines()]  # fmt: skip
+    assert {line["body_sha256"] for line in lines} == {""} and "lacks the unmask scope" in log
 
 
 def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server], tmp_path: Path) -> None:
@@ -137,11 +143,18 @@ def test_an_explicit_range_takes_events_by_time(own_server: Callable[..., Server
         "API": {"dataRangeStartTimeStamp": "2024-10-02T00:00Z", "dataRangeEndTimeStamp": "2024-10-05T00:00Z"},
         "PROGRAM": {"outputformat": "JSONL", "outputdir": "out", "logging": "false"},
     })  # fmt: skip
-    credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"staticjwt": server.admin_token}})
+    reader = server.key("read", "unmask")
+    credentials = _ini(tmp_path / "credentials.ini", {"CREDENTIALS": {"staticjwt": reader}})
     run = run_cli("download", "--config", str(config), "--credentials", str(credentials))
     assert run.returncode == 0, run.stderr
     (path,) = (tmp_path / "out").glob("access_*.jsonl.gz")
     times = [orjson.loads(line)["time"][:10] for line in gzip.decompress(path.read_bytes()).splitlines()]
+    # A key with unmask reads the bodies as posted, whose hashes are the log's.
+    with trailvault.open_vault(server.vault, create=False) as vault:
+        logged = {event.seq: event.body for event in vault.iter_events("access")}
+    for line in gzip.decompress(path.read_bytes()).splitlines():
+        row = orjson.loads(line)
+        assert row["body_sha256"] == hashlib.sha256(canonical_body(logged[row["seq"]])).hexdigest()
     assert times == ["2024-10-02", "2024-10-03", "2024-10-04"]
     assert path.name == "access_2024-10-02T0000Z_2024-10-05T0000Z.jsonl.gz"
     assert not (tmp_path / "out" / ".trailvault-download.json").exists()
