@@ -93,6 +93,9 @@ def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server
     assert failed.returncode == 1 and "ouputdir" in failed.stderr
     assert not (tmp_path / "out" / ".trailvault-download.json").exists()
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+    xml = _ini(tmp_path / "xml.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"outputformat": "CSV,XML"}})
+    failed = run_cli("download", "--config", str(xml), "--credentials", str(credentials_ok(tmp_path, server)))
+    assert failed.returncode == 1 and "outputformat: 'xml' is not one of" in failed.stderr
     (tmp_path / "afile").write_text("a file, not a folder")
     into_file = _ini(tmp_path / "file.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"outputdir": "afile"}})
     failed = run_cli("download", "--config", str(into_file), "--credentials", str(credentials_ok(tmp_path, server)))

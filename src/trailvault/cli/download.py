@@ -100,7 +100,7 @@ def download(config_path: str, credentials_path: str) -> None:
     _logging(program, base)
     settings = DownloadSettings(
         outputdir=outputdir,
-        formats=parse_formats(formats) if formats else (),
+        formats=parse_formats(formats, field="outputformat") if formats else (),
         range_start=config.get("API", "datarangestarttimestamp", fallback="").strip() or None,
         range_end=config.get("API", "datarangeendtimestamp", fallback="").strip() or None,
         api_user=credentials.get("CREDENTIALS", "apiuser", fallback="").strip() or None,

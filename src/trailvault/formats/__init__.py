@@ -73,19 +73,20 @@ class Writer(Protocol):
         ...
 
 
-def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
-    """Return the formats named (comma-separated text or a list); raise InvalidInput naming a bad one."""
+def parse_formats(text: str | Sequence[str], *, field: str = "format") -> tuple[str, ...]:
+    """Return the formats named (comma-separated text or a list); raise InvalidInput naming ``field``
+    (the option or setting they came from) and the bad one."""
     words = text.split(",") if isinstance(text, str) else list(text)
     chosen: list[str] = []
     for word in (word.strip().lower() for word in words):
         if word in ("jsonl", "ndjson", "jsonl.gz"):
             word = "jsonl.gz"
         if word not in FORMATS:
-            raise InvalidInput(f"format: {word[:40]!r} is not one of {', '.join(FORMATS)}", field="format")
+            raise InvalidInput(f"{field}: {word[:40]!r} is not one of {', '.join(FORMATS)}", field=field)
         if word not in chosen:
             chosen.append(word)
     if not chosen:
-        raise InvalidInput(f"format: name at least one of {', '.join(FORMATS)}", field="format")
+        raise InvalidInput(f"{field}: name at least one of {', '.join(FORMATS)}", field=field)
     return tuple(chosen)
 
 
