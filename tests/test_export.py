@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 import trailvault
 from trailvault import Vault
-from trailvault.errors import Conflict, InvalidInput
+from trailvault.errors import Conflict, InvalidInput, StoreUnavailable
 from trailvault.export import verify_export
 from trailvault.formats.rows import _drop_absent, rebuild_body
 
@@ -359,6 +359,14 @@ def test_a_field_the_channel_gains_becomes_a_column_of_the_loaded_table(
     for bad in (tmp_path / "missing" / "a.db", tmp_path / "not.db"):
         with pytest.raises(InvalidInput, match="to_db: cannot use"):
             vault.export(to_db=f"sqlite:///{bad}", channel="myindex")
+    # A table the rows cannot go into (here a trigger refusing them): named, no row kept.
+    strict = sqlite3.connect(tmp_path / "strict.db")
+    strict.execute('CREATE TABLE "myindex" (seq INTEGER PRIMARY KEY, "body.company" TEXT)')
+    strict.execute("CREATE TRIGGER refuse BEFORE INSERT ON myindex BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    strict.commit()
+    with pytest.raises(StoreUnavailable, match="to_db: channel 'myindex': loading it into its table failed"):
+        vault.export(to_db=f"sqlite:///{tmp_path / 'strict.db'}", channel="myindex")
+    assert strict.execute('SELECT count(*) FROM "myindex"').fetchone() == (0,)
 
 
 def test_round_trip_of_the_harder_shapes(vault: Vault, tmp_path: Path) -> None:

@@ -112,6 +112,15 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
             raise InvalidInput("dataRangeEndTimeStamp: the range ends before it starts", field="dataRangeEndTimeStamp")
         events = vault.iter_events(time_from=settings.range_start, time_to=settings.range_end, sort_by="seq")
         label = f"{_label(start_us)}_{_label(end_us)}"
+        # A range downloaded before names the same files: never overwrite them (events purged
+        # since would be lost from the copy). Checked before anything is read or loaded.
+        taken = sorted(p.name for p in settings.outputdir.glob(f"*_{label}.*") if p.suffix != ".partial")
+        if settings.formats and taken:
+            raise Conflict(
+                f"outputdir: {taken[0]} exists from an earlier download of this range; move it away to download "
+                "the range again, or change dataRangeStartTimeStamp/dataRangeEndTimeStamp",
+                field="outputdir",
+            )
         _log.info("downloading events with time in [%s, %s)", format_timestamp(start_us), format_timestamp(end_us))
     else:
         after = int(watermark.get("last_seq", 0))
@@ -123,18 +132,6 @@ def run_download(vault: RemoteVault, settings: DownloadSettings) -> DownloadResu
         _log.info("downloading events received since seq %d, up to seq %d", after, upto)
     result = _write_files(vault, settings, events, label)
     if settings.range_start or settings.range_end:
-        # A range downloaded before names the same files: never overwrite them (events purged
-        # since would be lost from the copy), and publish none of this run's unless all can go.
-        taken = [path for path in result.files if path.with_name(path.name.removesuffix(".partial")).exists()]
-        if taken:
-            for path in result.files:
-                path.unlink(missing_ok=True)
-            name = taken[0].name.removesuffix(".partial")
-            raise Conflict(
-                f"outputdir: {name} exists from an earlier download of this range; move it away to download the "
-                "range again, or change dataRangeStartTimeStamp/dataRangeEndTimeStamp",
-                field="outputdir",
-            )
         files = [_publish(path) for path in result.files]
     else:
         last = result.last_seq if result.last_seq is not None else int(watermark.get("last_seq", 0))

@@ -259,11 +259,8 @@ def _run_into(job: _Export, folder: Path) -> dict[str, Any]:
         if made:
             shutil.rmtree(folder, ignore_errors=True)
         else:
-            for path in folder.iterdir():
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+            for path in folder.iterdir():  # it was empty: all it holds are the export's files
+                path.unlink(missing_ok=True)
         raise
 
 

@@ -12,6 +12,8 @@ spliced into SQL as they are.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ class DatabaseLoader:
         parts = urlsplit(url)
         self.url, self.field = url, field
         self.kind = parts.scheme.split("+")[0]
+        #: What the target's driver raises; a load that fails with it is reported naming ``field``.
+        self.errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         if self.kind == "sqlite":
             # SQLAlchemy's convention, as --vault reads it: sqlite:///relative/file.db and
             # sqlite:////absolute/file.db (the third slash ends the empty host).
@@ -63,6 +67,7 @@ class DatabaseLoader:
             except ImportError:
                 message = f"{field}: PostgreSQL needs pip install 'trailvault[postgres]'"
                 raise InvalidInput(message, field=field) from None
+            self.errors = (psycopg.Error,)
             try:
                 self._conn = psycopg.connect(url, autocommit=True)
             except psycopg.Error as exc:
@@ -91,20 +96,27 @@ class _TableLoader(CsvWriter):
         return table  # timestamps stay typed: each database gets them in its own form
 
     def _write(self, table: Any) -> None:
+        flat = flatten(table)
+        with self._reported("loading it into its table"):
+            if not self._created:
+                self._create(flat.schema)
+                self._created = True
+            self._load(flat)
+
+    @contextmanager
+    def _reported(self, doing: str) -> Iterator[None]:
+        """Turn the driver's error into StoreUnavailable naming the setting (never the URL,
+        which may hold a password); what failed was rolled back, so a rerun adds it."""
         try:
-            self._load(flatten(table))
-        except (sqlite3.Error, _driver_error()) as exc:
-            # Without the URL: a PostgreSQL one may hold a password.
+            yield
+        except self._loader.errors as exc:
             field = self._loader.field
             raise StoreUnavailable(
-                f"{field}: loading channel {self._channel!r} into its table failed ({exc}); nothing of this page was "
-                "kept, and a rerun adds what is missing"
+                f"{field}: channel {self._channel!r}: {doing} failed ({exc}); nothing of it was kept, "
+                "and a rerun adds what is missing"
             ) from None
 
     def _load(self, flat: Any) -> None:
-        if not self._created:
-            self._create(flat.schema)
-            self._created = True
         columns = flat.column_names
         rows = [tuple(row[name] for name in columns) for row in flat.to_pylist()]
         if not rows:
@@ -167,22 +179,9 @@ class _TableLoader(CsvWriter):
 
     def close(self) -> None:
         if not self._created:
-            try:
+            with self._reported("creating its table"):
                 self._create(flatten(empty_table(self._final)).schema)
-            except (sqlite3.Error, _driver_error()) as exc:
-                field = self._loader.field
-                message = f"{field}: creating the table of channel {self._channel!r} failed ({exc})"
-                raise StoreUnavailable(message) from None
             self._created = True
-
-
-def _driver_error() -> type[Exception]:
-    """psycopg's base error when it is installed (a PostgreSQL target), else sqlite3's."""
-    try:
-        import psycopg
-    except ImportError:
-        return sqlite3.Error
-    return psycopg.Error
 
 
 def _column_type(arrow_type: Any, names: dict[str, str], timestamp: str) -> str:

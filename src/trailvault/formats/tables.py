@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from trailvault.errors import InvalidInput
-from trailvault.formats import require_pyarrow
+from trailvault.formats import TABLE_FORMATS, require_formats
 from trailvault.formats.columns import EntryColumns
 from trailvault.formats.hashed import HashedFile
 from trailvault.formats.rows import Entry, additional_fields, json_text, null_paths, rebuild_body, repeated_paths
@@ -38,7 +38,7 @@ try:
 except ImportError:  # pragma: no cover - the error names the extra to install
     pa = None
 
-__all__ = ["CsvWriter", "ParquetWriter", "empty_table", "flatten", "is_timestamp", "read_table_rows", "require_arrow"]
+__all__ = ["CsvWriter", "ParquetWriter", "empty_table", "flatten", "is_timestamp", "read_table_rows"]
 
 _SCALARS = {
     FieldType.STRING: "string",
@@ -46,12 +46,6 @@ _SCALARS = {
     FieldType.FLOAT: "float64",
     FieldType.BOOLEAN: "bool",
 }
-
-
-def require_arrow() -> None:
-    """Raise InvalidInput naming the extra when pyarrow is not installed."""
-    if pa is None:
-        require_pyarrow("format", "Parquet and CSV need")
 
 
 def _field_type(f: Field, *, csv: bool) -> Any:
@@ -115,7 +109,7 @@ class _ArrowWriter:
     csv = False
 
     def __init__(self, path: Path, schema: Schema) -> None:
-        require_arrow()
+        require_formats(TABLE_FORMATS)
         self.path = path
         self._schema = schema
         self._final = _row_schema(schema, csv=self.csv)
@@ -355,7 +349,7 @@ def read_table_rows(path: Path, schema: Schema, *, csv: bool) -> Iterator[dict[s
     file Arrow cannot read as the schema's (a column missing or of another type) raises
     ValueError naming what Arrow found.
     """
-    require_arrow()
+    require_formats(TABLE_FORMATS)
     final = _row_schema(schema, csv=csv)
     if csv:
         flat = flatten(pa.Table.from_pylist([], schema=final)).schema
