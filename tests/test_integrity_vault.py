@@ -76,18 +76,33 @@ def test_inclusion_proof_verifies_offline(myindex: Vault) -> None:
 
 
 def test_inclusion_proof_for_a_given_size(myindex: Vault) -> None:
-    """A proof at an explicit size verifies against the root of that size."""
-    myindex.post_many("myindex", [{"company": str(i)} for i in range(30)])
-    at20 = myindex.prove_consistency(20, 30)
+    """A proof at the size of a signed checkpoint verifies against that checkpoint's root."""
+    myindex.post_many("myindex", [{"company": str(i)} for i in range(20)])
+    at20 = myindex.issue_checkpoint()
+    myindex.post_many("myindex", [{"company": str(i)} for i in range(10)])
     proof = myindex.prove_inclusion(5, size=20)
-    assert verify_inclusion(4, 20, proof.leaf_hash, proof.hashes, at20.old_root)
+    assert proof.checkpoint == at20.note
+    assert verify_inclusion(4, 20, proof.leaf_hash, proof.hashes, at20.root)
     with pytest.raises(InvalidQuery):
         myindex.prove_inclusion(25, size=20)
+
+
+def test_proofs_against_unsigned_sizes_are_refused(myindex: Vault) -> None:
+    """A size no signed checkpoint has gives no inclusion or consistency proof, naming size."""
+    myindex.post_many("myindex", [{"company": str(i)} for i in range(20)])
+    myindex.issue_checkpoint()
+    myindex.post_many("myindex", [{"company": str(i)} for i in range(10)])
+    with pytest.raises(InvalidQuery, match="no signed checkpoint of size 25") as refused:
+        myindex.prove_inclusion(5, size=25)
+    assert refused.value.field == "size"
+    with pytest.raises(InvalidQuery, match="no signed checkpoint of size 25"):
+        myindex.prove_consistency(10, 25)
 
 
 def test_consistency_proof_verifies(myindex: Vault) -> None:
     """A consistency proof between two sizes verifies, and fails for another old root."""
     myindex.post_many("myindex", [{"company": str(i)} for i in range(50)])
+    myindex.issue_checkpoint()
     proof = myindex.prove_consistency(13, 50)
     assert verify_consistency(13, 50, proof.old_root, proof.new_root, proof.hashes)
     other = myindex.prove_consistency(14, 50)

@@ -233,3 +233,169 @@ def test_body_removed_without_a_redaction_record(kept: Path, intruder: sqlite3.C
     intruder.execute("UPDATE events SET body = NULL WHERE seq = 23")
     report = _verify(kept)
     assert report.seq == 23 and "removed outside trailvault" in (report.problem or "")
+
+
+def _rewrite_without_key(vault_dir: Path, intruder: sqlite3.Connection, seq: int) -> None:
+    """Forge like a writer without the key: change a body and its hash, rebuild the tiles, and write
+    the new roots into the checkpoints' unsigned size/root columns (their signed notes stay)."""
+    import hashlib
+
+    from trailvault.checkpoints import tree_root
+    from trailvault.store.sqlite import SQLiteStore
+    from trailvault.store.sqlite.tree import backfill_tiles
+
+    body = '{"amount":1.0,"company":"forged"}'
+    intruder.execute(
+        "UPDATE events SET body = ?, body_sha256 = ? WHERE seq = ?", (body, hashlib.sha256(body.encode()).digest(), seq)
+    )
+    intruder.execute("DELETE FROM merkle_tiles")
+    backfill_tiles(intruder)
+    store = SQLiteStore(vault_dir / "vault.sqlite3", create=False)
+    try:
+        for (size,) in intruder.execute("SELECT DISTINCT size FROM checkpoints").fetchall():
+            intruder.execute("UPDATE checkpoints SET root = ? WHERE size = ?", (tree_root(store, size), size))
+    finally:
+        store.close()
+
+
+def test_rewrite_without_key_caught_by_signed_roots(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A body rewritten with its hash, the tiles rebuilt and the root columns rewritten fails: verify
+    compares the rebuilt tree with the roots inside the signed notes, and names the stretch."""
+    _rewrite_without_key(kept, intruder, 5)
+    report = _verify(kept)
+    assert not report.ok
+    assert "checkpoint of size 20" in (report.problem or "") and "seq 1 to 20" in (report.problem or "")
+
+
+def test_rewrite_without_key_still_caught_after_new_checkpoints(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Opening the forged vault with its key signs nothing on top of the forgery (the checkpointer
+    refuses a tree that does not extend its last signed checkpoint), and verify keeps failing."""
+    _rewrite_without_key(kept, intruder, 25)
+    (before,) = intruder.execute("SELECT count(*) FROM checkpoints").fetchone()
+    with trailvault.open_vault(kept, create=False) as vault:
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 40"):
+            vault.issue_checkpoint()
+        vault.post("myindex", {"company": "after", "amount": 1.0})
+    (after,) = intruder.execute("SELECT count(*) FROM checkpoints").fetchone()
+    assert after == before
+    report = _verify(kept)
+    assert not report.ok and "checkpoint of size 40" in (report.problem or "")
+
+
+def test_checkpoint_columns_disagreeing_with_note_is_a_finding(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A checkpoint row whose unsigned size column was changed (log otherwise intact) is named."""
+    intruder.execute("UPDATE checkpoints SET size = 19 WHERE size = 20")
+    report = _verify(kept)
+    assert not report.ok and "unsigned" in (report.problem or "") and "size 20" in (report.problem or "")
+
+
+def test_no_checkpoint_is_not_ok(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A log with entries and every checkpoint deleted fails verify."""
+    intruder.execute("DELETE FROM checkpoints")
+    report = _verify(kept)
+    assert not report.ok and "no signed checkpoint" in (report.problem or "")
+    assert report.uncovered == 40
+
+
+def test_recent_uncovered_tail_is_counted_but_ok(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Entries past the newest checkpoint, received just now, are counted and pass."""
+    intruder.execute("DELETE FROM checkpoints WHERE size > 20")
+    report = _verify(kept)
+    assert report.ok and report.uncovered == 20 and report.to_dict()["uncovered"] == 20
+
+
+def test_old_uncovered_tail_fails(
+    kept: Path, intruder: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An uncovered tail older than the bound fails, naming its first seq and the bound; a larger bound passes."""
+    import time
+    from types import SimpleNamespace
+
+    intruder.execute("DELETE FROM checkpoints WHERE size > 20")
+    an_hour_later = time.time() + 3600
+    monkeypatch.setattr(trailvault.verification, "time", SimpleNamespace(time=lambda: an_hour_later))
+    with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
+        report = vault.verify(jobs=_JOBS)
+        assert not report.ok and report.seq == 21 and "20 entries" in (report.problem or "")
+        assert vault.verify(jobs=_JOBS, max_uncovered_age=7200).ok
+
+
+def test_tail_truncated_caught_by_the_vaults_own_checkpoint(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Rows cut off the tail with the tree rebuilt are caught by a kept checkpoint that covered them."""
+    intruder.execute("DELETE FROM events WHERE seq > 30")
+    intruder.execute("DELETE FROM merkle_tiles")
+    from trailvault.store.sqlite.tree import backfill_tiles
+
+    backfill_tiles(intruder)
+    report = _verify(kept)
+    assert not report.ok and "truncated" in (report.problem or "")
+
+
+def test_cli_verify_on_a_damaged_tree_ends_without_a_traceback(kept: Path, intruder: sqlite3.Connection) -> None:
+    """verify with the key at hand names the problem and exits 1; closing the vault does not crash."""
+    _rewrite_without_key(kept, intruder, 5)
+    intruder.execute(
+        "INSERT INTO events SELECT 41, 'extra', app_key, channel_key, time, received, body, body_sha256, NULL "
+        "FROM events WHERE seq = 40"
+    )
+    result = run_cli("verify", vault=kept)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "checkpoint of size 20" in result.stdout + result.stderr
+
+
+def test_signer_refuses_a_rewritten_log_whose_checkpoints_were_deleted(
+    kept: Path, intruder: sqlite3.Connection
+) -> None:
+    """With every checkpoint deleted too, the key holder still signs nothing over a rewritten log: the
+    checkpoint it keeps beside its key is the base; verify with the key at hand names it."""
+    _rewrite_without_key(kept, intruder, 5)
+    intruder.execute("DELETE FROM checkpoints")
+    with (
+        trailvault.open_vault(kept, create=False) as vault,
+        pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 40"),
+    ):
+        vault.issue_checkpoint()
+    assert intruder.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)
+    result = run_cli("verify", vault=kept)
+    assert result.returncode == 1 and "the signer's last checkpoint (size 40" in result.stderr
+
+
+def test_truncated_tail_with_its_checkpoints_deleted_caught_by_the_signers_record(
+    kept: Path, intruder: sqlite3.Connection
+) -> None:
+    """A tail cut off together with the checkpoints that covered it is caught where the key is at hand."""
+    intruder.execute("DELETE FROM events WHERE seq > 30")
+    intruder.execute("DELETE FROM checkpoints WHERE size > 30")
+    intruder.execute("DELETE FROM merkle_tiles")
+    from trailvault.store.sqlite.tree import backfill_tiles
+
+    backfill_tiles(intruder)
+    assert _verify(kept).ok  # without the key's folder, only a checkpoint kept elsewhere would tell
+    result = run_cli("verify", vault=kept)
+    assert result.returncode == 1 and "truncated" in result.stderr, result.stdout
+
+
+def test_proofs_and_receipts_refused_over_a_rewritten_tree(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Over a forged tree no inclusion proof, receipt or consistency proof is handed out: each is checked
+    against the signed root (the rewritten columns are not believed)."""
+    _rewrite_without_key(kept, intruder, 5)
+    with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 20"):
+            vault.prove_inclusion(3)
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 20"):
+            vault.receipt(3)
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 40"):
+            vault.prove_consistency(10, 40)
+
+
+def test_proof_refused_when_the_tree_alone_was_rebuilt(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A rebuilt tree under untouched checkpoint rows fails the check against the signed root."""
+    _rewrite_without_key(kept, intruder, 5)
+    with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
+        for (size, note) in intruder.execute("SELECT size, note FROM checkpoints").fetchall():
+            root = trailvault.integrity.checkpoint.open_checkpoint(
+                note, trailvault.integrity.note.Verifier.parse(vault.verifier_key())
+            ).root
+            intruder.execute("UPDATE checkpoints SET root = ? WHERE size = ?", (root, size))
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="does not prove seq 3"):
+            vault.prove_inclusion(3)

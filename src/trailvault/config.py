@@ -164,8 +164,8 @@ def load_settings(
     return values
 
 
-def open_configured_vault(settings: Mapping[str, Any], *, create: bool) -> Vault:
-    """Open the vault that ``settings`` (from :func:`load_settings`) name."""
+def open_configured_vault(settings: Mapping[str, Any], *, create: bool, sign: bool = True) -> Vault:
+    """Open the vault that ``settings`` (from :func:`load_settings`) name (``sign``: see :func:`open_vault`)."""
     return open_vault(
         settings["vault"],
         app=settings["app"],
@@ -176,6 +176,7 @@ def open_configured_vault(settings: Mapping[str, Any], *, create: bool) -> Vault
         signing_key=settings["signing_key"] or None,
         log_name=settings["log_name"],
         archive=_archive_settings(settings),
+        sign=sign,
     )
 
 

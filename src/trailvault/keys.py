@@ -23,7 +23,14 @@ from cryptography.hazmat.primitives.serialization import (
 
 from trailvault.errors import InvalidInput, NotFound
 
-__all__ = ["create_signing_key", "default_key_path", "load_signing_key"]
+__all__ = [
+    "create_signing_key",
+    "default_key_path",
+    "load_signing_key",
+    "read_signer_record",
+    "signer_record_path",
+    "write_signer_record",
+]
 
 
 def default_key_path(location: str, vault_id: str) -> Path:
@@ -69,3 +76,34 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise InvalidInput(f"signing_key: {path} is not an Ed25519 key", field="signing_key")
     return key
+
+
+def signer_record_path(key_path: Path, vault_id: str) -> Path:
+    """Return where the signer keeps the last checkpoint it signed for a vault: beside its key.
+
+    Someone who can write the database but not the key's folder cannot change it, so the
+    signer never signs a log that does not extend it, even with every checkpoint in the
+    database deleted (see docs/integrity.md). The vault id keeps vaults sharing a key apart.
+    """
+    return key_path.with_name(f"{key_path.name}.{vault_id}.checkpoint")
+
+
+def read_signer_record(path: Path) -> str | None:
+    """Return the note kept at ``path``, or None when there is none (or it cannot be read)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_signer_record(path: Path, note: str) -> None:
+    """Replace the note kept at ``path`` at once (a reader sees the old note or the new one, whole).
+
+    Not synced to disk: after a power loss an older note only means an older, still true,
+    base for the next signature.
+    """
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(note)
+    os.replace(partial, path)

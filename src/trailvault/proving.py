@@ -6,20 +6,26 @@ Everything here reads the store's Merkle tree and checkpoints; nothing writes ev
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from trailvault.checkpoints import Checkpointer, tree_root
-from trailvault.errors import EventNotFound, InvalidInput, InvalidQuery, NotFound
+from trailvault.errors import EventNotFound, IntegrityFailure, InvalidInput, InvalidQuery, NotFound
 from trailvault.event import Event, entry_document
+from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
+from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.merkle import verify_consistency, verify_inclusion
 from trailvault.integrity.note import Verifier
 from trailvault.integrity.receipt import make_receipt
+from trailvault.keys import read_signer_record
 from trailvault.proofs import ConsistencyProof, InclusionProof, build_consistency, build_inclusion
 from trailvault.store import Store
 from trailvault.store.base import StoredCheckpoint, StoredEntry
-from trailvault.verification import VerifyReport, verify_log
+from trailvault.verification import MAX_UNCOVERED_AGE, VerifyReport, verify_log
 
 __all__ = ["Proving"]
 
@@ -30,6 +36,8 @@ class Proving:
     app: str
     _store: Store
     _checkpointer: Checkpointer | None
+    # Where the signer keeps the last checkpoint it signed, beside its key (None: unknown).
+    _signer_record: Path | None
     # Opens another connection to the same store in a worker process (verify's jobs).
     _reopen: Callable[[], Store] | None
 
@@ -66,29 +74,78 @@ class Proving:
         return found
 
     def prove_inclusion(self, event: str | int, size: int | None = None) -> InclusionProof:
-        """Prove that an event (by id, or by seq) is entry ``seq - 1`` of the tree of ``size``.
+        """Prove that an event (by id, or by seq) is entry ``seq - 1`` of the tree of a signed checkpoint.
 
         Without ``size`` the proof is against the earliest checkpoint that covers the
-        event (one is issued now when none does yet), and carries that checkpoint.
+        event (one is issued now when none does yet); with ``size``, against the
+        checkpoint of exactly that size. Only signed checkpoints are used, opened from
+        their notes, and the proof is checked against the signed root before it is
+        returned: a size no checkpoint has is refused (InvalidQuery), and a stored tree
+        that does not match the signed root is an IntegrityFailure.
         """
         seq = self._own_entry(event).seq
-        log_size = self._store.log_size()
         if size is None:
-            covering = self._store.checkpoint_covering(seq)
-            if covering is None and self._checkpointer is not None:
+            kept = self._store.checkpoint_covering(seq)
+            if kept is None and self._checkpointer is not None:
                 self._checkpointer.issue()
-                covering = self._store.checkpoint_covering(seq)
-            size = covering.size if covering is not None else log_size
-            note = covering.note if covering is not None else None
+                kept = self._store.checkpoint_covering(seq)
+            if kept is None:
+                raise NotFound(
+                    f"seq: no signed checkpoint covers seq {seq} yet; one follows new events within a second "
+                    "while a writer holding the signing key runs: retry",
+                    field="seq",
+                )
         else:
+            log_size = self._store.log_size()
             if not seq <= size <= log_size:
                 raise InvalidQuery(f"size: use a size from {seq} to {log_size}", field="size")
-            exact = self._store.checkpoint_of_size(size)
-            note = exact.note if exact is not None else None
-        return build_inclusion(self._store, seq - 1, size, note)
+            kept = self._signed_of_size(size)
+        signed = self._signed(kept)
+        try:
+            proof = build_inclusion(self._store, seq - 1, signed.size, signed.note)
+        except (KeyError, ValueError):
+            proof = None
+        if proof is None or not verify_inclusion(proof.index, proof.size, proof.leaf_hash, proof.hashes, signed.root):
+            raise IntegrityFailure(
+                f"checkpoint of size {signed.size}: the stored tree does not prove seq {seq} against its signed "
+                "root: the tree was changed outside trailvault; run `trailvault verify`"
+            )
+        return proof
 
-    def verify(self, trusted_checkpoint: str | None = None, key: str | None = None, *, jobs: int = 1) -> VerifyReport:
-        """Recompute every leaf, rebuild the tree, and check it against every kept checkpoint.
+    def _signed_of_size(self, size: int) -> StoredCheckpoint:
+        kept = self._store.checkpoint_of_size(size)
+        if kept is None:
+            raise InvalidQuery(
+                f"size: no signed checkpoint of size {size}; proofs are given only against signed checkpoints: "
+                "leave size out, or use the size of one (`trailvault checkpoint show --output json`)",
+                field="size",
+            )
+        return kept
+
+    def _signed(self, kept: StoredCheckpoint) -> Checkpoint:
+        """A kept checkpoint opened from its signed note; its unsigned size and root must agree with it."""
+        signer = self._checkpointer
+        verifier = signer.verifier if signer is not None else Verifier.parse(self.verifier_key())
+        try:
+            signed = open_checkpoint(kept.note, verifier)
+        except InvalidInput as exc:
+            raise IntegrityFailure(f"checkpoint of size {kept.size}: {exc.message}; run `trailvault verify`") from None
+        if (signed.size, signed.root) != (kept.size, kept.root):
+            raise IntegrityFailure(
+                f"checkpoint of size {signed.size}: the size or root kept beside its signed note differ from the "
+                "note: the row was altered outside trailvault; run `trailvault verify`"
+            )
+        return signed
+
+    def verify(
+        self,
+        trusted_checkpoint: str | None = None,
+        key: str | None = None,
+        *,
+        jobs: int = 1,
+        max_uncovered_age: float = MAX_UNCOVERED_AGE,
+    ) -> VerifyReport:
+        """Recompute every leaf, rebuild the tree, and check it against every kept checkpoint's signed root.
 
         ``key`` is the verifier key to trust (default: the one recorded in the vault, which
         someone holding the database could have replaced: pass the key you were given).
@@ -96,12 +153,26 @@ class Proving:
         ``jobs`` above 1 checks segments of 65,536 entries in that many worker processes
         (started with ``spawn``, so a script calling this needs the usual
         ``if __name__ == "__main__":`` guard). Streams the log in constant memory; the
-        report names the first bad seq or check.
+        report names the first bad seq or check. Entries past the newest signed checkpoint
+        are counted (``uncovered``); they fail verify when the first was received more than
+        ``max_uncovered_age`` seconds ago, or when no signed checkpoint covers any entry.
+        Where the signing key is at hand, the checkpoint the signer keeps beside it is
+        checked too, as a trusted checkpoint is (it catches a truncated tail whose
+        checkpoints were deleted with it).
         """
         if jobs < 1:
             raise InvalidInput(f"jobs: use 1 or more worker processes, not {jobs}", field="jobs")
+        if not max_uncovered_age >= 0:
+            raise InvalidInput(
+                f"max_uncovered_age: use a number of seconds, 0 or more, not {max_uncovered_age}",
+                field="max_uncovered_age",
+            )
         verifier = Verifier.parse(key if key is not None else self.verifier_key())
-        return verify_log(self._store, verifier, trusted_checkpoint, jobs=jobs, reopen=self._reopen)
+        signer = read_signer_record(self._signer_record) if self._signer_record is not None else None
+        return verify_log(
+            self._store, verifier, trusted_checkpoint, jobs=jobs, reopen=self._reopen,
+            max_uncovered_age=max_uncovered_age, signer_checkpoint=signer,
+        )  # fmt: skip
 
     def _own_entry(self, event: str | int) -> StoredEntry:
         """Return this app's entry by id or seq; another app's entry is as absent as a missing one."""
@@ -115,24 +186,45 @@ class Proving:
         """Return a self-contained receipt for an event (by id or seq): entry, body, proof, checkpoint.
 
         ``trailvault verify receipt`` (or :func:`trailvault.integrity.receipt.check_receipt`)
-        checks it with nothing but the vault's verifier key.
+        checks it with nothing but the vault's verifier key. The proof is against a signed
+        checkpoint (see :meth:`prove_inclusion`), and an entry that no longer matches its
+        leaf is refused (IntegrityFailure) rather than handed out.
         """
         entry = self._own_entry(event)
         seq = entry.seq
         proof = self.prove_inclusion(seq)
-        if proof.checkpoint is None:
-            raise NotFound("checkpoint: no signed checkpoint covers this event yet; retry in a second", field="seq")
+        if entry_leaf(entry, seq, entry.body_sha256) != proof.leaf_hash or (
+            entry.body_json is not None and hashlib.sha256(entry.body_json.encode()).digest() != entry.body_sha256
+        ):
+            raise IntegrityFailure(
+                f"seq {seq} does not match its leaf in the Merkle tree: it was changed outside trailvault; "
+                "run `trailvault verify`"
+            )
         body = None if entry.body_json is None else orjson.loads(entry.body_json)
         document = entry_document(entry, seq, entry.body_sha256)
+        assert proof.checkpoint is not None, "prove_inclusion proves against a signed checkpoint's note"
         return make_receipt(document, body, proof.index, proof.size, proof.leaf_hash, proof.hashes, proof.checkpoint)
 
     def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof:
-        """Prove that the log of ``new_size`` entries extends the log of ``old_size`` entries."""
+        """Prove that the log of ``new_size`` entries extends the log of ``old_size`` entries.
+
+        ``new_size`` must be a signed checkpoint's size; the proof is checked against its
+        signed root (and the old root against a signed checkpoint of ``old_size``, when one
+        is kept) before it is returned, so the old root it reports is vouched for by it.
+        """
         log_size = self._store.log_size()
         if not 0 < old_size <= new_size <= log_size:
             raise InvalidQuery(f"from/to: use 0 < from <= to <= {log_size}", field="from")
-        exact = self._store.checkpoint_of_size(new_size)
-        return build_consistency(
-            self._store, old_size, new_size, tree_root(self._store, old_size), tree_root(self._store, new_size),
-            exact.note if exact is not None else None,
-        )  # fmt: skip
+        new = self._signed(self._signed_of_size(new_size))
+        old_kept = self._store.checkpoint_of_size(old_size)
+        try:
+            old_root = self._signed(old_kept).root if old_kept is not None else tree_root(self._store, old_size)
+            proof = build_consistency(self._store, old_size, new_size, old_root, new.root, new.note)
+        except (KeyError, ValueError):
+            proof = None
+        if proof is None or not verify_consistency(old_size, new_size, proof.old_root, new.root, proof.hashes):
+            raise IntegrityFailure(
+                f"checkpoint of size {new_size}: the stored tree does not prove that it extends the log of "
+                f"{old_size} entries: the tree was changed outside trailvault; run `trailvault verify`"
+            )
+        return proof

@@ -52,7 +52,7 @@ from trailvault.export import Exporting
 from trailvault.integrity.note import verifier_key
 from trailvault.jsontext import decode_json
 from trailvault.keyring import Keyring
-from trailvault.keys import create_signing_key, default_key_path, load_signing_key
+from trailvault.keys import create_signing_key, default_key_path, load_signing_key, signer_record_path
 from trailvault.proving import Proving
 from trailvault.query import (
     MAX_LIMIT,
@@ -133,6 +133,7 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         reopen: Callable[[], Store] | None = None,
         committer: GroupCommitter | None = None,
         archive: ArchiveSettings | None = None,
+        signer_record: Path | None = None,
     ) -> None:
         self.app = check_name(app, field="app")
         self.archive_settings = archive or ArchiveSettings()
@@ -141,6 +142,7 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         # Opens another connection to the same store in a worker process (verify's jobs).
         self._reopen = reopen
         self._checkpointer = checkpointer
+        self._signer_record = signer_record
         self._max_event_bytes = max_event_bytes
         self._max_future_skew_us = int(max_future_skew * 1_000_000)
         # A view made by for_app shares its origin's committer, so posts of every app
@@ -170,6 +172,7 @@ class Vault(Proving, Keyring, Exporting, Archiving):
                         reopen=self._reopen,
                         committer=self._committer,
                         archive=self.archive_settings,
+                        signer_record=self._signer_record,
                     )
                     view._views = self._views
                     self._views[app] = view
@@ -596,6 +599,7 @@ def open_vault(
     signing_key: str | Path | None = None,
     log_name: str = "trailvault",
     archive: ArchiveSettings | None = None,
+    sign: bool = True,
 ) -> Vault:
     """Open (and by default create) the vault at a folder, database file or URL.
 
@@ -606,11 +610,14 @@ def open_vault(
     ``vault.key``); a new vault gets a new key. With the key, checkpoints with origin
     ``<log_name>/<vault id>`` are issued in the background while the vault is open.
     Without it (a reader without access to the key) the vault still proves against
-    the checkpoints already kept.
+    the checkpoints already kept. ``sign=False`` signs nothing while the vault is open
+    (``verify`` checks the log as it found it), but still finds the signer's record.
     """
     store = open_store(path_or_url, create=create, durability=durability)
     try:
-        checkpointer = _checkpointer(store, signing_key, log_name, create=create)
+        key_path = Path(signing_key).expanduser() if signing_key else default_key_path(store.location, store.vault_id())
+        record = signer_record_path(key_path, store.vault_id())
+        checkpointer = _checkpointer(store, key_path, record, log_name, create=create) if sign else None
     except BaseException:
         store.close()
         raise
@@ -622,14 +629,14 @@ def open_vault(
         checkpointer=checkpointer,
         reopen=functools.partial(open_store, path_or_url, create=False, durability=durability),
         archive=archive,
+        signer_record=record,
     )
     if checkpointer is not None:
         checkpointer.start()
     return vault
 
 
-def _checkpointer(store: Store, signing_key: str | Path | None, log_name: str, *, create: bool) -> Checkpointer | None:
-    key_path = Path(signing_key).expanduser() if signing_key else default_key_path(store.location, store.vault_id())
+def _checkpointer(store: Store, key_path: Path, record: Path, log_name: str, *, create: bool) -> Checkpointer | None:
     known = store.meta("verifier_key")
     if key_path.exists():
         key = load_signing_key(key_path)
@@ -646,7 +653,7 @@ def _checkpointer(store: Store, signing_key: str | Path | None, log_name: str, *
         )
     if known is None:
         store.set_meta("verifier_key", verifier)
-    return Checkpointer(store, key, origin)
+    return Checkpointer(store, key, origin, record=record)
 
 
 def _refuse_reserved(channel: str) -> None:

@@ -2,10 +2,16 @@
 
 One pass in seq order, in constant memory: each entry's body must still hash to its
 ``body_sha256``, each recomputed leaf must equal the leaf the tree holds, and the tree
-rebuilt from the recomputed leaves must have each signed checkpoint's root at that
-checkpoint's size. A checkpoint kept elsewhere (``trusted``) proves the log only grew
-since: it catches truncation and rewrites by someone who also re-signed the vault's own
-checkpoints.
+rebuilt from the recomputed leaves must have, at each signed checkpoint's size, the
+root written inside that checkpoint's signed note. Only signed data is trusted: the
+store's copies of a checkpoint's size, root and time (its columns) are compared with
+the note, and a difference is itself a finding. As every signed root is compared with
+the one tree rebuilt from the rows, each checkpoint is also shown to extend the one
+before it. A log with entries must be covered by a signed checkpoint: entries past the
+newest one are counted (``uncovered``), and fail verify when they are older than a
+bound. A checkpoint kept elsewhere (``trusted``) proves the log only grew since: it
+catches truncation and rewrites by someone who also re-signed the vault's own
+checkpoints, or deleted them.
 
 The log is checked in aligned segments of ``2**16`` entries. Each segment is a perfect
 subtree, so segments can be checked in parallel by worker processes (``jobs``), each
@@ -19,6 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import multiprocessing
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,10 +42,14 @@ from trailvault.integrity.note import Verifier
 from trailvault.integrity.rebuild import Frontier, TreeBuilder, fold_frontier
 from trailvault.store.base import Store, StoredEntry
 
-__all__ = ["SEGMENT", "Findings", "Segment", "VerifyReport", "check_segment", "verify_log"]
+__all__ = ["MAX_UNCOVERED_AGE", "SEGMENT", "Findings", "Segment", "VerifyReport", "check_segment", "verify_log"]
 
 #: Entries per segment: a power of two, so each segment is one perfect subtree.
 SEGMENT = 1 << 16
+#: Seconds an entry may wait for a signed checkpoint before verify calls it a problem: three
+#: times the longest interval between checkpoints of an open vault (one a minute when idle,
+#: within a fraction of a second under load), so only a tail nobody signed fails.
+MAX_UNCOVERED_AGE = 180.0
 _CHUNK = 4096
 _HASH = 32
 
@@ -72,6 +83,10 @@ class VerifyReport:
     problem: str | None = None
     seq: int | None = None
     trusted: dict[str, Any] | None = field(default=None)
+    #: Entries past the newest signed checkpoint (a fresh tail, or checkpoints that went missing).
+    uncovered: int = 0
+    #: The size of the newest signed checkpoint (the vault's own or the trusted one).
+    covered: int = 0
 
     @property
     def ok(self) -> bool:
@@ -82,7 +97,8 @@ class VerifyReport:
         """Read the JSON form of :meth:`to_dict`."""
         return cls(
             document["entries"], document["checkpoints"], document["problem"], document["seq"],
-            document["trusted_checkpoint"],
+            document["trusted_checkpoint"], document.get("uncovered", 0),
+            document.get("covered", 0),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +109,8 @@ class VerifyReport:
             "problem": self.problem,
             "seq": self.seq,
             "trusted_checkpoint": self.trusted,
+            "uncovered": self.uncovered,
+            "covered": self.covered,
         }
 
 
@@ -129,16 +147,26 @@ def verify_log(
     *,
     jobs: int = 1,
     reopen: Callable[[], Store] | None = None,
+    max_uncovered_age: float = MAX_UNCOVERED_AGE,
+    now: float | None = None,
+    signer_checkpoint: str | None = None,
 ) -> VerifyReport:
     """Check the whole log; return a report naming the first bad seq or check.
 
     With ``jobs`` above 1 and ``reopen`` (a picklable callable opening the same store),
     segments are checked by that many worker processes; otherwise in this process.
+    Entries past the newest signed checkpoint are a problem when the first of them was
+    received more than ``max_uncovered_age`` seconds before ``now`` (default: the clock),
+    and always when no signed checkpoint covers any entry. ``signer_checkpoint`` is the
+    note the signer keeps beside its key: checked like a trusted checkpoint when it
+    verifies with ``verifier``, left out when it does not (it is another vault's).
     """
     report = VerifyReport()
     try:
         trusted_checkpoint = _open_trusted(trusted, verifier)
-        _check(store, verifier, trusted_checkpoint, report, jobs, reopen)
+        signer = _open_signer(signer_checkpoint, verifier)
+        _check(store, verifier, trusted_checkpoint, signer, report, jobs, reopen)
+        _check_coverage(store, report, max_uncovered_age, time.time() if now is None else now)
     except _Problem as problem:
         report.problem, report.seq = str(problem), problem.seq
     return report
@@ -153,39 +181,47 @@ def _open_trusted(trusted: str | None, verifier: Verifier) -> Checkpoint | None:
         raise _Problem(f"the trusted checkpoint does not verify with the key: {exc.message}") from None
 
 
-#: A root to compare: (size, root, what to call it, the checkpoint's note or None if trusted).
-_Pending = tuple[int, bytes, str, str | None]
+def _open_signer(note: str | None, verifier: Verifier) -> Checkpoint | None:
+    try:
+        return None if note is None else open_checkpoint(note, verifier)
+    except InvalidInput:
+        return None
+
+
+#: A root to compare: (size, root, what to call it, whose: "kept", "trusted" or "signer").
+_Pending = tuple[int, bytes, str, str]
 
 
 def _check(
     store: Store,
     verifier: Verifier,
     trusted: Checkpoint | None,
+    signer: Checkpoint | None,
     report: VerifyReport,
     jobs: int,
     reopen: Callable[[], Store] | None,
 ) -> None:
-    pending: list[_Pending] = [
-        (cp.size, cp.root, f"checkpoint of size {cp.size}", cp.note) for cp in store.all_checkpoints()
-    ]
+    pending, altered = _signed_checkpoints(store, verifier)
     if trusted is not None:
-        pending.append((trusted.size, trusted.root, f"the trusted checkpoint (size {trusted.size})", None))
+        pending.append((trusted.size, trusted.root, f"the trusted checkpoint (size {trusted.size})", "trusted"))
+    if signer is not None:
+        name = f"the signer's last checkpoint (size {signer.size}, kept beside the signing key)"
+        pending.append((signer.size, signer.root, name, "signer"))
     pending.sort(key=lambda item: item[0])
-    for _, _, name, note in pending:
-        if note is not None:
-            _check_signature(note, name, verifier)
+    report.covered = max((item[0] for item in pending), default=0)
     # Read after the checkpoints, so every checkpoint's size is within it.
     size = store.log_size()
     starts = range(0, size, SEGMENT)
     sizes = sorted({item[0] for item in pending})
     builder = TreeBuilder()
-    position = _compare_roots(0, builder.root(), pending, 0, report)
+    roots = _Roots(pending, report)
+    roots.compare(0, builder.root())
     erased: list[tuple[int, str]] = []
     recorded: set[tuple[int, str]] = set()
     purges: dict[int, tuple[int, str]] = {}
     for result in _segments(store, starts, size, sizes, jobs, reopen):
         for at_size, frontier in result.roots:
-            position = _compare_roots(at_size, fold_frontier(builder.frontier() + frontier), pending, position, report)
+            roots.compare(at_size, fold_frontier(builder.frontier() + frontier))
         report.entries += result.count
         if result.problem is not None:
             raise _Problem(*result.problem)
@@ -201,9 +237,56 @@ def _check(
                 f"seq {seq}: its body was removed outside trailvault (no redaction record in the log names it)", seq
             )
     _check_purges(store, purges)
-    if position < len(pending):
-        at_size, _, name, _ = pending[position]
+    if roots.position < len(pending):
+        at_size, _, name, _ = pending[roots.position]
         raise _Problem(f"{name} covers {at_size} entries but the log has only {size}: the log was truncated", size + 1)
+    if altered:
+        raise _Problem(altered[0])
+    report.uncovered = max(0, size - report.covered)
+
+
+def _signed_checkpoints(store: Store, verifier: Verifier) -> tuple[list[_Pending], list[str]]:
+    """Every kept checkpoint as its signed note says (size, root), and how kept rows disagree with their notes.
+
+    The store's size, root and time columns are unsigned copies that anyone with write
+    access to the database can change; only the note is compared with the log.
+    """
+    pending: list[_Pending] = []
+    altered: list[str] = []
+    for kept in store.all_checkpoints():
+        signed = _open_signed(kept.note, f"checkpoint of size {kept.size}", verifier)
+        name = f"checkpoint of size {signed.size}"
+        if (kept.size, kept.root, kept.timestamp) != (signed.size, signed.root, signed.timestamp or 0):
+            altered.append(
+                f"{name}: the unsigned size, root or time kept beside its signed note differ from the note "
+                f"(the row says size {kept.size}): the row was altered outside trailvault"
+            )
+        pending.append((signed.size, signed.root, name, "kept"))
+    return pending, altered
+
+
+def _check_coverage(store: Store, report: VerifyReport, max_age: float, now: float) -> None:
+    """A log with entries needs a signed checkpoint; a tail past the newest one may only be young."""
+    if report.uncovered == 0:
+        return
+    first = report.covered + 1
+    if report.covered == 0:
+        raise _Problem(
+            f"the log has {report.uncovered} entries but no signed checkpoint covers any of them: "
+            "checkpoints were deleted outside trailvault, or no writer holding the signing key has run; "
+            "open the vault with its key to sign them, then verify against a checkpoint kept elsewhere",
+            first,
+        )
+    (entry,) = store.entries(report.covered, 1)[:1] or (None,)
+    age = now - entry.received_us / 1_000_000 if entry is not None else 0.0
+    if age > max_age:
+        raise _Problem(
+            f"{report.uncovered} entries from seq {first} on are covered by no signed checkpoint, the first "
+            f"received {age:,.0f} s ago (the bound is {max_age:,.0f} s): checkpoints were deleted outside "
+            "trailvault, or no writer holding the signing key has run since; open the vault with its key to "
+            "sign them, or raise max_uncovered_age",
+            first,
+        )
 
 
 def _check_purges(store: Store, records: dict[int, tuple[int, str]]) -> None:
@@ -401,26 +484,36 @@ def _entry_leaf(entry: StoredEntry) -> bytes:
     return entry_leaf(entry, entry.seq, entry.body_sha256)
 
 
-def _check_signature(note: str, name: str, verifier: Verifier) -> None:
+def _open_signed(note: str, name: str, verifier: Verifier) -> Checkpoint:
     try:
-        open_checkpoint(note, verifier)
+        return open_checkpoint(note, verifier)
     except InvalidInput as exc:
         raise _Problem(f"{name}: {exc.message}") from None
 
 
-def _compare_roots(size: int, root: bytes, pending: list[_Pending], position: int, report: VerifyReport) -> int:
-    """Compare ``root`` (the log's root at ``size``) with every pending root of that size."""
-    while position < len(pending) and pending[position][0] == size:
-        _, expected, name, note = pending[position]
-        if root != expected:
-            raise _Problem(
-                f"{name}: its root differs from the log's first {size} entries: "
-                "the log was rewritten before that size, or the checkpoint was altered",
-                size if size else None,
-            )
-        if note is not None:
-            report.checkpoints += 1
-        else:
-            report.trusted = {"size": size, "consistent": True}
-        position += 1
-    return position
+class _Roots:
+    """The signed roots to compare, in size order, with the tree rebuilt from the rows as it grows."""
+
+    def __init__(self, pending: list[_Pending], report: VerifyReport) -> None:
+        self.pending = pending
+        self.position = 0
+        self._report = report
+        self._good = 0  # the largest size whose signed root matched
+
+    def compare(self, size: int, root: bytes) -> None:
+        """Compare ``root`` (the log's root at ``size``) with every pending root of that size."""
+        while self.position < len(self.pending) and self.pending[self.position][0] == size:
+            _, expected, name, whose = self.pending[self.position]
+            if root != expected:
+                raise _Problem(
+                    f"{name}: its signed root differs from the log's first {size} entries rebuilt from the rows: "
+                    f"an entry from seq {self._good + 1} to {size} was changed outside trailvault (each leaf "
+                    "matches the stored tree, so the tree was rebuilt to match), or the checkpoint was altered",
+                    size if size else None,
+                )
+            if whose == "kept":
+                self._report.checkpoints += 1
+            elif whose == "trusted":
+                self._report.trusted = {"size": size, "consistent": True}
+            self._good = size
+            self.position += 1

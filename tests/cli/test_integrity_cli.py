@@ -18,8 +18,10 @@ from ..conftest import EXAMPLES, run_cli
 def posted(vault_dir: Path) -> Path:
     assert run_cli("init", vault=vault_dir).returncode == 0
     run_cli("channels", "open", "myindex", "--schema", str(EXAMPLES / "myindex.json"), vault=vault_dir)
-    lines = "".join(json.dumps({"id": f"e{i}", "body": {"company": str(i)}}) + "\n" for i in range(25))
-    assert run_cli("post", "myindex", "-", "--envelope", stdin=lines, vault=vault_dir).returncode == 0
+    # Two posts, so checkpoints of sizes 10 and 25 are signed (each command signs at its end).
+    for first, end in ((0, 10), (10, 25)):
+        lines = "".join(json.dumps({"id": f"e{i}", "body": {"company": str(i)}}) + "\n" for i in range(first, end))
+        assert run_cli("post", "myindex", "-", "--envelope", stdin=lines, vault=vault_dir).returncode == 0
     return vault_dir
 
 
@@ -57,9 +59,12 @@ def test_proof_inclusion_json_verifies(posted: Path) -> None:
 
 
 def test_proof_inclusion_by_seq_and_size(posted: Path) -> None:
-    """--seq and --size prove an entry against an earlier tree."""
+    """--seq and --size prove an entry against an earlier signed checkpoint; a size none has exits 1."""
     result = json.loads(run_cli("proof", "inclusion", "3", "--seq", "--size", "10", vault=posted).stdout)
     assert (result["index"], result["size"]) == (2, 10)
+    assert open_checkpoint(result["checkpoint"], _verifier(posted)).size == 10
+    unsigned = run_cli("proof", "inclusion", "3", "--seq", "--size", "12", vault=posted)
+    assert unsigned.returncode == 1 and "size: no signed checkpoint of size 12" in unsigned.stderr
 
 
 def test_proof_consistency_json_verifies(posted: Path) -> None:

@@ -278,6 +278,42 @@ def test_tampering_found_on_postgres(pg_vault: str, key: Path) -> None:
         assert not report.ok and report.seq == 12
 
 
+def test_rewrite_without_key_found_on_postgres(pg_vault: str, key: Path, tmp_path: Path) -> None:
+    """A body and its hash rewritten, the tree rebuilt and the checkpoints' root columns rewritten is
+    caught on PostgreSQL: verify compares the signed roots; the key holder signs nothing on top."""
+    import hashlib
+
+    from trailvault.checkpoints import tree_root
+    from trailvault.integrity.log import entry_leaf
+    from trailvault.store.postgres.tree import grow_tree
+
+    with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
+        vault.post_many("myindex", [{"company": f"d{i}", "amount": 1.0} for i in range(10)])
+    store = PostgresStore(pg_vault, create=False)
+    try:
+        with psycopg.connect(pg_vault, autocommit=True) as conn:
+            for table in ("events", "merkle_tiles", "checkpoints"):
+                conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # type: ignore[arg-type]
+            conn.execute("""UPDATE events SET body = '{"amount":1.0,"company":"forged"}' WHERE seq = 12""")
+            (forged,) = store.entries(11, 1)
+            digest = hashlib.sha256((forged.body_json or "").encode()).digest()
+            conn.execute("UPDATE events SET body_sha256 = %s WHERE seq = 12", (digest,))
+            conn.execute("DELETE FROM merkle_tiles")
+            grow_tree(conn, 0, [entry_leaf(entry, entry.seq, entry.body_sha256) for entry in store.entries(0, 40)])
+            for (size,) in conn.execute("SELECT DISTINCT size FROM checkpoints").fetchall():
+                conn.execute("UPDATE checkpoints SET root = %s WHERE size = %s", (tree_root(store, size), size))
+    finally:
+        store.close()
+    with (
+        trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault,
+        pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size"),
+    ):
+        vault.issue_checkpoint()
+    with trailvault.open_vault(pg_vault, create=False, signing_key=tmp_path / "absent.key") as vault:
+        report = vault.verify()
+        assert not report.ok and "checkpoint of size 30" in (report.problem or ""), report
+
+
 def test_errors_are_trailvault_errors(pg_vault: str, key: Path) -> None:
     """No psycopg exception escapes the store: a privilege or SQL failure arrives as a TrailvaultError."""
     store = PostgresStore(pg_vault, create=False)

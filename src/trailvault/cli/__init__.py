@@ -34,8 +34,11 @@ class Session:
     def settings(self) -> dict[str, Any]:
         return load_settings(config=self.config, overrides=self.overrides)
 
-    def vault(self, *, create: bool = False) -> Vault | RemoteVault:
-        """The vault the command acts on: the server's (``--server``) or the local one."""
+    def vault(self, *, create: bool = False, sign: bool = True) -> Vault | RemoteVault:
+        """The vault the command acts on: the server's (``--server``) or the local one.
+
+        ``sign=False`` opens a local vault that signs no checkpoint (``verify`` checks what it found).
+        """
         if self._vault is None:
             settings = self.settings()
             if settings["server"]:
@@ -45,7 +48,7 @@ class Session:
                     )
                 self._vault = connect(settings["server"], settings["token"])
             else:
-                self._vault = open_configured_vault(settings, create=create)
+                self._vault = open_configured_vault(settings, create=create, sign=sign)
         return self._vault
 
     def local_vault(self, *, create: bool = False, command: str) -> Vault:

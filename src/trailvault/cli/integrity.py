@@ -16,6 +16,7 @@ from trailvault.integrity.note import Verifier
 from trailvault.integrity.receipt import check_receipt
 from trailvault.jsontext import decode_json
 from trailvault.store.base import StoredCheckpoint
+from trailvault.verification import MAX_UNCOVERED_AGE
 
 __all__ = ["checkpoint", "key", "proof", "verify"]
 
@@ -133,10 +134,22 @@ def proof_consistency(session: Session, old_size: int, new_size: int, output: st
     type=click.IntRange(1),
     help="Worker processes checking segments of 65,536 entries in parallel (default: one per CPU).",
 )
+@click.option(
+    "--max-uncovered-age",
+    type=click.FloatRange(0),
+    default=MAX_UNCOVERED_AGE,
+    show_default=True,
+    help="Seconds entries past the newest signed checkpoint may wait for one before verify fails.",
+)
 @click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
 @click.pass_context
 def verify(
-    ctx: click.Context, trusted_checkpoint: str | None, key_text: str | None, jobs: int | None, output: str
+    ctx: click.Context,
+    trusted_checkpoint: str | None,
+    key_text: str | None,
+    jobs: int | None,
+    max_uncovered_age: float,
+    output: str,
 ) -> None:
     """Recompute every entry and check the tree and every signed checkpoint; exit 1 on any problem.
 
@@ -151,11 +164,16 @@ def verify(
     assert session is not None
     trusted = read_file(trusted_checkpoint, field="trusted-checkpoint") if trusted_checkpoint else None
     key_value = read_argument(key_text, field="key").strip() if key_text else None
-    report = session.vault().verify(trusted, key_value, jobs=jobs or os.cpu_count() or 1)
+    # A verifier signs nothing: a checkpoint signed now would cover the very tail it checks.
+    report = session.vault(sign=False).verify(
+        trusted, key_value, jobs=jobs or os.cpu_count() or 1, max_uncovered_age=max_uncovered_age
+    )
     if output == "json":
         emit_json(report.to_dict())
     elif report.ok:
         extra = f", extends the trusted checkpoint of size {report.trusted['size']}" if report.trusted else ""
+        if report.uncovered:
+            extra += f"; {report.uncovered} newest entries not yet covered by a signed checkpoint"
         click.echo(f"ok: {report.entries} entries, {report.checkpoints} checkpoints verified{extra}")
     else:
         click.echo(f"trailvault: verify failed: {report.problem}", err=True)

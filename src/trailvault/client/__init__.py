@@ -40,7 +40,7 @@ from trailvault.query import MAX_LIMIT, Filter
 from trailvault.sources import read_json_document
 from trailvault.store.base import StoredCheckpoint
 from trailvault.vault import EventPage
-from trailvault.verification import VerifyReport
+from trailvault.verification import MAX_UNCOVERED_AGE, VerifyReport
 
 __all__ = ["RemoteVault", "Sender", "connect"]
 
@@ -313,9 +313,17 @@ class RemoteVault(RemoteArchiving):
             raise InvalidQuery("event: over HTTP a receipt is asked for by event id, not by seq", field="event")
         return dict(self._call("GET", f"/v1/events/{segment(event)}/receipt"))
 
-    def verify(self, trusted_checkpoint: str | None = None, key: str | None = None, *, jobs: int = 1) -> VerifyReport:
+    def verify(
+        self,
+        trusted_checkpoint: str | None = None,
+        key: str | None = None,
+        *,
+        jobs: int = 1,
+        max_uncovered_age: float = MAX_UNCOVERED_AGE,
+    ) -> VerifyReport:
         """Have the server verify its vault (an admin key); for a proof you check yourself, use receipts."""
-        answer = self._call("POST", "/v1/verify", json={"trusted_checkpoint": trusted_checkpoint, "key": key})
+        document = {"trusted_checkpoint": trusted_checkpoint, "key": key, "max_uncovered_age": max_uncovered_age}
+        answer = self._call("POST", "/v1/verify", json=document)
         return VerifyReport.from_dict(answer)
 
     # -- keys ------------------------------------------------------------------------------------

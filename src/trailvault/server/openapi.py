@@ -274,7 +274,8 @@ def openapi_document() -> dict[str, Any]:
             "Verify the whole vault.", "admin", _answer("The report.", _OBJECT), 400, 404, 413,
             requestBody={"required": False, "content": {"application/json": {"schema": {
                 "type": "object",
-                "properties": {"key": {"type": "string"}, "trusted_checkpoint": {"type": "string"}}}}}})},
+                "properties": {"key": {"type": "string"}, "trusted_checkpoint": {"type": "string"},
+                               "max_uncovered_age": {"type": "number", "minimum": 0}}}}}})},
         "/v1/keys": {
             "get": _operation("List the app's API keys.", "admin", _answer("Keys.", _OBJECT)),
             "post": _operation(

@@ -10,6 +10,7 @@ loop keeps answering while a post waits for the disk.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from trailvault.scim import parse_filter
 from trailvault.server.http import JSONResponse, query_int, read_body
 from trailvault.server.state import ServerState
 from trailvault.vault import Vault
+from trailvault.verification import MAX_UNCOVERED_AGE
 
 __all__ = ["ROUTES", "Call", "Route"]
 
@@ -410,7 +412,12 @@ async def verify(call: Call) -> Response:
     for name, value in (("trusted_checkpoint", trusted), ("key", key)):
         if value is not None and not isinstance(value, str):
             raise InvalidInput(f"{name}: give it as text", field=name)
-    report = await run_in_threadpool(call.vault.verify, trusted, key)
+    max_age = document.get("max_uncovered_age", MAX_UNCOVERED_AGE)
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float):
+        raise InvalidInput("max_uncovered_age: give a number of seconds", field="max_uncovered_age")
+    report = await run_in_threadpool(
+        functools.partial(call.vault.verify, trusted, key, max_uncovered_age=float(max_age))
+    )
     return JSONResponse(report.to_dict())
 
 
