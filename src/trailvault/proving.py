@@ -115,9 +115,11 @@ class Proving:
     def _signed_of_size(self, size: int) -> StoredCheckpoint:
         kept = self._store.checkpoint_of_size(size)
         if kept is None:
+            latest = self._store.latest_checkpoint()
+            hint = f" (the latest is of size {latest.size})" if latest is not None else ""
             raise InvalidQuery(
-                f"size: no signed checkpoint of size {size}; proofs are given only against signed checkpoints: "
-                "leave size out, or use the size of one (`trailvault checkpoint show --output json`)",
+                f"size: no signed checkpoint of size {size}{hint}; proofs are given only against signed "
+                "checkpoints: leave size out, or use the size of one (`trailvault checkpoint show`)",
                 field="size",
             )
         return kept
