@@ -71,7 +71,8 @@ class Checkpointer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._verifier = Verifier.parse(verifier_key(origin, key.public_key()))
+        self.verifier_key = verifier_key(origin, key.public_key())
+        self._verifier = Verifier.parse(self.verifier_key)
         #: The newest checkpoint this signer trusts; every new one must extend it.
         self._trusted: Checkpoint | None = None
         self._record = record
@@ -81,11 +82,6 @@ class Checkpointer:
         self._signed_size = -1 if latest is None else latest.size
         self._signed_at = time.monotonic()
         self._refused: str | None = None
-
-    @property
-    def verifier(self) -> Verifier:
-        """The verifier of this signer's key under its origin (the vault's own, not the store's record)."""
-        return self._verifier
 
     def issue(self) -> Checkpoint:
         """Sign and keep a checkpoint of the log as it is now.

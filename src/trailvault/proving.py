@@ -6,6 +6,7 @@ Everything here reads the store's Merkle tree and checkpoints; nothing writes ev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -126,10 +127,10 @@ class Proving:
 
     def _signed(self, kept: StoredCheckpoint) -> Checkpoint:
         """A kept checkpoint opened from its signed note; its unsigned size and root must agree with it."""
+        # The signer's own key where this process holds it: the store's record of the key is data.
         signer = self._checkpointer
-        verifier = signer.verifier if signer is not None else Verifier.parse(self.verifier_key())
         try:
-            signed = open_checkpoint(kept.note, verifier)
+            signed = _opened(kept.note, signer.verifier_key if signer is not None else self.verifier_key())
         except InvalidInput as exc:
             raise IntegrityFailure(f"checkpoint of size {kept.size}: {exc.message}; run `trailvault verify`") from None
         if (signed.size, signed.root) != (kept.size, kept.root):
@@ -230,3 +231,9 @@ class Proving:
                 f"{old_size} entries: the tree was changed outside trailvault; run `trailvault verify`"
             )
         return proof
+
+
+@functools.lru_cache(maxsize=256)
+def _opened(note: str, key: str) -> Checkpoint:
+    """A checkpoint note opened with a verifier key; kept, as proofs keep asking for the same few."""
+    return open_checkpoint(note, Verifier.parse(key))
