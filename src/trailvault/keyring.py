@@ -20,7 +20,6 @@ from trailvault.channel import READS_CHANNEL, Channel
 from trailvault.errors import InvalidInput, InvalidQuery, NotFound, Unauthorized
 from trailvault.event import Event, Posted, check_name
 from trailvault.query import mask_filter
-from trailvault.schema import Schema
 from trailvault.schema.model import MASKED
 from trailvault.scim import parse_filter, render_filter
 from trailvault.store import Store
@@ -101,7 +100,7 @@ class Keyring:
         When the field that became the envelope's ``time`` is sensitive, ``time`` is masked too.
         """
         schema = self._channel_state(event.channel).schema
-        time_masked = _time_is_sensitive(schema)
+        time_masked = schema.time_is_sensitive()
         masked = event.body if event.body is None else schema.mask(event.body)
         if masked is event.body and not time_masked:
             return event
@@ -121,7 +120,7 @@ class Keyring:
         for schema in schemas:
             for path in schema.sensitive_paths():
                 found.add(".".join(path))
-            if _time_is_sensitive(schema):
+            if schema.time_is_sensitive():
                 found.add("time")
         return found
 
@@ -143,13 +142,6 @@ class Keyring:
             "results": results,
         }
         return self._record(READS_CHANNEL, READS_SCHEMA, record)
-
-
-def _time_is_sensitive(schema: Schema) -> bool:
-    """Whether the body field that becomes the envelope's ``time`` is ``sensitive``."""
-    name = schema.timestamp_field()
-    found = None if name is None else schema.field(name)
-    return found is not None and found.sensitive
 
 
 def _masked_request(request: dict[str, Any], sensitive: set[str]) -> dict[str, Any]:
