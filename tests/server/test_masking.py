@@ -184,6 +184,7 @@ def test_time_from_a_sensitive_field_is_masked_and_not_filterable_without_unmask
         plain_time = reader.get("/v1/events", params={"channel": "cards", "filter": 'time ge "2000-01-01T00:00Z"'})
     with trailvault.connect(server.url, token=token) as vault:
         remote = vault.get(one["id"])
+        every = list(vault.iter_events("visits"))
     with server.client(server.key("read", "unmask")) as unmasked:
         seen = unmasked.get(f"/v1/events/{one['id']}").json()
     assert {item["time"] for item in page["items"]} == {"[masked]"} and one["time"] == "[masked]"
@@ -196,4 +197,5 @@ def test_time_from_a_sensitive_field_is_masked_and_not_filterable_without_unmask
         assert error["field"] == field and "time" in error["message"] and "unmask" in error["message"]
     assert plain_time.status_code == 200 and all(item["time"] != "[masked]" for item in plain_time.json()["items"])
     assert remote.time_masked and remote.to_dict()["time"] == "[masked]"
+    assert len(every) == 3 and all(event.time_masked for event in every)
     assert seen["time"] == "2024-10-07T09:15:00.000000Z"
