@@ -6,8 +6,8 @@ import pytest
 
 from trailvault import Vault
 from trailvault.errors import InvalidQuery
-from trailvault.query import And, Compare, Not, Op, Or, Present
-from trailvault.scim import parse_filter
+from trailvault.query import And, Compare, Not, Op, Or, Present, mask_filter
+from trailvault.scim import parse_filter, render_filter
 
 
 def test_data_safe_example() -> None:
@@ -64,6 +64,30 @@ def test_errors_point_at_the_column(text: str, column: int, words: str) -> None:
         parse_filter(text)
     assert caught.value.field == "filter"
     assert f"at column {column}:" in caught.value.message and words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'pin eq "4821"',
+        'a pr OR b EQ 1 And NOT c eq_cs "x\\"y"',
+        'not (a in ("x", 2, null) or b not_in [true, 1.5]) and time ge "2024-10-07T00:00Z"',
+        "((a gt -3) and (b le 1e3)) or not not c pr",
+    ],
+)
+def test_rendered_text_parses_back_to_the_same_tree(text: str) -> None:
+    """render_filter writes text that parse_filter reads back to the very tree it came from."""
+    tree = parse_filter(text)
+    assert parse_filter(render_filter(tree)) == tree
+
+
+def test_masking_keeps_the_shape_and_hides_values_on_sensitive_paths() -> None:
+    """mask_filter replaces the values compared with a sensitive field, below one or holding one; nothing else."""
+    tree = parse_filter('user.ip in ("10.0.0.1", "10.0.0.2") and user co "10." and holder eq "ann" and pin pr')
+    masked = mask_filter(tree, {"user.ip"}, "[masked]")
+    assert render_filter(masked) == (
+        '(user.ip in ("[masked]", "[masked]")) and (user co "[masked]") and (holder eq "ann") and (pin pr)'
+    )
 
 
 def test_depth_and_length_are_bounded() -> None:

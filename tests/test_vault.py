@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 import trailvault
@@ -126,6 +127,45 @@ def test_repost_of_generated_id_is_a_duplicate(myindex: Vault) -> None:
     first = myindex.post("myindex", {"company": "A"})
     again = myindex.post("myindex", {"company": "A"}, id=first.id)
     assert (again.seq, again.duplicate) == (first.seq, True)
+
+
+def test_a_taken_id_is_a_duplicate_only_for_the_key_that_posted_it(myindex: Vault) -> None:
+    """With posted_by, only the same key's retry is a duplicate; any other post is one IdConflict, body right or not."""
+
+    def post(body: dict[str, str], by: str | None) -> trailvault.Posted:
+        (posted,) = myindex.post_many_nowait("myindex", [NewEvent(body, id="order-1")], posted_by=by).result()
+        return posted
+
+    first = post({"company": "A"}, "key-a")
+    assert post({"company": "A"}, "key-a") == (first.id, first.seq, True)
+    refusals = []
+    for body, by in (({"company": "A"}, "key-b"), ({"company": "B"}, "key-b"), ({"company": "A"}, None)):
+        with pytest.raises(IdConflict) as caught:
+            post(body, by)
+        refusals.append(caught.value.message)
+    assert len(set(refusals)) == 1 and "seq 1" not in refusals[0]
+    assert len(myindex.events("myindex")) == 1
+
+
+def test_a_generated_id_is_taken_for_a_key_whatever_the_body(myindex: Vault) -> None:
+    """A key re-posting an id trailvault generated gets IdConflict even with the very same body."""
+    first = myindex.post("myindex", {"company": "A"})
+    with pytest.raises(IdConflict):
+        myindex.post_many_nowait("myindex", [NewEvent({"company": "A"}, id=first.id)], posted_by="key-a").result()
+
+
+def test_recorded_reads_hold_no_sensitive_value(vault: Vault) -> None:
+    """record_read masks values compared with sensitive fields (and time from one) in a filter, and from/to."""
+    vault.open("visits", {"fields": [
+        {"name": "pin", "type": "STRING", "sensitive": True},
+        {"name": "timestamp", "type": "TIMESTAMP", "sensitive": True},
+    ]})  # fmt: skip
+    key, _ = vault.create_key("auditor", ["read", "unmask"])
+    request = {"filter": 'pin eq "4821" or seq gt 3', "from": "2024-10-07T00:00Z", "to": None}
+    vault.record_read(key, "events.list", request, 0)
+    (record,) = vault.events("trailvault.reads")
+    assert record.body is not None
+    assert orjson.loads(record.body["request"]) == {"filter": '(pin eq "[masked]") or (seq gt 3)', "from": "[masked]"}
 
 
 def test_duplicate_id_different_content_is_refused(myindex: Vault) -> None:

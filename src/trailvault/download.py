@@ -227,8 +227,11 @@ def _flush(
         if schema.sensitive_paths() and not vault.key.allows(Scope.UNMASK):
             _log.warning(
                 "channel %s: sensitive fields read [masked] with this key (it lacks the unmask scope); "
-                "body_sha256 is left empty in its files, since a masked body's hash is not the log's",
+                "body_sha256 is left empty in its files, since a masked body's hash is not the log's%s",
                 channel,
+                "; time comes from a sensitive field and reads 1970-01-01T00:00:00Z (masked)"
+                if schema.time_is_sensitive()
+                else "",
             )
             masked.add(channel)
         writers[channel] = [

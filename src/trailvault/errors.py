@@ -20,7 +20,7 @@
     │   ├── ChannelNotFound               the channel was never opened
     │   └── EventNotFound
     ├── Conflict                     409
-    │   ├── IdConflict                    an event id exists with different content
+    │   ├── IdConflict                    an event id is taken by another post
     │   └── SchemaChangeRefused           a schema change other than adding NULLABLE fields
     ├── AppendOnlyViolation          409  something tried to change or remove a kept event
     ├── IntegrityFailure             500  the stored Merkle tree does not cover the log (run verify)

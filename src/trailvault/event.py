@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from trailvault.errors import InvalidInput
+from trailvault.schema.model import MASKED
 from trailvault.timestamps import format_timestamp, parse_timestamp, to_datetime
 
 __all__ = [
@@ -57,7 +58,12 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One kept event. ``body`` is None once it has been redacted or purged."""
+    """One kept event. ``body`` is None once it has been redacted or purged.
+
+    ``time_masked`` is True when ``time`` comes from a ``sensitive`` field and the reader
+    lacks ``unmask``: ``time`` then reads ``[masked]`` in the JSON form, and ``time_us``
+    (0 in an event read back from that form) means nothing.
+    """
 
     id: str
     time_us: int
@@ -66,6 +72,7 @@ class Event:
     channel: str
     seq: int
     body: dict[str, Any] | None
+    time_masked: bool = False
 
     @property
     def time(self) -> datetime:
@@ -80,21 +87,23 @@ class Event:
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> Event:
         """Read the JSON form of :meth:`to_dict` (what the HTTP API answers)."""
+        masked = document["time"] == MASKED
         return cls(
             document["id"],
-            parse_timestamp(document["time"], field="time"),
+            0 if masked else parse_timestamp(document["time"], field="time"),
             parse_timestamp(document["received"], field="received"),
             document["app"],
             document["channel"],
             document["seq"],
             document["body"],
+            masked,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form: the envelope with RFC 3339 times, plus ``body``."""
         return {
             "id": self.id,
-            "time": format_timestamp(self.time_us),
+            "time": MASKED if self.time_masked else format_timestamp(self.time_us),
             "received": format_timestamp(self.received_us),
             "app": self.app,
             "channel": self.channel,
@@ -200,15 +209,21 @@ def canonical_entry(event: Envelope, seq: int, body_sha256: bytes) -> bytes:
     return orjson.dumps(entry_document(event, seq, body_sha256))
 
 
-def fingerprint(channel: str, given_time_us: int | None, posted_body_sha256: bytes) -> bytes:
+def fingerprint(
+    channel: str, given_time_us: int | None, posted_body_sha256: bytes, posted_by: str | None = None
+) -> bytes:
     """Identify what a producer posted under its own id, for idempotent retries.
 
     Covers the channel, the time only if the producer gave one, and the body as
     posted (before trailvault filled in any default), so a retry of the same post
-    matches even though ``received`` and filled-in defaults differ.
+    matches even though ``received`` and filled-in defaults differ. ``posted_by`` is
+    the API key that posted (None for the Python API): only that key's retry matches,
+    so another key learns from the answer only that the id is taken, never whether
+    its guess at the stored content was right.
     """
     time_text = None if given_time_us is None else format_timestamp(given_time_us)
-    material = orjson.dumps([channel, time_text, posted_body_sha256.hex()])
+    parts = [channel, time_text, posted_body_sha256.hex()]
+    material = orjson.dumps(parts if posted_by is None else [*parts, posted_by])
     return hashlib.sha256(material).digest()[:16]
 
 

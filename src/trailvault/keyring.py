@@ -17,8 +17,11 @@ import orjson
 
 from trailvault.access import ApiKey, Scope, new_token, parse_scopes, parse_token, secret_matches
 from trailvault.channel import READS_CHANNEL, Channel
-from trailvault.errors import InvalidInput, NotFound, Unauthorized
+from trailvault.errors import InvalidInput, InvalidQuery, NotFound, Unauthorized
 from trailvault.event import Event, Posted, check_name
+from trailvault.query import mask_filter
+from trailvault.schema.model import MASKED
+from trailvault.scim import parse_filter, render_filter
 from trailvault.store import Store
 
 __all__ = ["READS_SCHEMA", "Keyring"]
@@ -92,23 +95,45 @@ class Keyring:
         return found[0]
 
     def mask(self, event: Event) -> Event:
-        """Return ``event`` with its ``sensitive`` fields' values masked (what a key without ``unmask`` sees)."""
-        if event.body is None:
-            return event
-        masked = self._channel_state(event.channel).schema.mask(event.body)
-        return event if masked is event.body else replace(event, body=masked)
+        """Return ``event`` with its ``sensitive`` fields' values masked (what a key without ``unmask`` sees).
 
-    def sensitive_fields(self) -> set[str]:
-        """Return the dotted path of every ``sensitive`` field (and everything below one) in the app's channels."""
+        When the field that became the envelope's ``time`` is sensitive, ``time`` is masked too.
+        """
+        schema = self._channel_state(event.channel).schema
+        time_masked = schema.time_is_sensitive()
+        masked = event.body if event.body is None else schema.mask(event.body)
+        if masked is event.body and not time_masked:
+            return event
+        return replace(event, body=masked, time_masked=time_masked)
+
+    def sensitive_fields(self, channel: str | None = None) -> set[str]:
+        """Return what masking hides in the app's channels (in ``channel`` only, when given).
+
+        That is the dotted path of every ``sensitive`` field (and everything below one),
+        and the envelope field ``time`` when the body field it comes from is sensitive.
+        """
         found: set[str] = set()
-        for channel in self.channels():
-            for path in channel.schema.sensitive_paths():
+        if channel is not None:
+            schemas = [self._channel_state(channel, refresh=True).schema]
+        else:
+            schemas = [found_channel.schema for found_channel in self.channels()]
+        for schema in schemas:
+            for path in schema.sensitive_paths():
                 found.add(".".join(path))
+            if schema.time_is_sensitive():
+                found.add("time")
         return found
 
     def record_read(self, key: ApiKey, action: str, request: Mapping[str, Any], results: int | None) -> Posted:
-        """Record that ``key`` read something (``action`` such as ``events.list``) in ``trailvault.reads``."""
+        """Record that ``key`` read something (``action`` such as ``events.list``) in ``trailvault.reads``.
+
+        Any read key may list that channel, so what is recorded never holds a sensitive value:
+        in a ``filter``, each value compared with a sensitive field (or with ``time`` when it
+        is sensitive) reads ``[masked]``, and so do ``from``/``to`` when ``time`` is sensitive.
+        """
         shown = {name: value for name, value in request.items() if value is not None}
+        if {"filter", "from", "to"} & shown.keys():
+            shown = _masked_request(shown, self.sensitive_fields())
         record = {
             "key_id": key.id,
             "key_name": key.name,
@@ -117,3 +142,23 @@ class Keyring:
             "results": results,
         }
         return self._record(READS_CHANNEL, READS_SCHEMA, record)
+
+
+def _masked_request(request: dict[str, Any], sensitive: set[str]) -> dict[str, Any]:
+    """``request`` with the values a recorded read must not hold replaced by :data:`MASKED`."""
+    if not sensitive:
+        return request
+    shown = dict(request)
+    if "time" in sensitive:
+        shown.update({name: MASKED for name in ("from", "to") if name in shown})
+    text = shown.get("filter")
+    if isinstance(text, str):
+        try:
+            tree = parse_filter(text)
+        except InvalidQuery:
+            shown["filter"] = MASKED  # never parsed, so never run: nothing of it is worth keeping
+        else:
+            masked = mask_filter(tree, sensitive, MASKED)
+            if masked != tree:
+                shown["filter"] = render_filter(masked)
+    return shown

@@ -18,7 +18,7 @@ import binascii
 import contextlib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -45,6 +45,8 @@ __all__ = [
     "decode_page_token",
     "encode_page_token",
     "equality_filter",
+    "mask_filter",
+    "overlaps",
     "query_time",
 ]
 
@@ -111,6 +113,34 @@ class Not:
 
 
 Filter = Compare | Present | And | Or | Not
+
+
+def overlaps(attribute: str, path: str) -> bool:
+    """Whether a filter or sort ``attribute`` is the field at ``path``, lies below it, or holds it."""
+    return attribute == path or attribute.startswith(path + ".") or path.startswith(attribute + ".")
+
+
+def mask_filter(tree: Filter, paths: Iterable[str], masked: str) -> Filter:
+    """Return ``tree`` with ``masked`` in place of each value compared with a field that overlaps one of ``paths``.
+
+    The shape (attributes, operators, nesting) stays, so a record of the filter still
+    says what was asked, without the values that would reveal what a mask hides.
+    """
+    hidden = tuple(paths)
+
+    def walk(node: Filter) -> Filter:
+        if isinstance(node, Compare):
+            if not any(overlaps(node.attribute, path) for path in hidden):
+                return node
+            value = tuple(masked for _ in node.value) if isinstance(node.value, tuple) else masked
+            return Compare(node.attribute, node.op, value)
+        if isinstance(node, Present):
+            return node
+        if isinstance(node, Not):
+            return Not(walk(node.item))
+        return type(node)(tuple(walk(item) for item in node.items))
+
+    return walk(tree)
 
 
 def body_path(attribute: str) -> tuple[str, ...]:

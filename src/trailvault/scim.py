@@ -27,7 +27,7 @@ import orjson
 from trailvault.errors import InvalidQuery
 from trailvault.query import ENVELOPE_FIELDS, And, Compare, Filter, Not, Op, Or, Present, body_path
 
-__all__ = ["parse_filter"]
+__all__ = ["parse_filter", "render_filter"]
 
 _MAX_LENGTH = 10_000
 _MAX_DEPTH = 64
@@ -60,6 +60,24 @@ def parse_filter(text: str) -> Filter:
     result = parser.filter(0)
     parser.expect_end()
     return result
+
+
+def render_filter(tree: Filter) -> str:
+    """Write a filter tree as SCIM text that :func:`parse_filter` reads back to the same tree."""
+    if isinstance(tree, Present):
+        return f"{tree.attribute} pr"
+    if isinstance(tree, Compare):
+        if isinstance(tree.value, tuple):
+            return f"{tree.attribute} {tree.op.value} ({', '.join(_literal(item) for item in tree.value)})"
+        return f"{tree.attribute} {tree.op.value} {_literal(tree.value)}"
+    if isinstance(tree, Not):
+        return f"not ({render_filter(tree.item)})"
+    joiner = " and " if isinstance(tree, And) else " or "
+    return joiner.join(f"({render_filter(item)})" for item in tree.items)
+
+
+def _literal(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _tokens(text: str) -> list[_Token]:

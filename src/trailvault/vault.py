@@ -353,33 +353,43 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         return self._committer.submit(self._checked(channel, items))
 
     def post_many_nowait(
-        self, channel: str, items: Iterable[Mapping[str, Any] | str | bytes | NewEvent]
+        self,
+        channel: str,
+        items: Iterable[Mapping[str, Any] | str | bytes | NewEvent],
+        *,
+        posted_by: str | None = None,
     ) -> Future[list[Posted]]:
         """Check the items here and now (raising as :meth:`post_many` does), then return a future of
-        their Posted without waiting for the disk: for event loops, which must not block."""
-        return self._committer.submit_nowait(self._checked(channel, items))
+        their Posted without waiting for the disk: for event loops, which must not block.
 
-    def _checked(self, channel: str, items: Iterable[Any]) -> list[PendingEvent]:
+        ``posted_by`` is the id of the API key posting (a server passes it): a taken id is then a
+        ``duplicate`` only for the same key's retry, and IdConflict for any other post, so a key
+        learns nothing of stored content from the answer (:func:`~trailvault.event.fingerprint`)."""
+        return self._committer.submit_nowait(self._checked(channel, items, posted_by))
+
+    def _checked(self, channel: str, items: Iterable[Any], posted_by: str | None = None) -> list[PendingEvent]:
         _refuse_reserved(channel)
         state = self._channel_state(channel)
         batch = list(items)
         received_us = _now_us()
         try:
-            return self._prepare_all(state, batch, received_us)
+            return self._prepare_all(state, batch, received_us, posted_by)
         except BatchRejected:
             # Another process may have added fields to the schema since we loaded it.
             fresh = self._fresher(channel, state)
             if fresh is None:
                 raise
-            return self._prepare_all(fresh, batch, received_us)
+            return self._prepare_all(fresh, batch, received_us, posted_by)
 
-    def _prepare_all(self, state: _OpenChannel, batch: list[Any], received_us: int) -> list[PendingEvent]:
+    def _prepare_all(
+        self, state: _OpenChannel, batch: list[Any], received_us: int, posted_by: str | None
+    ) -> list[PendingEvent]:
         pending: list[PendingEvent] = []
         failures: list[tuple[int, TrailvaultError]] = []
         for index, item in enumerate(batch):
             try:
                 if isinstance(item, NewEvent):
-                    pending.append(self._prepare(state, item.body, item.id, item.time, received_us))
+                    pending.append(self._prepare(state, item.body, item.id, item.time, received_us, posted_by))
                 else:
                     pending.append(self._prepare(state, item, None, None, received_us))
             except TrailvaultError as exc:
@@ -397,6 +407,7 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         event_id: Any,
         given_time: datetime | str | None,
         received_us: int,
+        posted_by: str | None = None,
     ) -> PendingEvent:
         """Check one event against its channel and encode it; the hot path of ingest."""
         if isinstance(values, (str, bytes)):
@@ -439,7 +450,7 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         given_time_us = time_us if given_time is not None else None
         return PendingEvent(
             check_id(event_id), self.app, state.record.name, time_us, received_us,
-            body_bytes.decode(), body_sha256, fingerprint(state.record.name, given_time_us, posted_sha256),
+            body_bytes.decode(), body_sha256, fingerprint(state.record.name, given_time_us, posted_sha256, posted_by),
         )  # fmt: skip
 
     def _too_large(self, size: int) -> EventTooLarge:

@@ -188,7 +188,7 @@ def test_conflicting_id(opened: Path) -> None:
     """A known id with other content exits 1 naming id."""
     run_cli("post", "myindex", '{"company": "A"}', "--id", "k", vault=opened)
     result = run_cli("post", "myindex", '{"company": "B"}', "--id", "k", vault=opened)
-    assert result.returncode == 1 and "id: event 'k' already exists" in result.stderr
+    assert result.returncode == 1 and "id: 'k' is taken" in result.stderr
 
 
 def test_future_time(opened: Path) -> None:

@@ -64,7 +64,7 @@ def test_connect_raises_the_librarys_errors(server: Server) -> None:
 
 def test_remote_receipts_and_proofs_verify_offline(server: Server) -> None:
     """A receipt fetched over HTTP checks with nothing but the verifier key."""
-    with trailvault.connect(server.url, token=server.admin_token) as vault:
+    with trailvault.connect(server.url, token=server.key("admin", "unmask")) as vault:
         posted = vault.post("access", access_event(9), wait=True)
         key = vault.verifier_key()
         proof = vault.prove_inclusion(posted["entry"]["id"])

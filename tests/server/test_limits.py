@@ -15,6 +15,8 @@ import uvicorn
 import trailvault
 from tests.conftest import ACCESS, access_event
 from tests.server.conftest import Server, free_port
+from trailvault import NewEvent
+from trailvault.access import parse_token
 from trailvault.server import ServerOptions, create_app
 
 
@@ -51,7 +53,7 @@ def test_a_request_over_the_timeout_is_503_and_its_resend_is_recognised(
     slow_disk_server: tuple[str, str, trailvault.Vault],
 ) -> None:
     """A post that outlives request_timeout answers 503 saying to resend by id; it still commits,
-    and posting it again is recognised as a duplicate, not stored twice."""
+    and the same key posting it again is recognised as a duplicate, not stored twice."""
     url, token, vault = slow_disk_server
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
         first = client.post("/v1/channels/access/events", params={"id": "slow-1"}, json=access_event(1))
@@ -63,7 +65,8 @@ def test_a_request_over_the_timeout_is_503_and_its_resend_is_recognised(
     deadline = time.monotonic() + 10
     while not vault.events("access").events and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert vault.post("access", access_event(1), id="slow-1").duplicate
+    resent = vault.post_many_nowait("access", [NewEvent(access_event(1), id="slow-1")], posted_by=parse_token(token)[0])
+    assert resent.result()[0].duplicate
     assert [event.id for event in vault.events("access")] == ["slow-1"]
 
 

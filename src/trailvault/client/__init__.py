@@ -247,7 +247,10 @@ class RemoteVault(RemoteArchiving):
         limit: int = 100,
         page: str | None = None,
     ) -> EventPage:
-        """Return one page of events (as :meth:`Vault.events`; ``filter`` must be SCIM text here)."""
+        """Return one page of events (as :meth:`Vault.events`; ``filter`` must be SCIM text here).
+
+        ``sort_by="time"`` (the default) leaves the order to the server, which sorts by ``seq``
+        where this key reads ``time`` masked (docs/server.md, "Masking")."""
         answer = self._call(
             "GET",
             "/v1/events",
@@ -256,7 +259,7 @@ class RemoteVault(RemoteArchiving):
                 "from": time_text(time_from),
                 "to": time_text(time_to),
                 "filter": _filter_text(where, filter),
-                "sort_by": sort_by,
+                "sort_by": None if sort_by == "time" else sort_by,
                 "sort_order": sort_order,
                 "limit": limit,
                 "page": page,

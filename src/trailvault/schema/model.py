@@ -165,6 +165,12 @@ class Schema:
                     return name
         return None
 
+    def time_is_sensitive(self) -> bool:
+        """Return whether the field that becomes the envelope's ``time`` (:meth:`timestamp_field`) is sensitive."""
+        name = self.timestamp_field()
+        found = None if name is None else self.field(name)
+        return found is not None and found.sensitive
+
     def __getstate__(self) -> dict[str, Any]:
         # The compiled validator is a closure and cannot be pickled; it is rebuilt on use.
         return {"fields": self.fields, "additional_fields": self.additional_fields}

@@ -35,7 +35,8 @@ _EVENT = {
     "required": ["id", "time", "received", "app", "channel", "seq", "body"],
     "properties": {
         "id": {"type": "string"},
-        "time": {"type": "string", "format": "date-time"},
+        # [masked] where time comes from a sensitive field and the key lacks unmask.
+        "time": {"anyOf": [{"type": "string", "format": "date-time"}, {"const": "[masked]"}]},
         "received": {"type": "string", "format": "date-time"},
         "app": {"type": "string"},
         "channel": {"type": "string"},
@@ -69,13 +70,17 @@ def _answer(description: str, schema: dict[str, Any], status: str = "200") -> di
     return {status: {"description": description, "content": {"application/json": {"schema": schema}}}}
 
 
+#: Routes answering hashes of the log say whom they refuse (docs/integrity.md, "Masking and proofs").
+_HASHES = "Needs the `read` scope; refused (403) to a key without unmask that sees a channel with sensitive fields."
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     described = {
         400: "Bad input: the error names the field (and line, for NDJSON).",
         401: "No API key, or an unknown or revoked one.",
-        403: "The key lacks the scope.",
+        403: "The key lacks the scope (or unmask, for what would reveal a sensitive value).",
         404: "No such channel or event for this key (another app's are answered the same way).",
-        409: "Conflict: an id kept with other content, a refused schema change, a batching task already running.",
+        409: "Conflict: an id taken by another post, a refused schema change, a batching task already running.",
         413: "The request body or an event is over its limit.",
         422: "An event does not match its channel's schema; the error names the field.",
         429: "The key's request rate is over the limit; see Retry-After.",
@@ -115,7 +120,8 @@ def _listing_parameters() -> list[dict[str, Any]]:
         _query("from", {"type": "string"}, "Start of the time range, inclusive (RFC 3339)."),
         _query("to", {"type": "string"}, "End of the time range, exclusive (RFC 3339)."),
         _query("filter", {"type": "string"}, 'A SCIM filter, e.g. `user.email eq "a@example.com"`.'),
-        _query("sort_by", {"type": "string"}, "time, received, seq, or a body field of the channel (with channel)."),
+        _query("sort_by", {"type": "string"}, "time (default; seq where time is masked), received, seq, or a body "
+               "field of the channel (with channel)."),
         _query("sort_order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Events per page (default 100)."),
         _query("page", {"type": "string"}, "The next_page token of the previous page of the same query."),
@@ -203,7 +209,7 @@ def openapi_document() -> dict[str, Any]:
                 "ingest",
                 {
                     **_answer("New events stored.", _OBJECT, "201"),
-                    **_answer("Every event was already kept (same id, same content).", _OBJECT),
+                    **_answer("Every event was already kept (same id, content and key).", _OBJECT),
                 },
                 400, 404, 409, 413, 422,
                 parameters=[
@@ -231,7 +237,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/events/{id}/receipt": {
             "parameters": [_path("id")],
             "get": _operation("A receipt: the entry, its proof and a signed checkpoint.", "read",
-                              _answer("The receipt.", _OBJECT), 404),
+                              _answer("The receipt.", _OBJECT), 404, description=_HASHES),
         },
         "/v1/events/{id}/redact": {
             "parameters": [_path("id")],
@@ -254,19 +260,20 @@ def openapi_document() -> dict[str, Any]:
         **_archive_paths(),
         "/v1/checkpoint": {
             "get": _operation("The latest signed checkpoint, or the latest of one size.", "read",
-                              _answer("The checkpoint.", _OBJECT), 400, 404,
+                              _answer("The checkpoint.", _OBJECT), 400, 404, description=_HASHES,
                               parameters=[_query("size", {"type": "integer", "minimum": 0}, "Log size.")]),
         },
         "/v1/key": {"get": _operation("The vault's verifier key.", "read", _answer("The key.", _OBJECT), 404)},
         "/v1/proofs/inclusion": {
             "get": _operation("Prove an event is in the log.", "read", _answer("The proof.", _OBJECT), 400, 404,
+                              description=_HASHES,
                               parameters=[_query("event", {"type": "string"}, "Event id (or seq)."),
                                           _query("seq", {"type": "integer", "minimum": 1}, "Event seq (or event)."),
                                           _query("size", {"type": "integer", "minimum": 1}, "Tree size.")]),
         },
         "/v1/proofs/consistency": {
             "get": _operation("Prove a larger log extends a smaller one.", "read", _answer("The proof.", _OBJECT),
-                              400, 404,
+                              400, 404, description=_HASHES,
                               parameters=[_query("old_size", {"type": "integer", "minimum": 1}, "", required=True),
                                           _query("new_size", {"type": "integer", "minimum": 1}, "", required=True)]),
         },

@@ -33,7 +33,7 @@ from trailvault.errors import (
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.export import export_stream
 from trailvault.jsontext import decode_json
-from trailvault.query import MAX_LIMIT, And, Compare, Filter, Not, Op, Present
+from trailvault.query import MAX_LIMIT, And, Compare, Filter, Not, Op, Present, overlaps
 from trailvault.scim import parse_filter
 from trailvault.server.http import JSONResponse, query_int, read_body
 from trailvault.server.state import ServerState
@@ -73,23 +73,45 @@ class Call:
         """The event as this key may see it: sensitive values masked unless it holds ``unmask``."""
         return (event if self.key.allows(Scope.UNMASK) else self.vault.mask(event)).to_dict()
 
-    def check_filter(self, filter_tree: Filter | None) -> None:
-        """Refuse a filter on a sensitive field to a key without ``unmask``: matches would reveal its values."""
-        if filter_tree is not None:
-            self.check_attributes(list(_attributes(filter_tree)), "filter")
+    def masked_fields(self, channel: str | None = None) -> set[str]:
+        """What this key reads masked (in ``channel`` only, when given): nothing with ``unmask``, else the
+        sensitive fields, and ``time`` where it comes from one."""
+        return set() if self.key.allows(Scope.UNMASK) else self.vault.sensitive_fields(channel)
 
-    def check_attributes(self, attributes: list[str], field: str) -> None:
-        """Refuse a filter or sort on a sensitive field, on anything below one, or on a record holding one."""
-        if self.key.allows(Scope.UNMASK) or not attributes:
-            return
-        sensitive = self.vault.sensitive_fields()  # read once for all the attributes
+    def check_filter(self, filter_tree: Filter | None, masked: set[str]) -> None:
+        """Refuse a filter on a masked field: its matches would reveal the values."""
+        if filter_tree is not None:
+            self.check_attributes(list(_attributes(filter_tree)), "filter", masked)
+
+    def check_attributes(self, attributes: list[str], field: str, masked: set[str]) -> None:
+        """Refuse a filter, sort or bound on a masked field, on anything below one, or on a record holding one."""
         for attribute in attributes:
-            for path in sensitive:
-                if attribute == path or attribute.startswith(path + ".") or path.startswith(attribute + "."):
+            for path in masked:
+                if overlaps(attribute, path):
+                    held = "comes from" if attribute == "time" else "is or holds"
                     raise Forbidden(
-                        f"{field}: {attribute} is or holds a sensitive field; {field} on it needs the unmask scope",
+                        f"{field}: {attribute} {held} a sensitive field; filtering or sorting on it needs a key "
+                        "with the unmask scope",
                         field=field,
                     )
+
+    def check_log_hashes(self, what: str) -> None:
+        """Refuse hashes of the log to a key without ``unmask`` that sees a channel with sensitive fields.
+
+        Leaves, proof nodes and roots are hashes over bodies as posted: with the rest of an
+        entry in view (its masked body), each one would test guesses at a sensitive value
+        offline. docs/integrity.md, "Masking and proofs", has why this is refused, not salted.
+        """
+        if self.key.allows(Scope.UNMASK):
+            return
+        for channel in self.vault.channels():
+            if self.key.sees(channel.name) and channel.schema.sensitive_paths():
+                raise Forbidden(
+                    f"scopes: {what} holds hashes of the log, which would test guesses at the sensitive fields "
+                    f"of channel {channel.name!r}; use a key that also holds the unmask scope "
+                    "(or one limited to channels without sensitive fields)",
+                    field="scopes",
+                )
 
     def record_read(self, action: str, request: dict[str, Any], results: int | None) -> None:
         if self.state.options.audit_reads:
@@ -225,7 +247,7 @@ async def _commit(call: Call, channel: str, items: list[Any]) -> list[Posted]:
     Checking is CPU work that a thread would not speed up (one interpreter lock); the
     commit's wait for the disk is shared by every request queued meanwhile.
     """
-    return await asyncio.wrap_future(call.vault.post_many_nowait(channel, items))
+    return await asyncio.wrap_future(call.vault.post_many_nowait(channel, items, posted_by=call.key.id))
 
 
 async def _post_many(call: Call, channel: str, items: list[Any], lines: list[int] | None) -> Response:
@@ -253,12 +275,12 @@ def _attributes(tree: Filter) -> Iterator[str]:
             yield from _attributes(item)
 
 
-def _listing_filter(call: Call) -> Filter | None:
+def _listing_filter(call: Call, masked: set[str]) -> Filter | None:
     parts: list[Filter] = []
     text = call.param("filter")
     if text is not None:
         parsed = parse_filter(text)
-        call.check_filter(parsed)
+        call.check_filter(parsed, masked)
         parts.append(parsed)
     if call.key.channels is not None and call.param("channel") is None:
         parts.append(Compare("channel", Op.IN, call.key.channels))
@@ -273,17 +295,23 @@ async def list_events(call: Call) -> Response:
         name: call.param(name) for name in ("channel", "from", "to", "filter", "sort_by", "sort_order", "limit", "page")
     }
     limit = query_int(call.request, "limit", low=1, high=MAX_LIMIT) or 100
-    if request["sort_by"] not in (None, "time", "received", "seq"):
-        # A page token carries the last sort value: sorting reveals what masking hides.
-        await run_in_threadpool(call.check_attributes, [request["sort_by"]], "sort_by")
 
     def work() -> dict[str, Any]:
+        masked = call.masked_fields(channel)
+        # Time bounds find a masked time by halving; a page token carries the last sort value.
+        for bound in ("from", "to"):
+            if request[bound] is not None:
+                call.check_attributes(["time"], bound, masked)
+        # Where time is masked the default order is the log's own.
+        sort_by = request["sort_by"] or ("seq" if "time" in masked else "time")
+        if sort_by not in ("received", "seq"):
+            call.check_attributes([sort_by], "sort_by", masked)
         page = call.vault.events(
             channel,
             time_from=request["from"],
             time_to=request["to"],
-            filter=_listing_filter(call),
-            sort_by=request["sort_by"] or "time",
+            filter=_listing_filter(call, masked),
+            sort_by=sort_by,
             sort_order=request["sort_order"] or "asc",
             limit=limit,
             page=request["page"],
@@ -310,10 +338,8 @@ async def event_receipt(call: Call) -> Response:
 
     def work() -> dict[str, Any]:
         event = call.event(event_id)
+        call.check_log_hashes("a receipt")
         receipt = call.vault.receipt(event.seq)
-        if receipt["body"] is not None and call.shown(event)["body"] != event.body:
-            # A masked body would not hash to the entry: leave it out (the receipt still proves the entry).
-            receipt["body"] = None
         call.record_read("events.receipt", {"id": event_id}, 1)
         return receipt
 
@@ -365,6 +391,7 @@ async def stream_export(call: Call) -> Response:
 
 async def show_checkpoint(call: Call) -> Response:
     size = query_int(call.request, "size", low=0)
+    await run_in_threadpool(call.check_log_hashes, "a checkpoint")
     found = await run_in_threadpool(call.vault.checkpoint, size)
     return JSONResponse(
         {"size": found.size, "root": found.root.hex(), "timestamp": found.timestamp, "note": found.note}
@@ -385,7 +412,9 @@ async def prove_inclusion(call: Call) -> Response:
     size = query_int(call.request, "size", low=1)
 
     def work() -> dict[str, Any]:
-        proof = call.vault.prove_inclusion(call.event(event_id).seq if event_id is not None else seq or 0, size)
+        found = call.event(event_id).seq if event_id is not None else seq or 0
+        call.check_log_hashes("an inclusion proof")
+        proof = call.vault.prove_inclusion(found, size)
         call.record_read("proofs.inclusion", {"event": event_id, "seq": seq, "size": size}, 1)
         return proof.to_dict()
 
@@ -399,6 +428,7 @@ async def prove_consistency(call: Call) -> Response:
         raise InvalidQuery(
             "old_size: give both old_size and new_size", field="old_size" if old_size is None else "new_size"
         )
+    await run_in_threadpool(call.check_log_hashes, "a consistency proof")
     proof = await run_in_threadpool(call.vault.prove_consistency, old_size, new_size)
     return JSONResponse(proof.to_dict())
 

@@ -2,8 +2,10 @@
 
 Inside the store's append transaction (after it has locked the sequence), each batch
 gets consecutive seqs and its leaf hashes, or is kept out whole when one of its
-producer-given ids already exists with different content. An id that exists with the
-same content is a retry: it gets the kept seq back, marked ``duplicate``.
+producer-given ids is already taken by another post. An id taken by the same post (same
+fingerprint: content, and the API key that posted it) is a retry: it gets the kept seq
+back, marked ``duplicate``. The refusal says only that the id is taken, never whether the
+content matched, so it answers no guess about what is stored.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from trailvault.errors import IdConflict
-from trailvault.event import PendingEvent, Posted
+from trailvault.event import PendingEvent, Posted, fingerprint
 from trailvault.integrity.log import LeafParts, entry_leaf, leaf_from_parts
 from trailvault.store.base import AppendOutcome
 
@@ -80,8 +82,8 @@ def admit(
                 if prior is not None:
                     if not _same_content(prior, channel_key, event):
                         conflict = IdConflict(
-                            f"id: event {event.id!r} already exists (seq {prior.seq}) with different content; "
-                            "use a new id, or repeat exactly the same post to retry it",
+                            f"id: {event.id!r} is taken in this app; use a new id (only the same post, "
+                            "repeated exactly by the same key, is a retry that answers the kept seq)",
                             field="id",
                         )
                         break
@@ -122,5 +124,6 @@ def given_ids(batch: Sequence[PendingEvent]) -> dict[str, list[str]]:
 def _same_content(prior: Kept, channel_key: int, event: PendingEvent) -> bool:
     if prior.fingerprint is not None:
         return prior.fingerprint == event.fingerprint
-    # The kept event's id was generated here, so only its channel and body can be compared.
-    return prior.channel_key == channel_key and prior.body_sha256 == event.body_sha256
+    # The kept event's id was generated here: it matches a post of the same body to the same
+    # channel with no time, through the Python API (a key's fingerprint also holds the key).
+    return prior.channel_key == channel_key and fingerprint(event.channel, None, prior.body_sha256) == event.fingerprint

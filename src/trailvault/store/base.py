@@ -102,9 +102,9 @@ class Store(Protocol):
         """Append several batches in one durable transaction and return an outcome per batch.
 
         Each batch is all or nothing: an event id that exists (or repeats within the
-        transaction) with different content keeps its whole batch out with an
+        transaction) with another fingerprint keeps its whole batch out with an
         IdConflict, while the other batches still commit. An id that exists with the
-        same content is not appended again; its outcome is the kept seq with
+        same fingerprint is not appended again; its outcome is the kept seq with
         ``duplicate=True``. Seqs are consecutive, gap-free and follow batch order.
         When this returns, the appended events survive a crash or power loss
         (unless the store was opened with relaxed durability).
