@@ -111,8 +111,17 @@ def test_across_channels_a_field_must_exist_in_one_of_them(audit: Vault) -> None
     audit.open("other", {"fields": [{"name": "colour", "type": "STRING"}]})
     audit.post("other", {"colour": "red"})
     assert len(_seqs(audit, 'colour eq "red"', channel=None)) == 1
-    with pytest.raises(InvalidQuery, match="no channel of this app has a field 'flavour'"):
+    with pytest.raises(InvalidQuery, match="no channel this listing reads has a field 'flavour'"):
         audit.events(filter='flavour eq "red"')
+
+
+def test_a_filter_naming_its_channels_is_checked_against_those_only(audit: Vault) -> None:
+    """A filter that must meet channel eq/in is checked against those channels' schemas, not all the app's."""
+    audit.open("other", {"fields": [{"name": "colour", "type": "STRING"}]})
+    audit.post("other", {"colour": "red"})
+    with pytest.raises(InvalidQuery, match="the schema of channel 'audit' has no field 'colour'"):
+        audit.events(filter='channel in ["audit"] and colour eq "red"')
+    assert len(audit.events(filter='channel eq "other" and colour eq "red"')) == 1
 
 
 def test_a_channel_with_additional_fields_accepts_any_path(audit: Vault) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "decode_page_token",
     "encode_page_token",
     "equality_filter",
+    "filtered_channels",
     "query_time",
     "typed_filter",
 ]
@@ -218,6 +219,21 @@ def typed_filter(tree: Filter, schemas: Callable[[], Mapping[str, Schema]]) -> F
     return typed(tree)
 
 
+_NAMING = (Op.EQ, Op.EQ_CS, Op.IN)
+
+
+def filtered_channels(tree: Filter) -> frozenset[str] | None:
+    """The channels a filter limits a listing to (``channel eq``/``in`` it must meet), or None for any."""
+    conditions = tree.items if isinstance(tree, And) else (tree,)
+    found: frozenset[str] | None = None
+    for condition in conditions:
+        if isinstance(condition, Compare) and condition.attribute == "channel" and condition.op in _NAMING:
+            values = condition.value if isinstance(condition.value, (tuple, list)) else (condition.value,)
+            names = frozenset(str(value) for value in values)
+            found = names if found is None else found & names
+    return found
+
+
 def _field_kind(attribute: str, schemas: Mapping[str, Schema]) -> FieldType | None:
     """The type of a body path in the channels read: TIMESTAMP when every channel declaring it says so."""
     declared = {found.type for schema in schemas.values() if (found := schema.field(attribute)) is not None}
@@ -229,7 +245,7 @@ def _field_kind(attribute: str, schemas: Mapping[str, Schema]) -> FieldType | No
     if len(schemas) == 1:
         where = f"the schema of channel {next(iter(schemas))!r} has no field {attribute[:80]!r}{hint}"
     else:
-        where = f"no channel of this app has a field {attribute[:80]!r}{hint}"
+        where = f"no channel this listing reads has a field {attribute[:80]!r}{hint}"
     raise InvalidQuery(
         f"filter: {where}; filter on a field of the schema, or on {', '.join(sorted(ENVELOPE_FIELDS))}",
         field="filter",

@@ -63,6 +63,7 @@ from trailvault.query import (
     decode_page_token,
     encode_page_token,
     equality_filter,
+    filtered_channels,
     query_time,
     typed_filter,
 )
@@ -592,7 +593,12 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         cached schema is looked for again in the stored one: another process may have added it.
         """
         if channel is None:
-            return typed_filter(tree, self._app_schemas)
+            # A key limited to channels lists with "channel in [...]": its filter is checked
+            # against those channels only, so it learns nothing of the others' fields.
+            limited = filtered_channels(tree)
+            return typed_filter(
+                tree, lambda: {name: s for name, s in self._app_schemas().items() if limited is None or name in limited}
+            )
         state = self._channel_state(channel)
         try:
             return typed_filter(tree, lambda: {channel: state.schema})

@@ -65,6 +65,15 @@ def test_filters_no_store_can_run_are_400_on_postgresql(
         _check_filters(admin)
 
 
+def test_a_key_limited_to_channels_learns_nothing_of_other_channels_fields(server: Server) -> None:
+    """A field only a channel hidden from the key has is refused like one no channel has, not answered."""
+    with server.admin() as admin:
+        assert admin.put("/v1/channels/hidden", json={"fields": [{"name": "secret_flag", "type": "BOOLEAN"}]})
+    with server.client(server.key("read", channels=["access"])) as limited:
+        error = _error(limited.get("/v1/events", params={"filter": "secret_flag pr"}))
+    assert "'secret_flag'" in error["message"] and "hidden" not in error["message"]
+
+
 def test_a_timestamp_field_filters_as_an_instant(server: Server) -> None:
     """occurred (a TIMESTAMP) sent with other offsets and precisions matches the same instant in a filter."""
     marker = f"instant-{uuid.uuid4().hex[:8]}"
