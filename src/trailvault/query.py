@@ -51,6 +51,7 @@ __all__ = [
     "encode_page_token",
     "equality_filter",
     "filtered_channels",
+    "number_problem",
     "query_time",
     "typed_filter",
 ]
@@ -219,7 +220,7 @@ def typed_filter(tree: Filter, schemas: Callable[[], Mapping[str, Schema]]) -> F
     return typed(tree)
 
 
-_NAMING = (Op.EQ, Op.EQ_CS, Op.IN)
+_NAMING_OPS = (Op.EQ, Op.EQ_CS, Op.IN)
 
 
 def filtered_channels(tree: Filter) -> frozenset[str] | None:
@@ -227,7 +228,7 @@ def filtered_channels(tree: Filter) -> frozenset[str] | None:
     conditions = tree.items if isinstance(tree, And) else (tree,)
     found: frozenset[str] | None = None
     for condition in conditions:
-        if isinstance(condition, Compare) and condition.attribute == "channel" and condition.op in _NAMING:
+        if isinstance(condition, Compare) and condition.attribute == "channel" and condition.op in _NAMING_OPS:
             values = condition.value if isinstance(condition.value, (tuple, list)) else (condition.value,)
             names = frozenset(str(value) for value in values)
             found = names if found is None else found & names

@@ -14,7 +14,9 @@ attributes are envelope fields (``id``, ``time``, ``received``, ``app``, ``chann
 ``seq``) or dotted body paths (``user.email``). Strings and timestamps are quoted,
 numbers and booleans bare, as in ``(time ge "2021-06-04T01:00:26.000Z") and
 (operation eq "LOGON")``. A text that does not parse raises InvalidQuery naming the
-1-based column and what was expected there.
+1-based column and what was expected there; so does a number no event can hold (an
+integer outside the signed 64-bit range, or beyond a double). Two ``not`` cancel out, so
+a run of them reads flat.
 """
 
 from __future__ import annotations
