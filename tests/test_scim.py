@@ -90,6 +90,29 @@ def test_masking_keeps_the_shape_and_hides_values_on_sensitive_paths() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "column", "words"),
+    [
+        ("seq gt 9223372036854775808", 8, "9223372036854775808: the integer is outside the signed 64-bit range"),
+        ("seq gt -9223372036854775809", 8, "outside the signed 64-bit range"),
+        ("n in (1, " + "9" * 5000 + ")", 10, "outside the signed 64-bit range"),
+        ("amount gt 1e400", 11, "1e400: the number is out of range"),
+    ],
+)
+def test_a_number_no_store_holds_is_refused_at_its_column(text: str, column: int, words: str) -> None:
+    """Integers beyond 64 bits and numbers beyond a double are named, at their column (1e400 said 'invalid escape')."""
+    with pytest.raises(InvalidQuery) as caught:
+        parse_filter(text)
+    assert f"at column {column}: " in caught.value.message and words in caught.value.message
+
+
+def test_a_run_of_nots_reads_flat() -> None:
+    """Two nots cancel, so a run of any length neither recurses nor nests (1,000 gave a RecursionError)."""
+    assert parse_filter("not " * 1000 + "a pr") == Present("a")
+    assert parse_filter("NOT " * 1001 + "a pr") == Not(Present("a"))
+    assert parse_filter("not not (a pr and not not b pr)") == And((Present("a"), Present("b")))
+
+
 def test_depth_and_length_are_bounded() -> None:
     """Hostile input cannot recurse without bound or be arbitrarily long."""
     with pytest.raises(InvalidQuery, match="nested deeper"):

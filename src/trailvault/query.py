@@ -16,9 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import difflib
 import hashlib
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -27,11 +29,13 @@ from typing import Any
 import orjson
 
 from trailvault.errors import InvalidInput, InvalidQuery
-from trailvault.schema import FieldType, Mode, Schema
+from trailvault.schema import Field, FieldType, Mode, Schema
+from trailvault.schema.values import describe
 from trailvault.timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
     "ENVELOPE_FIELDS",
+    "MAX_FILTER_DEPTH",
     "SORT_FIELDS",
     "And",
     "Compare",
@@ -42,12 +46,16 @@ __all__ = [
     "Or",
     "Present",
     "body_path",
+    "check_filter",
     "decode_page_token",
     "encode_page_token",
     "equality_filter",
+    "filtered_channels",
     "mask_filter",
+    "number_problem",
     "overlaps",
     "query_time",
+    "typed_filter",
 ]
 
 ENVELOPE_FIELDS = frozenset({"id", "time", "received", "app", "channel", "seq"})
@@ -61,6 +69,12 @@ _CURSOR_TYPES: dict[str | None, tuple[type, ...]] = {
     "boolean": (int, type(None)),
 }
 MAX_LIMIT = 1000
+#: How deeply ``and``, ``or`` and ``not`` may nest in a filter tree. SQLite before 3.46 parses with
+#: a fixed stack of 100 entries, and ``a or (b and (c or ...))`` as the stores write it takes about
+#: three of them a level; this leaves room for the listing's own conditions around the filter.
+MAX_FILTER_DEPTH = 24
+#: The integers a filter may compare with: what both stores hold (SQLite INTEGER, PostgreSQL bigint).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SEGMENT = re.compile(r"[A-Za-z_@][A-Za-z0-9_@\-]{0,127}")
 
 
@@ -159,6 +173,138 @@ def body_path(attribute: str) -> tuple[str, ...]:
     return segments
 
 
+def check_filter(tree: Filter) -> None:
+    """Raise InvalidQuery naming the filter when a store could not run it as a query.
+
+    That is when ``and``/``or``/``not`` nest deeper than :data:`MAX_FILTER_DEPTH`, or a
+    comparison's number is an integer outside the signed 64-bit range or not finite.
+    The walk is iterative, so a tree of any depth built in Python is refused, not a crash.
+    """
+    pending: list[tuple[Filter, int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, (And, Or, Not)):
+            if depth >= MAX_FILTER_DEPTH:
+                raise InvalidQuery(
+                    f"filter: and, or and not nest deeper than {MAX_FILTER_DEPTH} levels; write it flatter "
+                    "(not not x is x; a or (b or c) is a or b or c)",
+                    field="filter",
+                )
+            children = (node.item,) if isinstance(node, Not) else node.items
+            pending.extend((child, depth + 1) for child in children)
+        elif isinstance(node, Compare):
+            values = node.value if isinstance(node.value, (tuple, list)) else (node.value,)
+            for value in values:
+                problem = number_problem(value)
+                if problem is not None:
+                    shown = f"{node.attribute} {node.op} {describe(value)}"
+                    raise InvalidQuery(f"filter: {shown}: {problem}", field="filter")
+
+
+def number_problem(value: Any) -> str | None:
+    """Why ``value`` is a number no stored value can equal (None when it is not one of those)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        return f"the integer is outside the signed 64-bit range ({INT64_MIN} to {INT64_MAX}) that events hold"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "the number is out of range (beyond a 64-bit float) or not a number"
+    return None
+
+
+def typed_filter(tree: Filter, schemas: Callable[[], Mapping[str, Schema]]) -> Filter:
+    """Check ``tree`` against the schemas of the channels a query reads; return it with values typed.
+
+    ``schemas()`` maps each such channel's name to its schema; it is called once, and only
+    when the filter names a body path. Every body path must be a
+    field of at least one of them (any path is, in a channel that allows additional
+    fields); otherwise InvalidQuery names it. A field that is a TIMESTAMP in every channel
+    declaring it compares as an instant: the values it is compared with (``eq``, ``ne``,
+    ranges, ``in``) become canonical UTC text, the fixed-width form bodies keep it in, so
+    ``"2023-01-16T20:00:00+01:00"`` matches ``"2023-01-16T19:00:00Z"``. ``co``, ``sw``
+    and ``ew`` still look at that text.
+    """
+    check_filter(tree)  # bounds the depth of the recursion below
+    kinds: dict[str, FieldType | None] = {}
+    loaded: list[Mapping[str, Schema]] = []
+
+    def kind_of(attribute: str) -> FieldType | None:
+        if attribute in ENVELOPE_FIELDS:
+            return None
+        if attribute not in kinds:
+            if not loaded:
+                loaded.append(schemas())
+            kinds[attribute] = _field_kind(attribute, loaded[0])
+        return kinds[attribute]
+
+    def typed(node: Filter) -> Filter:
+        if isinstance(node, (And, Or)):
+            return type(node)(tuple(typed(item) for item in node.items))
+        if isinstance(node, Not):
+            return Not(typed(node.item))
+        kind = kind_of(node.attribute)
+        if not isinstance(node, Compare) or kind is not FieldType.TIMESTAMP or node.op in (Op.CO, Op.SW, Op.EW):
+            return node
+        if isinstance(node.value, (tuple, list)):
+            return replace(node, value=tuple(_instant(node, value) for value in node.value))
+        return replace(node, value=_instant(node, node.value))
+
+    return typed(tree)
+
+
+_NAMING_OPS = (Op.EQ, Op.EQ_CS, Op.IN)
+
+
+def filtered_channels(tree: Filter) -> frozenset[str] | None:
+    """The channels a filter limits a listing to (``channel eq``/``in`` it must meet), or None for any."""
+    conditions = tree.items if isinstance(tree, And) else (tree,)
+    found: frozenset[str] | None = None
+    for condition in conditions:
+        if isinstance(condition, Compare) and condition.attribute == "channel" and condition.op in _NAMING_OPS:
+            values = condition.value if isinstance(condition.value, (tuple, list)) else (condition.value,)
+            names = frozenset(str(value) for value in values)
+            found = names if found is None else found & names
+    return found
+
+
+def _field_kind(attribute: str, schemas: Mapping[str, Schema]) -> FieldType | None:
+    """The type of a body path in the channels read: TIMESTAMP when every channel declaring it says so."""
+    declared = {found.type for schema in schemas.values() if (found := schema.field(attribute)) is not None}
+    if declared or any(schema.additional_fields for schema in schemas.values()):
+        return declared.pop() if len(declared) == 1 else None
+    paths = sorted({path for schema in schemas.values() for path in _field_paths(schema.fields, "")})
+    close = difflib.get_close_matches(attribute, paths, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    if len(schemas) == 1:
+        where = f"the schema of channel {next(iter(schemas))!r} has no field {attribute[:80]!r}{hint}"
+    else:
+        where = f"no channel this listing reads has a field {attribute[:80]!r}{hint}"
+    raise InvalidQuery(
+        f"filter: {where}; filter on a field of the schema, or on {', '.join(sorted(ENVELOPE_FIELDS))}",
+        field="filter",
+    )
+
+
+def _field_paths(fields: Sequence[Field], prefix: str) -> list[str]:
+    paths = []
+    for item in fields:
+        paths.append(prefix + item.name)
+        paths.extend(_field_paths(item.fields, f"{prefix}{item.name}."))
+    return paths
+
+
+def _instant(node: Compare, value: Any) -> Any:
+    """A value compared with a TIMESTAMP field, as canonical text (null and other types stay as given)."""
+    if not isinstance(value, (str, datetime)):
+        return value
+    try:
+        return format_timestamp(parse_timestamp(value, field=node.attribute))
+    except InvalidInput:
+        raise InvalidQuery(
+            f"filter: {node.attribute} {node.op} {describe(value)}: {node.attribute} is a TIMESTAMP; compare it with "
+            "an RFC 3339 timestamp such as 2023-01-16T19:00:00Z",
+            field="filter",
+        ) from None
+
+
 @dataclass(frozen=True)
 class EventQuery:
     """One listing of one app's events.
@@ -199,6 +345,8 @@ class EventQuery:
             raise InvalidQuery(f"limit: {self.limit} is out of range; use at least 1", field="limit")
         if self.time_from is not None and self.time_to is not None and self.time_to < self.time_from:
             raise InvalidQuery("to: the end of the time range is before its start", field="to")
+        if self.filter is not None:
+            check_filter(self.filter)
 
     def digest(self) -> str:
         """Identify the query apart from its page size and position."""

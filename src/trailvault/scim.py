@@ -14,7 +14,9 @@ attributes are envelope fields (``id``, ``time``, ``received``, ``app``, ``chann
 ``seq``) or dotted body paths (``user.email``). Strings and timestamps are quoted,
 numbers and booleans bare, as in ``(time ge "2021-06-04T01:00:26.000Z") and
 (operation eq "LOGON")``. A text that does not parse raises InvalidQuery naming the
-1-based column and what was expected there.
+1-based column and what was expected there; so does a number no event can hold (an
+integer outside the signed 64-bit range, or beyond a double). Two ``not`` cancel out, so
+a run of them reads flat.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import orjson
 
 from trailvault.errors import InvalidQuery
-from trailvault.query import ENVELOPE_FIELDS, And, Compare, Filter, Not, Op, Or, Present, body_path
+from trailvault.query import ENVELOPE_FIELDS, And, Compare, Filter, Not, Op, Or, Present, body_path, number_problem
 
 __all__ = ["parse_filter", "render_filter"]
 
@@ -135,8 +137,6 @@ class _Parser:
             raise _error(token.column, f"expected 'and', 'or' or the end of the filter, found {token.text!r}")
 
     def filter(self, depth: int) -> Filter:
-        if depth > _MAX_DEPTH:
-            raise _error(self.column(), f"nested deeper than {_MAX_DEPTH} levels")
         items = [self.term(depth)]
         while self.keyword("or"):
             items.append(self.term(depth))
@@ -149,8 +149,17 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def factor(self, depth: int) -> Filter:
-        if self.keyword("not"):
-            return Not(self.factor(depth + 1))
+        # A run of nots is read in a loop, and two cancel out: "not not x" is x (an unknown,
+        # null comparison counts as false either way), so a long run neither recurses nor nests.
+        negated = False
+        while self.keyword("not"):
+            negated = not negated
+        inner = self.operand(depth)
+        return Not(inner) if negated else inner
+
+    def operand(self, depth: int) -> Filter:
+        if depth > _MAX_DEPTH:
+            raise _error(self.column(), f"nested deeper than {_MAX_DEPTH} levels")
         token = self.take()
         if token is None:
             raise _error(self.end_column, "expected an attribute, 'not' or '(' but the filter ended")
@@ -197,7 +206,9 @@ class _Parser:
 
     def value(self, op: Op) -> Any:
         token = self.take()
-        if token is not None and token.kind in ("string", "number"):
+        if token is not None and token.kind == "number":
+            return _number(token)
+        if token is not None and token.kind == "string":
             try:
                 return orjson.loads(token.text)
             except orjson.JSONDecodeError:
@@ -209,6 +220,18 @@ class _Parser:
             token.column if token else self.end_column,
             f'expected a value after {op} (a "quoted string", a number, true, false or null), {found}',
         )
+
+
+def _number(token: _Token) -> int | float:
+    """A number token as an int (whole numbers) or a float, refused when no stored value could equal it."""
+    text = token.text
+    whole = not any(mark in text for mark in ".eE")
+    # More digits than any 64-bit integer has: refuse before int() (which limits its input length).
+    value: int | float = (1 << 64 if len(text) > 21 else int(text)) if whole else float(text)
+    problem = number_problem(value)
+    if problem is not None:
+        raise _error(token.column, f"{text[:40]}: {problem}")
+    return value
 
 
 def _attribute(token: _Token) -> str:

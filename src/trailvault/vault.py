@@ -63,7 +63,9 @@ from trailvault.query import (
     decode_page_token,
     encode_page_token,
     equality_filter,
+    filtered_channels,
     query_time,
+    typed_filter,
 )
 from trailvault.schema import FieldType, Mode, Schema, evolve, parse_schema
 from trailvault.scim import parse_filter
@@ -585,7 +587,7 @@ class Vault(Proving, Keyring, Exporting, Archiving):
         sort_kind = None if sort_by in SORT_FIELDS else _sort_kind(schema, sort_by)
         parts = [equality_filter(where, schema)] if where else []
         if filter is not None:
-            parts.append(parse_filter(filter) if isinstance(filter, str) else filter)
+            parts.append(self._typed_filter(channel, parse_filter(filter) if isinstance(filter, str) else filter))
         return EventQuery(
             app=self.app,
             channel=channel,
@@ -597,6 +599,39 @@ class Vault(Proving, Keyring, Exporting, Archiving):
             limit=limit,
             sort_kind=sort_kind,
         )
+
+    def _typed_filter(self, channel: str | None, tree: Filter) -> Filter:
+        """Check a filter against the schemas of the channels it reads (query.typed_filter).
+
+        Schemas are read only when the filter names a body path. A field unknown to the
+        cached schema is looked for again in the stored one: another process may have added it.
+        """
+        if channel is None:
+            # A key limited to channels lists with "channel in [...]": its filter is checked
+            # against those channels only, so it learns nothing of the others' fields.
+            limited = filtered_channels(tree)
+            return typed_filter(
+                tree, lambda: {name: s for name, s in self._app_schemas().items() if limited is None or name in limited}
+            )
+        state = self._channel_state(channel)
+        try:
+            return typed_filter(tree, lambda: {channel: state.schema})
+        except InvalidQuery:
+            fresh = self._fresher(channel, state)
+            if fresh is None:
+                raise
+            return typed_filter(tree, lambda: {channel: fresh.schema})
+
+    def _app_schemas(self) -> dict[str, Schema]:
+        """Every channel's schema, parsed again only when its version changed since last read."""
+        schemas = {}
+        for record in self._store.list_channels(self.app):
+            state = self._channels.get(record.name)
+            if state is None or state.record.version != record.version:
+                schema = parse_schema(record.schema_document)
+                state = self._channels[record.name] = _OpenChannel(record, schema, schema.timestamp_field())
+            schemas[record.name] = state.schema
+        return schemas
 
 
 def open_vault(

@@ -153,6 +153,8 @@ def test_post_stdin_malformed_line(opened: Path) -> None:
         ('{"company": "A", "taxes": 5}', "taxes: expected a list"),
         ('{"company": "A", "colour": "red"}', "colour: unknown field"),
         ('{"company": ', "malformed JSON at line 1 column 13"),
+        ('{"company": "A", "company": "B"}', 'the key "company" appears more than once in the same object'),
+        ('{"company": "A", "amount": 123456789012345678901234567890}', "(at amount) is outside the signed 64-bit"),
     ],
 )
 def test_post_bad_body(opened: Path, body: str, expected: str) -> None:
@@ -212,6 +214,21 @@ def test_usage_error_exits_2(opened: Path) -> None:
     assert run_cli("post", "myindex", vault=opened).returncode == 2
     assert run_cli("events", "list", "--limit", "0", vault=opened).returncode == 2
     assert run_cli("events", "list", "--where", "nonsense", vault=opened).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("seq gt 9223372036854775808", "outside the signed 64-bit range"),
+        ("amount gt 1e400", "1e400: the number is out of range"),
+        ('compny eq "A"', "did you mean company"),
+    ],
+)
+def test_a_filter_no_store_can_run_exits_1_naming_it(opened: Path, text: str, expected: str) -> None:
+    """events list --filter with a number beyond 64 bits or an unknown field exits 1 naming it on stderr."""
+    result = run_cli("events", "list", "--channel", "myindex", "--filter", text, vault=opened)
+    assert result.returncode == 1 and expected in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 # -- listing --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ __all__ = ["describe", "json_type", "plain_json_problem"]
 
 _MAX_SHOWN = 60
 _PLAIN_DEPTH = 100
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def json_type(value: Any) -> str:
@@ -44,12 +45,22 @@ def describe(value: Any) -> str:
 
 
 def plain_json_problem(value: Any) -> str | None:
-    """Return why ``value`` is not plain JSON (dict, list, str, int, finite float, bool, None), or None."""
+    """Return why ``value`` is not plain JSON (dict, list, str, int, finite float, bool, None), or None.
+
+    Integers are those of the signed 64-bit range, which the stores hold and filters compare.
+    """
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
         item, depth = pending.pop()
         kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                return (
+                    f"{describe(item)} is outside the signed 64-bit integer range ({_INT64_MIN} to {_INT64_MAX}); "
+                    "send it as a string"
+                )
             continue
         if kind is float:
             if not math.isfinite(item):

@@ -28,9 +28,9 @@ from starlette.routing import Route as StarletteRoute
 
 from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
 from trailvault.server.archive_routes import ARCHIVE_ROUTES
-from trailvault.server.http import JSONResponse, error_response
+from trailvault.server.http import JSONResponse, check_query, error_response
 from trailvault.server.metrics import CONTENT_TYPE
-from trailvault.server.openapi import openapi_document
+from trailvault.server.openapi import accepted, openapi_document
 from trailvault.server.routes import ROUTES, Call, Route
 from trailvault.server.state import ServerOptions, ServerState
 from trailvault.vault import Vault
@@ -68,6 +68,9 @@ def create_app(vault: Vault, options: ServerOptions | None = None) -> Starlette:
 
 
 def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable[Response]]:
+    operation = f"{route.method} {route.path}"
+    takes = accepted(route.method, route.path)
+
     async def authorized(request: Request) -> Response:
         header = request.headers.get("authorization")
         key = state.authenticator.cached(header)
@@ -79,7 +82,8 @@ def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable
                 f"scopes: this key lacks the {route.scope.value} scope that {route.method} {route.path} needs",
                 field="scopes",
             )
-        return await route.handler(Call(request, key, state.vault.for_app(key.app), state))
+        check_query(request, takes.query, operation)
+        return await route.handler(Call(request, key, state.vault.for_app(key.app), state, takes.body, operation))
 
     return _measured(state, route.path, authorized)
 

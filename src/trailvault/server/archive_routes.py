@@ -18,7 +18,6 @@ from starlette.responses import Response, StreamingResponse
 from trailvault.access import Scope
 from trailvault.archive_files import audit_events_json
 from trailvault.errors import Conflict, Forbidden, InvalidInput
-from trailvault.jsontext import decode_json
 from trailvault.server.http import JSONResponse
 from trailvault.server.routes import Call, Route
 
@@ -35,11 +34,7 @@ def _whole_app(call: Call) -> None:
 
 async def _document(call: Call) -> dict[str, Any]:
     _whole_app(call)
-    raw = await call.body()
-    document = decode_json(raw, field="body") if raw.strip() else {}
-    if not isinstance(document, dict):
-        raise InvalidInput("body: send a JSON object with the verb's parameters", field="body")
-    return document
+    return await call.parameters()
 
 
 def _text(document: dict[str, Any], name: str, *, required: bool = True) -> Any:

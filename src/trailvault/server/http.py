@@ -14,9 +14,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trailvault.errors import BatchRejected, InvalidInput, RateLimited, RequestTooLarge, TrailvaultError
+from trailvault.errors import BatchRejected, InvalidInput, InvalidQuery, RateLimited, RequestTooLarge, TrailvaultError
 
-__all__ = ["JSONResponse", "error_response", "query_int", "read_body"]
+__all__ = ["JSONResponse", "check_keys", "check_query", "error_response", "query_int", "read_body", "takes"]
 
 _INT64_MAX = (1 << 63) - 1
 
@@ -94,3 +94,40 @@ def query_int(request: Request, name: str, *, low: int, high: int | None = None)
         bound = f"from {low} to {high}"
         raise InvalidInput(f"{name}: {value} is out of range; use {bound}", field=name)
     return value
+
+
+def check_query(request: Request, accepted: frozenset[str], operation: str) -> None:
+    """Refuse a query parameter ``operation`` does not take, or one given twice, naming it.
+
+    Ignoring an unknown one would answer as if it were not there: ``?filtre=...``
+    would list every event.
+    """
+    names = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted({name for name in names if name not in accepted})
+    if unknown:
+        shown = ", ".join(name[:40] for name in unknown[:5])
+        raise InvalidQuery(
+            f"{shown}: {'an unknown query parameter' if len(unknown) == 1 else 'unknown query parameters'} "
+            f"of {operation}; {takes(accepted)}",
+            field=unknown[0][:40],
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidQuery(f"{repeated[0]}: given more than once; give it once", field=repeated[0])
+
+
+def check_keys(document: dict[str, Any], accepted: frozenset[str], operation: str) -> None:
+    """Refuse a key of a request's JSON object that ``operation`` does not take, naming it."""
+    unknown = sorted(str(key) for key in document if key not in accepted)
+    if unknown:
+        shown = ", ".join(key[:40] for key in unknown[:5])
+        raise InvalidInput(
+            f"{shown}: {'an unknown key' if len(unknown) == 1 else 'unknown keys'} in the body of {operation}; "
+            f"{takes(accepted)}",
+            field=unknown[0][:40],
+        )
+
+
+def takes(accepted: frozenset[str]) -> str:
+    """Say which names an operation takes, for an error message."""
+    return f"it takes {', '.join(sorted(accepted))}" if accepted else "it takes none"

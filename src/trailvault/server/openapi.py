@@ -8,10 +8,11 @@ against it.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
-__all__ = ["openapi_document"]
+__all__ = ["Accepted", "accepted", "openapi_document"]
 
 _ERROR = {
     "type": "object",
@@ -130,7 +131,7 @@ def _listing_parameters() -> list[dict[str, Any]]:
 
 def _verb(summary: str, scope: str, properties: dict[str, Any], required: list[str], *errors: int) -> dict[str, Any]:
     """A CDP verb: POST with a JSON object of its parameters."""
-    body = {"type": "object", "required": required, "properties": properties}
+    body = {"type": "object", "required": required, "properties": properties, "additionalProperties": False}
     return {"post": _operation(summary, scope, _answer("CDP's answer.", _OBJECT), 400, 413, *errors,
                                requestBody={"required": bool(required),
                                             "content": {"application/json": {"schema": body}}})}  # fmt: skip
@@ -138,7 +139,7 @@ def _verb(summary: str, scope: str, properties: dict[str, Any], required: list[s
 
 def _archive_paths() -> dict[str, Any]:
     text, stamp = {"type": "string"}, {"type": "string", "description": "RFC 3339"}
-    hold = {"type": "object", "required": ["name", "reason"], "properties": {
+    hold = {"type": "object", "required": ["name", "reason"], "additionalProperties": False, "properties": {
         "name": _NAME, "reason": text, "channel": _NAME, "from": stamp, "to": stamp}}
     return {
         "/v1/archive/batch-events-for-archiving": _verb(
@@ -245,7 +246,8 @@ def openapi_document() -> dict[str, Any]:
                 "Remove an event's body, recording why.", "admin", _answer("The redaction record.", _POSTED, "201"),
                 400, 404, 409, 413,
                 requestBody={"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+                    "type": "object", "required": ["reason"], "additionalProperties": False,
+                    "properties": {"reason": {"type": "string"}}}}}},
             ),
         },
         "/v1/export": {
@@ -280,7 +282,7 @@ def openapi_document() -> dict[str, Any]:
         "/v1/verify": {"post": _operation(
             "Verify the whole vault.", "admin", _answer("The report.", _OBJECT), 400, 404, 413,
             requestBody={"required": False, "content": {"application/json": {"schema": {
-                "type": "object",
+                "type": "object", "additionalProperties": False,
                 "properties": {"key": {"type": "string"}, "trusted_checkpoint": {"type": "string"},
                                "max_uncovered_age": {"type": "number", "minimum": 0}}}}}})},
         "/v1/keys": {
@@ -289,7 +291,7 @@ def openapi_document() -> dict[str, Any]:
                 "Create an API key; the token is in this answer only.", "admin",
                 _answer("The key and its token.", _OBJECT, "201"), 400, 413,
                 requestBody={"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["name", "scopes"], "properties": {
+                    "type": "object", "required": ["name", "scopes"], "additionalProperties": False, "properties": {
                         "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
                         "scopes": {"type": "array", "items": {"type": "string", "enum": [
                             "ingest", "read", "archive", "admin", "unmask"]}},
@@ -318,3 +320,29 @@ def openapi_document() -> dict[str, Any]:
             "schemas": {"Error": _ERROR},
         },
     }
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The names an operation takes: its query parameters, and its JSON body's keys.
+
+    ``body`` is None when the body is not an object of named parameters (an event, a schema).
+    """
+
+    query: frozenset[str]
+    body: frozenset[str] | None
+
+
+def accepted(method: str, path: str) -> Accepted:
+    """What the document says ``method path`` takes; the server refuses any other name.
+
+    Reading it from the document keeps the two from drifting apart. A body's keys are
+    closed where its schema says ``additionalProperties: false``. Raises KeyError for
+    an operation the document does not describe.
+    """
+    operation = openapi_document()["paths"][path][method.lower()]
+    query = frozenset(item["name"] for item in operation.get("parameters", ()) if item["in"] == "query")
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    closed = schema.get("additionalProperties") is False
+    return Accepted(query, frozenset(schema["properties"]) if closed else None)

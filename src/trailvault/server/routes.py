@@ -35,7 +35,7 @@ from trailvault.export import export_stream
 from trailvault.jsontext import decode_json
 from trailvault.query import MAX_LIMIT, And, Compare, Filter, Not, Op, Present, overlaps
 from trailvault.scim import parse_filter
-from trailvault.server.http import JSONResponse, query_int, read_body
+from trailvault.server.http import JSONResponse, check_keys, query_int, read_body, takes
 from trailvault.server.state import ServerState
 from trailvault.vault import Vault
 from trailvault.verification import MAX_UNCOVERED_AGE
@@ -51,6 +51,9 @@ class Call:
     key: ApiKey
     vault: Vault
     state: ServerState
+    #: The keys the route's JSON object body takes (None: its body is not such an object), and the route.
+    body_keys: frozenset[str] | None = None
+    operation: str = ""
 
     def param(self, name: str) -> str | None:
         value = self.request.query_params.get(name)
@@ -122,6 +125,17 @@ class Call:
 
     async def json(self) -> Any:
         return decode_json(await self.body(), field="body")
+
+    async def parameters(self) -> dict[str, Any]:
+        """The body's JSON object of named parameters ({} when empty); a key the route does not take is refused."""
+        raw = await self.body()
+        document = decode_json(raw, field="body") if raw.strip() else {}
+        if not isinstance(document, dict):
+            named = "" if self.body_keys is None else f"; {self.operation} {takes(self.body_keys)}"
+            raise InvalidInput(f"body: send a JSON object{named}", field="body")
+        if self.body_keys is not None:
+            check_keys(document, self.body_keys, self.operation)
+        return document
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -348,8 +362,7 @@ async def event_receipt(call: Call) -> Response:
 
 async def redact_event(call: Call) -> Response:
     event_id = call.request.path_params["id"]
-    document = await call.json()
-    reason = document.get("reason") if isinstance(document, dict) else None
+    reason = (await call.parameters()).get("reason")
     if not isinstance(reason, str):
         raise InvalidInput('reason: send {"reason": "why the body is removed"}', field="reason")
 
@@ -434,10 +447,7 @@ async def prove_consistency(call: Call) -> Response:
 
 
 async def verify(call: Call) -> Response:
-    raw = await call.body()
-    document = decode_json(raw, field="body") if raw.strip() else {}
-    if not isinstance(document, dict):
-        raise InvalidInput('body: send {"key": ..., "trusted_checkpoint": ...} or nothing', field="body")
+    document = await call.parameters()
     trusted, key = document.get("trusted_checkpoint"), document.get("key")
     for name, value in (("trusted_checkpoint", trusted), ("key", key)):
         if value is not None and not isinstance(value, str):
@@ -469,9 +479,7 @@ async def list_keys(call: Call) -> Response:
 
 
 async def create_key(call: Call) -> Response:
-    document = await call.json()
-    if not isinstance(document, dict):
-        raise InvalidInput('body: send {"name", "scopes": [...], "channels": [...] or null}', field="body")
+    document = await call.parameters()
     name, scopes, channels = document.get("name"), document.get("scopes"), document.get("channels")
     if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
         raise InvalidInput('scopes: a list such as ["ingest", "read"]', field="scopes")
