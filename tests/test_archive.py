@@ -443,6 +443,72 @@ def test_a_file_read_a_few_lines_at_a_time_gives_the_findings_of_a_whole_read(
         assert whole.redacted == (change == "redacted")
 
 
+def _one_blob_archive(vault_dir: Path, tmp_path: Path, blob_bytes: int) -> tuple[str, str]:
+    """An archive of three events, the second with a body of ``blob_bytes``; return (archive path, verifier key)."""
+    settings = ArchiveSettings(retention=0)
+    with trailvault.open_vault(vault_dir, archive=settings, max_event_bytes=blob_bytes + 4096) as vault:
+        vault.open("blobs", {"fields": [{"name": "blob", "type": "STRING"}]})
+        vault.post_many("blobs", [{"blob": "a"}, {"blob": "x" * blob_bytes}, {"blob": "b"}])
+        (archive_id,) = batch_all(vault)
+        return vault.write_archive_batch(archive_id, str(tmp_path / "out")).path, vault.verifier_key()
+
+
+def _fix_sha256(path: str) -> None:
+    """Put the file's sha256 in its manifest, as an attacker would."""
+    manifest_path = Path(path).with_name(manifest_name(Path(path).name))
+    manifest = orjson.loads(manifest_path.read_bytes())
+    manifest["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    manifest_path.write_bytes(orjson.dumps(manifest))
+
+
+def test_a_line_longer_than_many_pieces_verifies_as_a_whole_read_does(
+    vault_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2 MB line read in pieces of 97 bytes (about 22,000 of them, each once) verifies, as one piece does."""
+    path, key = _one_blob_archive(vault_dir, tmp_path, 2 << 20)
+    whole = verify_archive(tmp_path / "out", key)
+    monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", 97)
+    pieces = verify_archive(tmp_path / "out", key)
+    assert whole.ok and (pieces.ok, pieces.events, pieces.problems) == (True, 3, [])
+    lines = gzip.decompress(Path(path).read_bytes()).splitlines()
+    rewrite(path, [lines[0], lines[1].replace(b"xxx", b"xyx", 1), lines[2]], {})
+    assert verify_archive(tmp_path / "out", key).problems == [
+        f"{Path(path).name}: seq 2: the body is not the one the log hashed"
+    ]
+
+
+def test_a_line_over_the_maximum_is_a_finding_naming_it_in_pieces_or_whole(
+    vault_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line over MAX_LINE_BYTES is named (its number and the bound), whatever the pieces it is read in."""
+    path, key = _one_blob_archive(vault_dir, tmp_path, 3000)
+    monkeypatch.setattr("trailvault.archive_files.MAX_LINE_BYTES", 2 << 20)
+    expected = (
+        f"{Path(path).name}: cannot be read as an archive (ValueError: line 2 is longer than 2 MB, "
+        "the longest line verify reads; no entry of an archive is that long)"
+    )
+    lines = gzip.decompress(Path(path).read_bytes()).splitlines()
+    for piece in (97, 4000, 8 << 20):
+        monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", piece)
+        rewrite(path, [lines[0], b"y" * (3 << 20), lines[2]], {})
+        assert verify_archive(tmp_path / "out", key).problems == [expected], piece
+        # The last line, with no newline after it, too.
+        Path(path).write_bytes(gzip.compress(lines[0] + b"\n" + b"y" * (3 << 20)))
+        _fix_sha256(path)
+        assert verify_archive(tmp_path / "out", key).problems == [expected], piece
+
+
+def test_a_small_file_that_unzips_to_one_huge_line_is_refused_at_the_bound(vault_dir: Path, tmp_path: Path) -> None:
+    """A 100 KB gzip holding one 100 MB line: named as longer than 64 MB, without reading it all into memory."""
+    path, key = _one_blob_archive(vault_dir, tmp_path, 10)
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as handle:
+        for _ in range(100):
+            handle.write(b"y" * (1 << 20))
+    _fix_sha256(path)
+    (problem,) = verify_archive(tmp_path / "out", key).problems
+    assert "line 1 is longer than 64 MB" in problem
+
+
 def test_checking_files_in_parallel_finds_what_one_process_finds(vault_dir: Path, tmp_path: Path) -> None:
     """In Python and from the command line (whose workers start from the console script), offline: one backend."""
     with trailvault.open_vault(vault_dir, archive=ArchiveSettings(max_batch_events=100, retention=0)) as vault:

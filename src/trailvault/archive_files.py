@@ -54,8 +54,8 @@ from trailvault.store.base import StoredEntry
 from trailvault.verification import Findings
 
 __all__ = [
-    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "audit_events_json", "manifest_name",
-    "read_back", "shown_location", "verify_archive", "write_archive",
+    "ARCHIVE_FORMAT", "MAX_LINE_BYTES", "ArchiveFile", "ArchiveReport", "archive_line", "audit_events_json",
+    "manifest_name", "read_back", "shown_location", "verify_archive", "write_archive",
 ]  # fmt: skip
 
 ARCHIVE_FORMAT = "trailvault-archive/v1"
@@ -67,6 +67,10 @@ _TIME_WIDTH = 37
 _GzipFile: Any = igzip.GzipFile
 #: How much unzipped text ``verify archive`` takes at a time (see :func:`_line_chunks`).
 _CHUNK_BYTES = 4 << 20
+#: The longest line ``verify archive`` reads. A line is one entry, at most ``max_event_bytes``
+#: (1 MB by default; a server takes requests of 16 MB at most) plus its envelope: a longer
+#: line is a finding, where reading it whole could take all the memory there is.
+MAX_LINE_BYTES = 64 << 20
 _HASH = 32
 
 
@@ -494,17 +498,44 @@ def _line_chunks(data: bytes) -> Iterator[list[bytes]]:
     unzipping, splitting and cutting it whole copies it three times into fresh memory
     the system must fault in page by page. A few MB at a time are reused from the
     allocator and stay in cache: a third less time a line, measured.
+
+    A line longer than a chunk is kept as its pieces and joined once, when it ends, so
+    reading it stays linear; one longer than :data:`MAX_LINE_BYTES` raises ValueError
+    naming it, as soon as that much of it is read (a small gzip file can unzip to one
+    line of gigabytes).
     """
-    rest = b""
+    pieces: list[bytes] = []  # the line begun in an earlier chunk and not ended yet
+    carried = 0
+    number = 1  # of the line that ``pieces`` begin
     with _GzipFile(fileobj=io.BytesIO(data), mode="rb") as handle:
         while chunk := handle.read(_CHUNK_BYTES):
             lines = chunk.split(b"\n")
-            lines[0] = rest + lines[0]
+            if len(lines) == 1:
+                pieces.append(chunk)
+                carried += len(chunk)
+                _check_line_length(number, carried)
+                continue
+            if carried + len(chunk) > MAX_LINE_BYTES:  # only then can a line here be too long
+                for index, line in enumerate(lines[:-1]):
+                    _check_line_length(number + index, len(line) + (carried if index == 0 else 0))
+            if pieces:
+                pieces.append(lines[0])
+                lines[0] = b"".join(pieces)
             rest = lines.pop()
-            if lines:
-                yield lines
-    if rest:
-        yield [rest]
+            pieces, carried = ([rest], len(rest)) if rest else ([], 0)
+            number += len(lines)
+            yield lines
+    if pieces:
+        _check_line_length(number, carried)
+        yield [b"".join(pieces)]
+
+
+def _check_line_length(number: int, length: int) -> None:
+    if length > MAX_LINE_BYTES:
+        raise ValueError(
+            f"line {number} is longer than {MAX_LINE_BYTES >> 20} MB, the longest line verify reads; "
+            "no entry of an archive is that long"
+        )
 
 
 def _read_lines(
