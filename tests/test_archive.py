@@ -201,14 +201,38 @@ def test_an_altered_archive_file_is_named(archiving: Vault, tmp_path: Path, chan
     assert problems and all(Path(written[1].path).name in problem for problem in problems), problems
 
 
-def test_a_missing_archive_in_the_chain_is_named(archiving: Vault, tmp_path: Path) -> None:
+def test_an_absent_previous_archive_is_noted_and_fails_only_a_complete_check(archiving: Vault, tmp_path: Path) -> None:
+    """A folder holding a later batch without the one before it: each file present verifies and the absent one
+    is noted (ok), in Python and on the command line; asking for a complete chain makes it a problem."""
     ids = batch_all(archiving)
     written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
     Path(written[1].path).unlink()
     Path(written[1].manifest_path).unlink()
-    report = verify_archive(tmp_path, archiving.verifier_key())
-    assert any(ids[1] in problem and "missing" in problem for problem in report.problems), report.problems
-    # A file whose manifest is there but whose data is gone is named too.
+    key = archiving.verifier_key()
+    report = verify_archive(tmp_path, key)
+    assert report.ok, report.problems
+    assert (report.files, report.events, report.absent_previous) == (2, 150, [ids[1]])
+    (note,) = report.notes
+    assert Path(written[2].path).name in note and ids[1] in note
+    complete = verify_archive(tmp_path, key, complete=True)
+    assert not complete.ok and complete.absent_previous == []
+    assert complete.problems == [f"{note.split(';')[0]}, and a complete chain was asked for"]
+    # The command line: exit 0 with the note on stderr; --complete exits 1 naming it.
+    checked = run_cli("verify", "archive", str(tmp_path), "--key", key, "--jobs", "1")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: 150 events in 2 archive files")
+    assert "1 previous archives absent" in checked.stdout
+    assert f"note: {note}" in checked.stderr
+    strict = run_cli("verify", "archive", str(tmp_path), "--key", key, "--jobs", "1", "--complete")
+    assert strict.returncode == 1 and ids[1] in strict.stderr and "complete chain" in strict.stderr
+    as_json = orjson.loads(run_cli("verify", "archive", str(tmp_path), "--key", key, "--output", "json").stdout)
+    assert as_json["ok"] is True and as_json["absent_previous"] == [ids[1]] and as_json["notes"] == [note]
+
+
+def test_an_archive_whose_data_file_is_gone_is_named(archiving: Vault, tmp_path: Path) -> None:
+    """A manifest whose archive file is gone fails verify, naming the file."""
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
     Path(written[2].path).unlink()
     assert any(
         Path(written[2].path).name + ": missing" in p
