@@ -19,7 +19,7 @@ from tests.conftest import ACCESS, access_event, run_cli
 from trailvault.archive import ArchiveSettings
 from trailvault.archive_files import manifest_name, verify_archive
 from trailvault.batches import TaskStatus
-from trailvault.errors import ChannelNotFound, Conflict, InvalidInput, InvalidQuery, NotFound
+from trailvault.errors import BatchArchived, ChannelNotFound, Conflict, InvalidInput, InvalidQuery, NotFound
 from trailvault.timestamps import format_timestamp
 from trailvault.vault import Vault
 
@@ -619,6 +619,37 @@ def test_a_purged_batch_is_not_written_again_incomplete(archiving: Vault, tmp_pa
     ids = batch_all(archiving)
     archiving.mark_archive_batches_as_successful(ids[:1])
     archiving.purge()
-    with pytest.raises(Conflict) as refused:
-        archiving.write_archive_batch(ids[0], str(tmp_path))
+    with pytest.raises(BatchArchived) as refused:
+        archiving.write_archive_batch(ids[0], str(tmp_path / "out"))
     assert refused.value.field == "archiveId"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_marked_batch_is_no_longer_listed_or_written_locally_or_by_the_cli(
+    archiving: Vault, tmp_path: Path, vault_location: str | Path
+) -> None:
+    """Once marked, listing or writing the batch raises BatchArchived naming it and when (before purge too);
+    the CLI says so on stderr, prints nothing on stdout and exits 1; outstanding batches still list."""
+    ids = batch_all(archiving)
+    archiving.mark_archive_batches_as_successful(ids[:1])
+    archived_us = archiving.archive_batch(ids[0]).archived_us or 0
+    archived_at = format_timestamp(archived_us - archived_us % 1000)  # to the millisecond, as archiveTimestamp
+    for call in (
+        lambda: archiving.list_events_in_archive_batch(ids[0]),
+        lambda: archiving.archive_lines(ids[0]),
+        lambda: archiving.write_archive_batch(ids[0], str(tmp_path / "late")),
+    ):
+        with pytest.raises(BatchArchived) as refused:
+            call()
+        assert refused.value.archive_id == ids[0] and refused.value.archived_at == archived_at
+        assert f"batch {ids[0]!r} was marked archived at {archived_at}" in refused.value.message
+    assert not (tmp_path / "late").exists()
+    assert len(list(archiving.list_events_in_archive_batch(ids[1]))) == 100
+    for extra in ([], ["--output-dir", str(tmp_path / "late")]):
+        listed = run_cli(
+            "archive", "list-events-in-archive-batch", "--archive-id", ids[0], *extra,
+            env={"TRAILVAULT_VAULT": str(vault_location)},
+        )  # fmt: skip
+        assert listed.returncode == 1 and listed.stdout == ""
+        assert f"marked archived at {archived_at}" in listed.stderr and ids[0] in listed.stderr
+    assert not (tmp_path / "late").exists()
