@@ -247,8 +247,8 @@ def verify_archive_command(
     key = read_argument(key_text, field="key").strip()
     report = verify_archive(path, key, jobs=jobs or os.cpu_count() or 1, complete=complete)
     summary = f"{report.events} events in {report.files} archive files are entries of the log, and they chain"
-    if report.absent_previous:
-        summary += f" but for {len(report.absent_previous)} previous archives absent (noted on stderr)"
+    if absent := len(report.absent_previous):
+        summary += f", except that {absent} previous archive{'s are' if absent > 1 else ' is'} absent (noted on stderr)"
     if output == "text":
         for note in report.notes[:20]:
             click.echo(f"trailvault: verify archive: note: {note}", err=True)
