@@ -19,7 +19,7 @@ from tests.conftest import ACCESS, access_event, run_cli
 from trailvault.archive import ArchiveSettings
 from trailvault.archive_files import manifest_name, verify_archive
 from trailvault.batches import TaskStatus
-from trailvault.errors import ChannelNotFound, Conflict, InvalidInput, InvalidQuery, NotFound
+from trailvault.errors import BatchArchived, ChannelNotFound, Conflict, InvalidInput, InvalidQuery, NotFound
 from trailvault.timestamps import format_timestamp
 from trailvault.vault import Vault
 
@@ -201,14 +201,38 @@ def test_an_altered_archive_file_is_named(archiving: Vault, tmp_path: Path, chan
     assert problems and all(Path(written[1].path).name in problem for problem in problems), problems
 
 
-def test_a_missing_archive_in_the_chain_is_named(archiving: Vault, tmp_path: Path) -> None:
+def test_an_absent_previous_archive_is_noted_and_fails_only_a_complete_check(archiving: Vault, tmp_path: Path) -> None:
+    """A folder holding a later batch without the one before it: each file present verifies and the absent one
+    is noted (ok), in Python and on the command line; asking for a complete chain makes it a problem."""
     ids = batch_all(archiving)
     written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
     Path(written[1].path).unlink()
     Path(written[1].manifest_path).unlink()
-    report = verify_archive(tmp_path, archiving.verifier_key())
-    assert any(ids[1] in problem and "missing" in problem for problem in report.problems), report.problems
-    # A file whose manifest is there but whose data is gone is named too.
+    key = archiving.verifier_key()
+    report = verify_archive(tmp_path, key)
+    assert report.ok, report.problems
+    assert (report.files, report.events, report.absent_previous) == (2, 150, [ids[1]])
+    (note,) = report.notes
+    assert Path(written[2].path).name in note and ids[1] in note
+    complete = verify_archive(tmp_path, key, complete=True)
+    assert not complete.ok and complete.absent_previous == []
+    assert complete.problems == [f"{note.split(';')[0]}, and a complete chain was asked for"]
+    # The command line: exit 0 with the note on stderr; --complete exits 1 naming it.
+    checked = run_cli("verify", "archive", str(tmp_path), "--key", key, "--jobs", "1")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: 150 events in 2 archive files")
+    assert "except that 1 previous archive is absent" in checked.stdout
+    assert f"note: {note}" in checked.stderr
+    strict = run_cli("verify", "archive", str(tmp_path), "--key", key, "--jobs", "1", "--complete")
+    assert strict.returncode == 1 and ids[1] in strict.stderr and "complete chain" in strict.stderr
+    as_json = orjson.loads(run_cli("verify", "archive", str(tmp_path), "--key", key, "--output", "json").stdout)
+    assert as_json["ok"] is True and as_json["absent_previous"] == [ids[1]] and as_json["notes"] == [note]
+
+
+def test_an_archive_whose_data_file_is_gone_is_named(archiving: Vault, tmp_path: Path) -> None:
+    """A manifest whose archive file is gone fails verify, naming the file."""
+    ids = batch_all(archiving)
+    written = [archiving.write_archive_batch(archive_id, str(tmp_path)) for archive_id in ids]
     Path(written[2].path).unlink()
     assert any(
         Path(written[2].path).name + ": missing" in p
@@ -443,6 +467,72 @@ def test_a_file_read_a_few_lines_at_a_time_gives_the_findings_of_a_whole_read(
         assert whole.redacted == (change == "redacted")
 
 
+def _one_blob_archive(vault_dir: Path, tmp_path: Path, blob_bytes: int) -> tuple[str, str]:
+    """An archive of three events, the second with a body of ``blob_bytes``; return (archive path, verifier key)."""
+    settings = ArchiveSettings(retention=0)
+    with trailvault.open_vault(vault_dir, archive=settings, max_event_bytes=blob_bytes + 4096) as vault:
+        vault.open("blobs", {"fields": [{"name": "blob", "type": "STRING"}]})
+        vault.post_many("blobs", [{"blob": "a"}, {"blob": "x" * blob_bytes}, {"blob": "b"}])
+        (archive_id,) = batch_all(vault)
+        return vault.write_archive_batch(archive_id, str(tmp_path / "out")).path, vault.verifier_key()
+
+
+def _fix_sha256(path: str) -> None:
+    """Put the file's sha256 in its manifest, as an attacker would."""
+    manifest_path = Path(path).with_name(manifest_name(Path(path).name))
+    manifest = orjson.loads(manifest_path.read_bytes())
+    manifest["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    manifest_path.write_bytes(orjson.dumps(manifest))
+
+
+def test_a_line_longer_than_many_pieces_verifies_as_a_whole_read_does(
+    vault_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2 MB line read in pieces of 97 bytes (about 22,000 of them, each once) verifies, as one piece does."""
+    path, key = _one_blob_archive(vault_dir, tmp_path, 2 << 20)
+    whole = verify_archive(tmp_path / "out", key)
+    monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", 97)
+    pieces = verify_archive(tmp_path / "out", key)
+    assert whole.ok and (pieces.ok, pieces.events, pieces.problems) == (True, 3, [])
+    lines = gzip.decompress(Path(path).read_bytes()).splitlines()
+    rewrite(path, [lines[0], lines[1].replace(b"xxx", b"xyx", 1), lines[2]], {})
+    assert verify_archive(tmp_path / "out", key).problems == [
+        f"{Path(path).name}: seq 2: the body is not the one the log hashed"
+    ]
+
+
+def test_a_line_over_the_maximum_is_a_finding_naming_it_in_pieces_or_whole(
+    vault_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line over MAX_LINE_BYTES is named (its number and the bound), whatever the pieces it is read in."""
+    path, key = _one_blob_archive(vault_dir, tmp_path, 3000)
+    monkeypatch.setattr("trailvault.archive_files.MAX_LINE_BYTES", 2 << 20)
+    expected = (
+        f"{Path(path).name}: cannot be read as an archive (ValueError: line 2 is longer than 2 MB, "
+        "the longest line verify reads; no entry of an archive is that long)"
+    )
+    lines = gzip.decompress(Path(path).read_bytes()).splitlines()
+    for piece in (97, 4000, 8 << 20):
+        monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", piece)
+        rewrite(path, [lines[0], b"y" * (3 << 20), lines[2]], {})
+        assert verify_archive(tmp_path / "out", key).problems == [expected], piece
+        # The last line, with no newline after it, too.
+        Path(path).write_bytes(gzip.compress(lines[0] + b"\n" + b"y" * (3 << 20)))
+        _fix_sha256(path)
+        assert verify_archive(tmp_path / "out", key).problems == [expected], piece
+
+
+def test_a_small_file_that_unzips_to_one_huge_line_is_refused_at_the_bound(vault_dir: Path, tmp_path: Path) -> None:
+    """A 100 KB gzip holding one 100 MB line: named as longer than 64 MB, without reading it all into memory."""
+    path, key = _one_blob_archive(vault_dir, tmp_path, 10)
+    with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as handle:
+        for _ in range(100):
+            handle.write(b"y" * (1 << 20))
+    _fix_sha256(path)
+    (problem,) = verify_archive(tmp_path / "out", key).problems
+    assert "line 1 is longer than 64 MB" in problem
+
+
 def test_checking_files_in_parallel_finds_what_one_process_finds(vault_dir: Path, tmp_path: Path) -> None:
     """In Python and from the command line (whose workers start from the console script), offline: one backend."""
     with trailvault.open_vault(vault_dir, archive=ArchiveSettings(max_batch_events=100, retention=0)) as vault:
@@ -529,6 +619,37 @@ def test_a_purged_batch_is_not_written_again_incomplete(archiving: Vault, tmp_pa
     ids = batch_all(archiving)
     archiving.mark_archive_batches_as_successful(ids[:1])
     archiving.purge()
-    with pytest.raises(Conflict) as refused:
-        archiving.write_archive_batch(ids[0], str(tmp_path))
+    with pytest.raises(BatchArchived) as refused:
+        archiving.write_archive_batch(ids[0], str(tmp_path / "out"))
     assert refused.value.field == "archiveId"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_marked_batch_is_no_longer_listed_or_written_locally_or_by_the_cli(
+    archiving: Vault, tmp_path: Path, vault_location: str | Path
+) -> None:
+    """Once marked, listing or writing the batch raises BatchArchived naming it and when (before purge too);
+    the CLI says so on stderr, prints nothing on stdout and exits 1; outstanding batches still list."""
+    ids = batch_all(archiving)
+    archiving.mark_archive_batches_as_successful(ids[:1])
+    archived_us = archiving.archive_batch(ids[0]).archived_us or 0
+    archived_at = format_timestamp(archived_us - archived_us % 1000)  # to the millisecond, as archiveTimestamp
+    for call in (
+        lambda: archiving.list_events_in_archive_batch(ids[0]),
+        lambda: archiving.archive_lines(ids[0]),
+        lambda: archiving.write_archive_batch(ids[0], str(tmp_path / "late")),
+    ):
+        with pytest.raises(BatchArchived) as refused:
+            call()
+        assert refused.value.archive_id == ids[0] and refused.value.archived_at == archived_at
+        assert f"batch {ids[0]!r} was marked archived at {archived_at}" in refused.value.message
+    assert not (tmp_path / "late").exists()
+    assert len(list(archiving.list_events_in_archive_batch(ids[1]))) == 100
+    for extra in ([], ["--output-dir", str(tmp_path / "late")]):
+        listed = run_cli(
+            "archive", "list-events-in-archive-batch", "--archive-id", ids[0], *extra,
+            env={"TRAILVAULT_VAULT": str(vault_location)},
+        )  # fmt: skip
+        assert listed.returncode == 1 and listed.stdout == ""
+        assert f"marked archived at {archived_at}" in listed.stderr and ids[0] in listed.stderr
+    assert not (tmp_path / "late").exists()

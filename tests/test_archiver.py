@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,28 @@ def step(name, app, archive_id):
         os._exit(9)
 
 archive_once(vault, ArchivePlan(destination=sys.argv[2], lag=0), on_step=step)
+"""
+
+#: Killed with SIGKILL in the middle of batching: after its first batch is in, as it takes the second.
+KILLED_WHILE_BATCHING = """
+import os, signal, sys
+from trailvault.archive import ArchiveSettings
+from trailvault.archiver import ArchivePlan, archive_once
+from trailvault.vault import open_vault
+
+vault = open_vault(sys.argv[1], archive=ArchiveSettings(max_batch_events=40, retention=0))
+store = vault._store
+add = store.add_archive_batch
+calls = []
+
+def add_then_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return add(*args, **kwargs)
+
+store.add_archive_batch = add_then_die
+archive_once(vault, ArchivePlan(destination=sys.argv[2], lag=0))
 """
 
 
@@ -272,3 +295,40 @@ def test_credentials_in_a_destination_never_show(vault_dir: Path, tmp_path: Path
     run = run_cli("--config", str(config), "archive", "run")
     assert run.returncode == 1 and "S3CRET" not in run.stdout + run.stderr and "Traceback" not in run.stderr
     assert "destination" in run.stderr
+
+
+def test_a_run_after_a_crash_mid_batching_reports_the_unbatched_events_and_a_later_run_archives_them(
+    vault_location: str | Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After SIGKILL mid-batching, archive run is not ok (exit 1, naming the open task and when it
+    counts as abandoned); once it does, the next run batches and archives every event."""
+    ids = fill(vault_location)
+    out = tmp_path / "archives"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_BATCHING, str(vault_location), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    config = tmp_path / "trailvault.toml"
+    config.write_text(
+        f'vault = "{vault_location}"\n\n[archive]\ndestination = "{out}"\n'
+        "lag = 0\nretention = 0\nmax_batch_events = 40\n"
+    )
+    after = run_cli("--config", str(config), "archive", "run")
+    assert after.returncode == 1 and "counts as abandoned from" in after.stderr
+    report = orjson.loads(after.stdout)
+    assert report["ok"] is False
+    (problem,) = report["problems"]
+    assert problem.startswith("default: events older than lag that are in no batch yet were not batched")
+    assert "counts as abandoned from" in problem
+    assert len(kept_ids(vault_location)) == 60  # the first batch (40) was archived and purged; 60 wait
+    # Once the dead task counts as abandoned (made immediate here), a run resumes batching.
+    monkeypatch.setattr("trailvault.archive.STALE_TASK_S", 0)
+    with trailvault.open_vault(vault_location, archive=ArchiveSettings(max_batch_events=40, retention=0)) as vault:
+        resumed = archive_once(vault, ArchivePlan(destination=str(out), lag=0))
+        assert resumed.ok, resumed.problems
+        assert verify_archive(out, vault.verifier_key()).ok
+    assert sorted(archived_ids(out)) == sorted(ids) and kept_ids(vault_location) == []

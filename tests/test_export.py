@@ -397,6 +397,42 @@ def test_round_trip_of_the_harder_shapes(vault: Vault, tmp_path: Path) -> None:
     assert report.redacted == 1
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl.gz"])
+def test_a_free_form_channel_exports_its_body_as_json_text_and_verifies(vault: Vault, tmp_path: Path, fmt: str) -> None:
+    """A channel whose schema names no field exports (the body as JSON text in Parquet and CSV) and verifies."""
+    vault.open("free", {"fields": [], "additional_fields": True})
+    vault.post_many("free", [{"a": 1, "b": {"c": [1, None]}}, {"x": None}, {}, {"t": "2024-01-01T10:00:00+02:00"}])
+    gone = vault.post("free", {"secret": 1})
+    vault.redact(gone.id, "erasure")
+    vault.export(tmp_path / "out", channel="free", formats=fmt)
+    report = verify_export(tmp_path / "out", vault.verifier_key(), against=vault)
+    assert report.ok, report.problems
+    assert (report.events, report.redacted) == (5, 1)
+    if fmt == "parquet":
+        table = pq.read_table(tmp_path / "out" / "free.parquet")
+        assert table.schema.field("body").type == pa.string() and "body_additional" not in table.column_names
+        assert orjson.loads(table.column("body")[0].as_py()) == {"a": 1, "b": {"c": [1, None]}}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_undeclared_fields_of_a_typed_channel_that_allows_them_survive_export(
+    vault: Vault, tmp_path: Path, fmt: str
+) -> None:
+    """Fields beside the declared ones (top level, in records, holding nulls) come back in body_additional."""
+    vault.open("mixed", {"fields": [{"name": "name", "type": "STRING"},
+                                    {"name": "user", "type": "RECORD", "fields": [{"name": "id", "type": "INTEGER"}]}],
+                         "additional_fields": True})  # fmt: skip
+    bodies = [{"name": "a", "extra": {"deep": [None, 2]}}, {"user": {"id": 1, "role": None}, "n": None}, {"name": "c"}]
+    vault.post_many("mixed", bodies)
+    vault.export(tmp_path / "out", channel="mixed", formats=fmt)
+    report = verify_export(tmp_path / "out", vault.verifier_key(), against=vault)
+    assert report.ok, report.problems
+    from trailvault.formats import read_rows
+
+    rows = read_rows(fmt, tmp_path / "out" / f"mixed.{fmt}", vault.channel("mixed").schema)
+    assert [row["body"] for row in rows] == bodies
+
+
 def test_a_value_that_does_not_fit_its_column_is_a_clear_error(vault: Vault, tmp_path: Path) -> None:
     """A field kept as text before the schema named it INTEGER cannot go into Parquet: a clear error, no files."""
     vault.open("evolving", {"fields": [{"name": "name", "type": "STRING"}], "additional_fields": True})

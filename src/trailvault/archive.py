@@ -40,6 +40,7 @@ from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus,
 from trailvault.channel import BATCHES_CHANNEL, PURGES_CHANNEL
 from trailvault.checkpoints import Checkpointer
 from trailvault.errors import (
+    BatchArchived,
     ChannelNotFound,
     Conflict,
     DestinationUnavailable,
@@ -57,7 +58,7 @@ from trailvault.timestamps import format_timestamp
 
 __all__ = [
     "BATCHES_SCHEMA", "DEFAULT_MAX_BATCH_EVENTS", "DEFAULT_RETENTION", "PURGES_SCHEMA", "ArchiveSettings",
-    "Archiving", "BatchPage", "PurgeReport", "open_destination", "shown_location",
+    "Archiving", "BatchPage", "PurgeReport", "open_destination", "outstanding", "shown_location",
 ]  # fmt: skip
 
 DEFAULT_MAX_BATCH_EVENTS = 100_000
@@ -143,6 +144,27 @@ def open_destination(destination: str, storage_options: Mapping[str, Any] | None
             "check the destination and its credentials"
         ) from None
     return fs, str(root)
+
+
+def outstanding(batch: ArchiveBatch) -> ArchiveBatch:
+    """The batch, when it is not marked archived yet; else raise BatchArchived naming it and when.
+
+    CDP serves a batch's events only until it is marked: from then on its archive file is
+    the copy, and listing (or writing) it again is refused rather than answered from rows
+    that purge is about to remove.
+    """
+    if batch.archived_us is None:
+        return batch
+    # To the millisecond, as the batch's archiveTimestamp has it: a remote client, which knows
+    # the batch only in CDP's shape, then names the same time as the server.
+    archived_at = format_timestamp(batch.archived_us - batch.archived_us % 1000)
+    raise BatchArchived(
+        f"archiveId: batch {batch.archive_id!r} was marked archived at {archived_at}; its events are no longer "
+        "listed or written: read them from its archive file",
+        field="archiveId",
+        archive_id=batch.archive_id,
+        archived_at=archived_at,
+    )
 
 
 class Archiving:
@@ -295,13 +317,17 @@ class Archiving:
     # -- 4. list-events-in-archive-batch -------------------------------------------------------
 
     def list_events_in_archive_batch(self, archive_id: str) -> Iterator[dict[str, Any]]:
-        """Stream the batch's events still kept, in seq order, as the archive file's JSON objects."""
+        """Stream the outstanding batch's events, in seq order, as the archive file's JSON objects.
+
+        Raises NotFound for an unknown batch and BatchArchived for one marked archived.
+        """
         lines = self.archive_lines(archive_id)
         return (orjson.loads(line) for _, line in lines)
 
     def archive_lines(self, archive_id: str) -> Iterator[tuple[int, bytes]]:
-        """Stream (seq, JSON line) of the batch's events still kept; raises NotFound now, not when iterated."""
-        batch = self.archive_batch(archive_id)
+        """Stream (seq, JSON line) of the outstanding batch's events; raises NotFound or BatchArchived now,
+        not when iterated."""
+        batch = outstanding(self.archive_batch(archive_id))
         return self._lines(batch.archive_id)
 
     def _lines(self, archive_id: str) -> Iterator[tuple[int, bytes]]:
@@ -366,15 +392,11 @@ class Archiving:
 
         ``destination`` is a folder or any fsspec URL (``s3://bucket/prefix`` with
         ``storage_options``); ``dated`` puts the files under ``<app>/yyyy/MM/dd/`` (UTC
-        date of writing), as automated archiving does.
+        date of writing), as automated archiving does. A batch marked archived is
+        refused (BatchArchived), as listing it is; so is one partly purged, which only a
+        marked batch can be, so no file is ever written incomplete.
         """
-        batch = self.archive_batch(archive_id)
-        if batch.purged:
-            raise Conflict(
-                f"archiveId: {batch.purged} events of batch {archive_id!r} are purged already; its archive file "
-                "was written before that (it cannot be written whole again)",
-                field="archiveId",
-            )
+        batch = outstanding(self.archive_batch(archive_id))
         fs, root = open_destination(destination, storage_options)
         now = _now_us()
         folder = root

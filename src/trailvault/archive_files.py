@@ -33,7 +33,7 @@ import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -54,8 +54,8 @@ from trailvault.store.base import StoredEntry
 from trailvault.verification import Findings
 
 __all__ = [
-    "ARCHIVE_FORMAT", "ArchiveFile", "ArchiveReport", "archive_line", "audit_events_json", "manifest_name",
-    "read_back", "shown_location", "verify_archive", "write_archive",
+    "ARCHIVE_FORMAT", "MAX_LINE_BYTES", "ArchiveFile", "ArchiveReport", "archive_line", "audit_events_json",
+    "manifest_name", "read_back", "shown_location", "verify_archive", "write_archive",
 ]  # fmt: skip
 
 ARCHIVE_FORMAT = "trailvault-archive/v1"
@@ -67,6 +67,10 @@ _TIME_WIDTH = 37
 _GzipFile: Any = igzip.GzipFile
 #: How much unzipped text ``verify archive`` takes at a time (see :func:`_line_chunks`).
 _CHUNK_BYTES = 4 << 20
+#: The longest line ``verify archive`` reads. A line is one entry, at most ``max_event_bytes``
+#: (1 MB by default; a server takes requests of 16 MB at most) plus its envelope: a longer
+#: line is a finding, where reading it whole could take all the memory there is.
+MAX_LINE_BYTES = 64 << 20
 _HASH = 32
 
 
@@ -246,14 +250,24 @@ def read_back(fs: Any, archive: ArchiveFile) -> str | None:
 
 @dataclass
 class ArchiveReport(Findings):
-    """What ``verify archive`` checked, and every problem found (``ok`` when there is none)."""
+    """What ``verify archive`` checked, and every problem found (``ok`` when there is none).
+
+    ``absent_previous`` holds the archive ids that a checked archive names as the one
+    before it but that were not among the files checked, and ``notes`` says so for each:
+    not a problem (each file is proven on its own) unless a complete chain was asked for.
+    """
 
     files: int = 0
     events: int = 0
     redacted: int = 0
+    absent_previous: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def _counts(self) -> dict[str, Any]:
-        return {"files": self.files, "events": self.events, "redacted_bodies": self.redacted}
+        return {
+            "files": self.files, "events": self.events, "redacted_bodies": self.redacted,
+            "absent_previous": self.absent_previous, "notes": self.notes,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -268,15 +282,18 @@ class _Checked:
     problems: tuple[str, ...]
 
 
-def verify_archive(path: str | Path, key: str, *, jobs: int = 1) -> ArchiveReport:
+def verify_archive(path: str | Path, key: str, *, jobs: int = 1, complete: bool = False) -> ArchiveReport:
     """Check an archive file (by it or its manifest) or every archive under a folder, offline.
 
     Each file: its sha256 is the manifest's; every line is an entry whose body hashes
     to its ``body_sha256``; the entries, in ascending seq order and as many as the
     manifest says, rebuild the signed checkpoint's root with the manifest's proof.
-    Across files: each archive's ``previous`` is present, its checkpoint is the one
-    named, and the consistency proof shows this log extends it; so a missing, added or
-    altered archive is named. ``jobs`` above 1 checks files in that many processes.
+    Across files: each archive's ``previous`` checkpoint is the one named, and the
+    consistency proof shows this log extends it; a ``previous`` that is among the files
+    must be that archive. A ``previous`` absent from the files checked is reported in
+    ``absent_previous`` and ``notes`` (``ok`` stays true), and is a problem only with
+    ``complete``, which asks for the whole chain back to the app's first archive.
+    ``jobs`` above 1 checks files in that many processes.
     """
     if jobs < 1:
         raise InvalidInput(f"jobs: use 1 or more worker processes, not {jobs}", field="jobs")
@@ -300,7 +317,7 @@ def verify_archive(path: str | Path, key: str, *, jobs: int = 1) -> ArchiveRepor
         report.events += result.events
         report.redacted += result.redacted
         report.problems.extend(result.problems)
-    _check_chain(checked, verifier, report, whole_folder=root.is_dir())
+    _check_chain(checked, verifier, report, complete=complete)
     return report
 
 
@@ -494,17 +511,44 @@ def _line_chunks(data: bytes) -> Iterator[list[bytes]]:
     unzipping, splitting and cutting it whole copies it three times into fresh memory
     the system must fault in page by page. A few MB at a time are reused from the
     allocator and stay in cache: a third less time a line, measured.
+
+    A line longer than a chunk is kept as its pieces and joined once, when it ends, so
+    reading it stays linear; one longer than :data:`MAX_LINE_BYTES` raises ValueError
+    naming it, as soon as that much of it is read (a small gzip file can unzip to one
+    line of gigabytes).
     """
-    rest = b""
+    pieces: list[bytes] = []  # the line begun in an earlier chunk and not ended yet
+    carried = 0
+    number = 1  # of the line that ``pieces`` begin
     with _GzipFile(fileobj=io.BytesIO(data), mode="rb") as handle:
         while chunk := handle.read(_CHUNK_BYTES):
             lines = chunk.split(b"\n")
-            lines[0] = rest + lines[0]
+            if len(lines) == 1:
+                pieces.append(chunk)
+                carried += len(chunk)
+                _check_line_length(number, carried)
+                continue
+            if carried + len(chunk) > MAX_LINE_BYTES:  # only then can a line here be too long
+                for index, line in enumerate(lines[:-1]):
+                    _check_line_length(number + index, len(line) + (carried if index == 0 else 0))
+            if pieces:
+                pieces.append(lines[0])
+                lines[0] = b"".join(pieces)
             rest = lines.pop()
-            if lines:
-                yield lines
-    if rest:
-        yield [rest]
+            pieces, carried = ([rest], len(rest)) if rest else ([], 0)
+            number += len(lines)
+            yield lines
+    if pieces:
+        _check_line_length(number, carried)
+        yield [b"".join(pieces)]
+
+
+def _check_line_length(number: int, length: int) -> None:
+    if length > MAX_LINE_BYTES:
+        raise ValueError(
+            f"line {number} is longer than {MAX_LINE_BYTES >> 20} MB, the longest line verify reads; "
+            "no entry of an archive is that long"
+        )
 
 
 def _read_lines(
@@ -567,8 +611,8 @@ def _read_lines(
     return redacted, True
 
 
-def _check_chain(checked: list[_Checked], verifier: Verifier, report: ArchiveReport, *, whole_folder: bool) -> None:
-    """Each archive's previous must be there (in a folder), be the checkpoint named, and be extended."""
+def _check_chain(checked: list[_Checked], verifier: Verifier, report: ArchiveReport, *, complete: bool) -> None:
+    """Each archive's previous must be the checkpoint named and be extended, and be there when ``complete``."""
     by_id = {result.manifest["archiveId"]: result for result in checked if result.manifest is not None}
     followers: dict[str, str] = {}
     for result in checked:
@@ -595,9 +639,11 @@ def _check_chain(checked: list[_Checked], verifier: Verifier, report: ArchiveRep
             )
         found = by_id.get(previous["archiveId"])
         if found is None:
-            if whole_folder:
-                report.problems.append(
-                    f"{label}: the archive before it ({previous['archiveId']}) is missing from the folder"
-                )
+            absent = f"{label}: the archive before it ({previous['archiveId']}) is not among the files checked"
+            if complete:
+                report.problems.append(f"{absent}, and a complete chain was asked for")
+            else:
+                report.absent_previous.append(previous["archiveId"])
+                report.notes.append(f"{absent}; each file present is proven on its own (--complete to require it)")
         elif found.checkpoint != (old.size, old.root):
             report.problems.append(f"{label}: the previous archive's checkpoint is not the one it names")

@@ -3,7 +3,9 @@
 Configured by the ``[archive]`` section (see docs/archive.md). Each run, for every app
 of the vault:
 
-1. batch the app's events older than ``lag`` that are in no batch yet;
+1. batch the app's events older than ``lag`` that are in no batch yet (when another batching
+   task of the app is still open, say a crashed run's, that is a problem of the run, naming
+   the task and when it counts as abandoned, and the run goes on with what is batched);
 2. for each outstanding batch, oldest first: write
    ``<destination>/<app>/yyyy/MM/dd/<accountId>_<YYYYmmddTHHMM>Z_<archiveId>.json.gz``
    and its manifest, read both back and compare, and only then mark the batch archived;
@@ -99,8 +101,14 @@ def _archive_app(view: Vault, plan: ArchivePlan, fs: Any, root: str, run: Archiv
     try:
         view.batch_events_for_archiving("1970-01-01T00:00:00Z", until, wait=True)
         step("batched", view.app, None)
-    except Conflict:
-        _log.info("app %s: a batching task is running elsewhere; archiving what is batched", view.app)
+    except Conflict as exc:
+        # Not a quiet success: the events of that task's range that are in no batch yet stay
+        # unarchived (possibly a crashed run's, until its task counts as abandoned).
+        run.problems.append(
+            f"{view.app}: events older than lag that are in no batch yet were not batched: {exc.message}; "
+            "a run after that batches and archives them"
+        )
+        _log.warning("app %s: batching not done (%s); archiving what is batched", view.app, exc.message)
     for batch in _outstanding(view):
         # A whole file from an earlier run that stopped before marking is marked, not written again;
         # one that no longer reads back as written is written anew.

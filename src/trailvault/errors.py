@@ -18,7 +18,8 @@
     ├── NotFound                     404
     │   ├── VaultNotFound                 no vault at the given path or URL
     │   ├── ChannelNotFound               the channel was never opened
-    │   └── EventNotFound
+    │   ├── EventNotFound
+    │   └── BatchArchived                 an archive batch marked archived: its events are served no more
     ├── Conflict                     409
     │   ├── IdConflict                    an event id is taken by another post
     │   └── SchemaChangeRefused           a schema change other than adding NULLABLE fields
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 __all__ = [
     "AppendOnlyViolation",
+    "BatchArchived",
     "BatchRejected",
     "ChannelNotFound",
     "Conflict",
@@ -199,6 +201,25 @@ class EventNotFound(NotFound):
     code = "event_not_found"
 
 
+class BatchArchived(NotFound):
+    """An archive batch was marked archived, so its events are no longer listed or written (as CDP
+    refuses them); its archive file holds them. ``archive_id`` and ``archived_at`` (RFC 3339, to the
+    millisecond as ``archiveTimestamp``) say which and when, also on the wire as ``archiveId`` and
+    ``archivedAt``."""
+
+    code = "batch_archived"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, archive_id: str | None = None, archived_at: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.archive_id = archive_id
+        self.archived_at = archived_at
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {**super().to_dict(), "archiveId": self.archive_id, "archivedAt": self.archived_at}
+
+
 class Conflict(TrailvaultError):
     code = "conflict"
     status = 409
@@ -271,6 +292,14 @@ def from_wire(document: dict[str, object], status: int, *, retry_after: float | 
         error.args = (message,)
     elif kind is RateLimited:
         error = RateLimited(message, retry_after=retry_after or 1.0)
+    elif kind is BatchArchived:
+        archive_id, archived_at = document.get("archiveId"), document.get("archivedAt")
+        error = BatchArchived(
+            message,
+            field=field,
+            archive_id=None if archive_id is None else str(archive_id),
+            archived_at=None if archived_at is None else str(archived_at),
+        )
     elif kind is None:
         error = TrailvaultError(message, field=field)
     else:

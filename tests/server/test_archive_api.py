@@ -8,11 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli
 from tests.server.conftest import Server
 from trailvault.archive_files import verify_archive
+from trailvault.errors import BatchArchived
+from trailvault.timestamps import format_timestamp
 
 FROM, TO = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
 
@@ -156,12 +159,37 @@ def test_the_cli_against_a_server(own_server: Callable[..., Server], tmp_path: P
     assert wrong.returncode == 1 and "archiveIds" in wrong.stderr
 
 
-def test_a_marked_batch_is_written_over_http_too(own_server: Callable[..., Server], tmp_path: Path) -> None:
+def test_a_marked_batch_is_refused_over_http_naming_it_and_when_it_was_archived(
+    own_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Once marked, list-events-in-archive-batch (and the proof a remote write needs) is a 404 whose JSON names
+    the archive id and the time it was archived; the remote client raises BatchArchived, writing nothing."""
     server = filled(own_server, tmp_path)
-    with trailvault.connect(server.url, server.key("archive", "unmask", "read")) as remote:
+    token = server.key("archive", "unmask", "read")
+    with trailvault.connect(server.url, token) as remote:
         task_id = remote.batch_events_for_archiving(FROM, TO, wait=True)
         (batch,) = remote.get_batch_events_for_archiving_status(task_id).batches
+        assert len(list(remote.list_events_in_archive_batch(batch.archive_id))) == 120  # outstanding: listed
         remote.mark_archive_batches_as_successful([batch.archive_id])
-        assert remote.archive_batch(batch.archive_id).archived_us is not None
-        remote.write_archive_batch(batch.archive_id, str(tmp_path / "late"))
-        assert verify_archive(tmp_path / "late", remote.verifier_key()).events == 120
+        # When it was marked, to the millisecond, as the batch's archiveTimestamp says.
+        archived_at = format_timestamp(remote.archive_batch(batch.archive_id).archived_us or 0)
+        for call in (
+            lambda: list(remote.list_events_in_archive_batch(batch.archive_id)),
+            lambda: remote.write_archive_batch(batch.archive_id, str(tmp_path / "late")),
+        ):
+            with pytest.raises(BatchArchived) as refused:
+                call()
+            assert (refused.value.archive_id, refused.value.archived_at) == (batch.archive_id, archived_at)
+            assert refused.value.status == 404 and refused.value.field == "archiveId"
+    assert not (tmp_path / "late").exists()
+    with server.client(token) as client:
+        for verb in ("list-events-in-archive-batch", "get-archive-batch-proof"):
+            answer = client.post(f"/v1/archive/{verb}", json={"archiveId": batch.archive_id})
+            assert answer.status_code == 404, verb
+            error = answer.json()["error"]
+            assert error["code"] == "batch_archived" and error["field"] == "archiveId"
+            assert (error["archiveId"], error["archivedAt"]) == (batch.archive_id, archived_at)
+            assert f"marked archived at {archived_at}" in error["message"] and batch.archive_id in error["message"]
+        # Describing it still works: it is the batch's record, not its events.
+        described = client.post("/v1/archive/describe-archive-batch", json={"archiveId": batch.archive_id})
+        assert described.status_code == 200 and described.json()["archiveTimestamp"] > 0

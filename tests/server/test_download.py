@@ -222,3 +222,28 @@ def test_databaseurl_loads_each_event_once_without_files(own_server: Callable[..
     _ini(tmp_path / "config.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": {"databaseurl": "mysql://x"}})
     bad = run_cli("download", "--config", str(config), "--credentials", str(credentials))
     assert bad.returncode == 1 and "databaseurl" in bad.stderr
+
+
+def test_an_app_with_a_free_form_channel_downloads_every_channel(
+    own_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """A free-form channel beside a typed one: the run succeeds and both land in Parquet and CSV, bodies intact."""
+    server = own_server()
+    free = [{"anything": {"goes": [1, None]}}, {"x": "y"}]
+    with server.admin() as admin:
+        admin.put("/v1/channels/access", json=ACCESS)
+        admin.put("/v1/channels/free", json={"fields": [], "additional_fields": True})
+        admin.post("/v1/channels/access/events", json=[access_event(i) for i in range(3)])
+        admin.post("/v1/channels/free/events", json=free)
+    config = _ini(tmp_path / "config.ini", {
+        "TENANT": {"gatewayhost": server.url},
+        "PROGRAM": {"outputformat": "PARQUET,CSV", "outputdir": "out"},
+    })  # fmt: skip
+    run = run_cli("download", "--config", str(config), "--credentials", str(credentials_ok(tmp_path, server)))
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "out"
+    assert sum(pq.read_metadata(path).num_rows for path in out.glob("access_*.parquet")) == 3
+    (parquet,) = out.glob("free_*.parquet")
+    assert [orjson.loads(text) for text in pq.read_table(parquet).column("body").to_pylist()] == free
+    (csv,) = out.glob("free_*.csv")
+    assert csv.read_text().count("\n") == 3

@@ -174,7 +174,8 @@ def run(session: Session) -> None:
     """Run automated archiving once over every app, as the [archive] section says (for cron).
 
     Batches, writes <app>/yyyy/MM/dd/<file>.json.gz with manifest to the destination,
-    reads both back, marks, then purges. Exit 1 when any batch could not be archived.
+    reads both back, marks, then purges. Exit 1, naming each problem on stderr, when any
+    batch could not be archived or events were left unbatched (another batching task open).
 
     \b
     Example:
@@ -187,6 +188,8 @@ def run(session: Session) -> None:
     report = archive_once(session.local_vault(command="archive run"), plan)
     emit_json(report.to_dict())
     if not report.ok:
+        for problem in report.problems:
+            click.echo(f"archive run: {problem}", err=True)
         sys.exit(1)
 
 

@@ -242,19 +242,34 @@ def verify_export_command(ctx: click.Context, folder: str, key_text: str, agains
     type=click.IntRange(1),
     help="Processes checking files in parallel, this one included (default: one per CPU).",
 )
+@click.option(
+    "--complete",
+    is_flag=True,
+    help="Fail when an archive's previous one is not among the files (by default a note: each file is proven alone).",
+)
 @click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
 @click.pass_context
-def verify_archive_command(ctx: click.Context, path: str, key_text: str, jobs: int | None, output: str) -> None:
+def verify_archive_command(
+    ctx: click.Context, path: str, key_text: str, jobs: int | None, complete: bool, output: str
+) -> None:
     """Prove archive files offline: each file's events, count and order against its signed checkpoint,
-    and that consecutive archives chain; a missing or altered archive is named. Exit 1 on any problem.
+    and that consecutive archives chain; an altered archive is named, and an archive whose previous
+    one is absent is noted (a problem with --complete). Exit 1 on any problem.
 
     \b
     Example:
       trailvault verify archive ./archives --key @vault.pub --jobs 2
+      trailvault verify archive ./archives --key @vault.pub --complete
       trailvault verify archive acme_20241007T0100Z_c5b57c79-....json.gz --key @vault.pub
     """
-    report = verify_archive(path, read_argument(key_text, field="key").strip(), jobs=jobs or os.cpu_count() or 1)
+    key = read_argument(key_text, field="key").strip()
+    report = verify_archive(path, key, jobs=jobs or os.cpu_count() or 1, complete=complete)
     summary = f"{report.events} events in {report.files} archive files are entries of the log, and they chain"
+    if absent := len(report.absent_previous):
+        summary += f", except that {absent} previous archive{'s are' if absent > 1 else ' is'} absent (noted on stderr)"
+    if output == "text":
+        for note in report.notes[:20]:
+            click.echo(f"trailvault: verify archive: note: {note}", err=True)
     _findings(ctx, "archive", report, summary, output)
 
 

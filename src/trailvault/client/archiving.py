@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from trailvault.archive import BatchPage, PurgeReport, open_destination
+from trailvault.archive import BatchPage, PurgeReport, open_destination, outstanding
 from trailvault.archive_files import ArchiveFile, write_archive
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus, archive_file_name
 from trailvault.client.wire import byte_lines, error_of, segment, time_text
@@ -122,7 +122,7 @@ class RemoteArchiving:
         dated: bool = False,
     ) -> ArchiveFile:
         """As :meth:`trailvault.archive.Archiving.write_archive_batch`, from the server's stream."""
-        batch = self.archive_batch(archive_id)
+        batch = outstanding(self.archive_batch(archive_id))
         fs, root = open_destination(destination, storage_options)
         now = time.time_ns() // 1000
         folder = root

@@ -4,7 +4,9 @@ Parquet: ``id``, ``app``, ``channel``, ``body_sha256`` strings, ``time`` and
 ``received`` ``timestamp[us, UTC]``, ``seq`` int64, ``body_nulls`` list<string>, and
 ``body`` a struct of the schema's fields (RECORD a struct, REPEATED a list,
 TIMESTAMP ``timestamp[us, UTC]``, INTEGER int64, FLOAT double, BOOLEAN bool);
-``body_additional`` (JSON text) when the schema lets in other fields.
+``body_additional`` (JSON text) when the schema lets in other fields. A free-form channel
+(a schema naming no field) has no typed column to give: its ``body`` is the body's JSON
+text, nulls and all, and ``body_nulls`` is empty (null for a redacted body, as elsewhere).
 
 CSV: the same, flattened: one column per field with a dotted name (``body.user.email``),
 REPEATED fields and ``body_nulls`` as JSON text, an empty cell for null and ``""``
@@ -61,6 +63,8 @@ def _field_type(f: Field, *, csv: bool) -> Any:
 
 
 def _body_type(schema: Schema, *, csv: bool) -> Any:
+    if _free_form(schema):
+        return pa.string()
     return pa.struct([pa.field(f.name, _field_type(f, csv=csv)) for f in schema.fields])
 
 
@@ -77,9 +81,18 @@ def _row_schema(schema: Schema, *, csv: bool) -> Any:
         pa.field("body_nulls", pa.string() if csv else pa.list_(pa.string())),
         pa.field("body", _body_type(schema, csv=csv)),
     ]
-    if schema.additional_fields:
+    if schema.additional_fields and not _free_form(schema):
         fields.append(pa.field("body_additional", pa.string()))
     return pa.schema(fields)
+
+
+def _free_form(schema: Schema) -> bool:
+    """Whether the schema names no field, so that the body goes to a file as its JSON text.
+
+    Arrow has no struct of no field to write (Parquet refuses one, and parsing into it
+    gives no rows), and the text loses nothing: every field the body has is an extra.
+    """
+    return not schema.fields
 
 
 def flatten(table: Any) -> Any:
@@ -113,8 +126,12 @@ class _ArrowWriter:
         self.path = path
         self._schema = schema
         self._final = _row_schema(schema, csv=self.csv)
-        self._parse = pa_json.ParseOptions(
-            explicit_schema=pa.schema(list(_body_type(schema, csv=False))), unexpected_field_behavior="ignore"
+        self._parse = (
+            None
+            if _free_form(schema)
+            else pa_json.ParseOptions(
+                explicit_schema=pa.schema(list(_body_type(schema, csv=False))), unexpected_field_behavior="ignore"
+            )
         )
         self._writer: Any = None
         self._sink: HashedFile | None = None
@@ -132,6 +149,10 @@ class _ArrowWriter:
         table = page.table
         count = len(page)
         texts = table.column("body").combine_chunks()
+        if self._parse is None:
+            return self._shape(
+                pa.Table.from_arrays(self._envelope(table, _no_nulls(texts, csv=self.csv), texts), schema=self._final)
+            )
         # A redacted body reads as an empty record; body_nulls (null) says it is gone.
         filled = texts.fill_null("{}") if texts.null_count else texts
         data = _values_buffer(filled)
@@ -148,8 +169,16 @@ class _ArrowWriter:
             )
         else:
             body_nulls = _no_nulls(texts, csv=self.csv)
+        columns = self._envelope(table, body_nulls, _repeated_as_json(body, self._schema.fields) if self.csv else body)
+        if self._schema.additional_fields:
+            columns.append(pa.array([_additional_of(text, self._schema) for text in texts.to_pylist()], pa.string()))
+        return self._shape(pa.Table.from_arrays(columns, schema=self._final))
+
+    @staticmethod
+    def _envelope(table: Any, body_nulls: Any, body: Any) -> list[Any]:
+        """The columns of a row before ``body_additional``: the envelope, ``body_nulls`` and ``body``."""
         timestamp = pa.timestamp("us", tz="UTC")
-        columns = [
+        return [
             table.column("id"),
             table.column("time").cast(timestamp),
             table.column("received").cast(timestamp),
@@ -158,11 +187,8 @@ class _ArrowWriter:
             table.column("seq"),
             table.column("body_sha256"),
             body_nulls,
-            _repeated_as_json(body, self._schema.fields) if self.csv else body,
+            body,
         ]
-        if self._schema.additional_fields:
-            columns.append(pa.array([_additional_of(text, self._schema) for text in texts.to_pylist()], pa.string()))
-        return self._shape(pa.Table.from_arrays(columns, schema=self._final))
 
     def _shape(self, table: Any) -> Any:
         return table
@@ -373,7 +399,7 @@ def read_table_rows(path: Path, schema: Schema, *, csv: bool) -> Iterator[dict[s
             times = [batch.column(name).cast(pa.int64()).to_pylist() for name in ("time", "received")]
             additional = (
                 batch.column("body_additional").to_pylist()
-                if schema.additional_fields
+                if "body_additional" in final.names
                 else itertools.repeat(None, batch.num_rows)
             )
             for ident, app, channel, seq, body_sha256, nulls, time_us, received_us, read, extra in zip(
@@ -405,18 +431,21 @@ class _BodyShape:
         self.repeated = list(repeated_paths(schema.fields)) if csv else []
         self.times = _holds_timestamps(schema.fields)
 
-    def body(self, read: dict[str, Any] | None, nulls: list[str] | str | None, additional: str | None) -> Any:
+    def body(self, read: dict[str, Any] | str | None, nulls: list[str] | str | None, additional: str | None) -> Any:
         """The body, or None when the row says it was redacted (``body_nulls`` null)."""
         if isinstance(nulls, str):
             nulls = [] if nulls == "[]" else orjson.loads(nulls)
         if nulls is None:
             return None
-        read = read or {}
+        if isinstance(read, str):
+            # A free-form channel's body is its JSON text, nulls and extras included.
+            return orjson.loads(read)
+        typed: dict[str, Any] = read or {}
         for path in self.repeated:
-            _decode_json_at(read, path)
+            _decode_json_at(typed, path)
         if self.times:
-            read = _canonical_times(read, self.schema.fields)
-        return rebuild_body(read, nulls, orjson.loads(additional) if additional else None)
+            typed = _canonical_times(typed, self.schema.fields)
+        return rebuild_body(typed, nulls, orjson.loads(additional) if additional else None)
 
 
 def _holds_timestamps(fields: tuple[Field, ...]) -> bool:

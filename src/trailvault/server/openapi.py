@@ -152,7 +152,8 @@ def _archive_paths() -> dict[str, Any]:
             {"fromTimestamp": stamp, "toTimestamp": stamp, "pageSize": {"type": "integer", "minimum": 1,
              "maximum": 1000}, "startingToken": text}, []),
         "/v1/archive/list-events-in-archive-batch": _verb(
-            'A batch\'s events, streamed as {"auditEvents": [...]}.', "archive", {"archiveId": text}, ["archiveId"],
+            'An outstanding batch\'s events, streamed as {"auditEvents": [...]}; 404 once it is marked archived.',
+            "archive", {"archiveId": text}, ["archiveId"],
             404),
         "/v1/archive/describe-archive-batch": _verb(
             "One archive batch, marked or not.", "archive", {"archiveId": text}, ["archiveId"], 404),

@@ -16,6 +16,7 @@ from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus,
 from trailvault.errors import Conflict, NotFound
 from trailvault.event import PendingEvent, Posted
 from trailvault.store.base import StoredEntry
+from trailvault.timestamps import format_timestamp
 
 __all__ = ["ArchiveTables"]
 
@@ -91,12 +92,16 @@ class ArchiveTables:
             app_key = self._app_key_for(tx, app, now_us)
             self._expire_tasks(tx, app_key, now_us, stale_before_us)
             running = self._execute(
-                tx, "SELECT task_id FROM archive_tasks WHERE app_key = ? AND status = 'OPEN'", (app_key,)
+                tx, "SELECT task_id, heartbeat FROM archive_tasks WHERE app_key = ? AND status = 'OPEN'", (app_key,)
             ).fetchone()
             if running is not None:
+                # Its process may have died (nothing here can tell): say when it stops blocking.
+                abandoned = format_timestamp(int(running[1]) + now_us - stale_before_us)
                 raise Conflict(
-                    f"a batching task of app {app!r} is running ({running[0]}); wait for it to finish "
-                    "(get-batch-events-for-archiving-status) before starting another",
+                    f"a batching task of app {app!r} is running ({running[0]}, last active "
+                    f"{format_timestamp(int(running[1]))}); wait for it to finish "
+                    "(get-batch-events-for-archiving-status) before starting another; if its process stopped, "
+                    f"it counts as abandoned from {abandoned}",
                     field="taskId",
                 )
             self._execute(
