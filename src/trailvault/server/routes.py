@@ -410,8 +410,15 @@ async def verify(call: Call) -> Response:
     for name, value in (("trusted_checkpoint", trusted), ("key", key)):
         if value is not None and not isinstance(value, str):
             raise InvalidInput(f"{name}: give it as text", field=name)
-    report = await run_in_threadpool(call.vault.verify, trusted, key)
-    return JSONResponse(report.to_dict())
+    vault = call.vault
+    job = call.state.verifications.start(
+        call.key.app, {"trusted_checkpoint": trusted, "key": key}, lambda: vault.verify(trusted, key).to_dict()
+    )
+    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/v1/verify/{job.id}"})
+
+
+async def verify_status(call: Call) -> Response:
+    return JSONResponse(call.state.verifications.get(call.key.app, call.request.path_params["id"]).to_dict())
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -480,6 +487,7 @@ ROUTES = (
     Route("/v1/proofs/inclusion", "GET", Scope.READ, prove_inclusion),
     Route("/v1/proofs/consistency", "GET", Scope.READ, prove_consistency),
     Route("/v1/verify", "POST", Scope.ADMIN, verify),
+    Route("/v1/verify/{id}", "GET", Scope.ADMIN, verify_status),
     Route("/v1/keys", "GET", Scope.ADMIN, list_keys),
     Route("/v1/keys", "POST", Scope.ADMIN, create_key),
     Route("/v1/keys/current", "GET", None, current_key),
