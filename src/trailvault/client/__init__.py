@@ -33,7 +33,7 @@ from trailvault.channel import Channel
 from trailvault.client.archiving import RemoteArchiving
 from trailvault.client.sender import Sender, tls_verify
 from trailvault.client.wire import byte_lines, error_of, segment, time_text
-from trailvault.errors import InvalidQuery, ServerUnavailable, from_wire
+from trailvault.errors import InvalidQuery, RateLimited, ServerUnavailable, from_wire
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.export import StreamSource, export_from
 from trailvault.proofs import ConsistencyProof, InclusionProof
@@ -331,7 +331,10 @@ class RemoteVault(RemoteArchiving):
         while answer["status"] == "running":
             time.sleep(pause)
             pause = min(pause * 2, _LAST_POLL_SECONDS)
-            answer = self._call("GET", f"/v1/verify/{segment(answer['id'])}")
+            try:
+                answer = self._call("GET", f"/v1/verify/{segment(answer['id'])}")
+            except RateLimited as busy:  # the app's other requests fill its turns: ask again later
+                pause = max(pause, busy.retry_after)
         if answer["status"] != "done":
             raise from_wire(answer.get("error") or {}, 500)
         return VerifyReport.from_dict(answer["report"])
