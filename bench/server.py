@@ -1,4 +1,4 @@
-"""HTTP server benchmarks: bulk NDJSON ingest, single-event posts, filtered listing in a large vault.
+"""HTTP server benchmarks: bulk NDJSON ingest, single-event posts, filtered listing in a large vault, noisy neighbour.
 
     .venv/bin/python bench/server.py           # docs figures (builds a 5-million-event vault)
     .venv/bin/python bench/server.py --quick   # script check
@@ -245,6 +245,64 @@ def http_listing(folder: Path, total: int, audit_reads: bool) -> tuple[list[floa
     return timings, server_cores, client_cores
 
 
+def noisy_neighbour(folder: Path, events: int, requests: int) -> tuple[list[float], list[float], dict[int, int]]:
+    """ms of app a's listings (first 100 of its channel), alone and while app b runs 12 slow filters and verify.
+
+    App b's filter is 400 ``co`` terms on ``message``, which every one of its ``events``
+    events must be tested against (seconds without a limit); it runs with the server's
+    defaults (statement_timeout 10 s, app_concurrency 4), on 12 connections, beside one
+    connection posting ``POST /v1/verify`` over and over. Returns app a's timings alone,
+    under load, and the count of app b's answers by status.
+    """
+    vault_path = folder / "neighbours"
+    shutil.rmtree(vault_path, ignore_errors=True)
+    tokens = {}
+    for app, count in (("a", 2_000), ("b", events)):
+        with trailvault.open_vault(vault_path, app=app, durability="normal") as vault:
+            vault.open("access", ingest.SCHEMA)
+            for start in range(0, count, BATCH):
+                vault.post_many("access", [ingest.body(i) for i in range(start, min(count, start + BATCH))])
+            tokens[app] = vault.create_key("bench", ["admin"])[1]
+    slow = " or ".join(f'message co "zq{index}"' for index in range(400))
+    answers: dict[int, int] = {}
+    with serve(vault_path, rate_limit=0, audit_reads="false") as server:
+
+        def listings() -> list[float]:
+            timings = []
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens['a']}"}) as client:
+                for _ in range(requests):
+                    began = time.perf_counter()
+                    answer = client.get("/v1/events", params={"channel": "access", "limit": 100}, timeout=120)
+                    timings.append((time.perf_counter() - began) * 1000)
+                    assert answer.status_code == 200, answer.text
+            return timings[5:]  # the first warm the caches
+
+        alone = listings()
+        stop = threading.Event()
+
+        def load(path: str, method: str, params: dict[str, Any]) -> None:
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens['b']}"}) as client:
+                while not stop.is_set():
+                    body = {} if method == "POST" else None
+                    answer = client.request(method, path, params=params, json=body, timeout=120)
+                    answers[answer.status_code] = answers.get(answer.status_code, 0) + 1
+                    if answer.status_code in (409, 429):
+                        time.sleep(0.2)
+
+        threads = [
+            threading.Thread(target=load, args=("/v1/events", "GET", {"channel": "access", "filter": slow}))
+            for _ in range(12)
+        ] + [threading.Thread(target=load, args=("/v1/verify", "POST", {}))]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)  # app b's load in full swing
+        loaded = listings()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return alone, loaded, answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs and a small listing vault")
@@ -270,6 +328,8 @@ def main() -> None:
     progress("filtered listing over HTTP")
     timings, list_server, list_client = http_listing(scratch, args.listing_events, audit_reads=True)
     quiet, _, _ = http_listing(scratch, args.listing_events, audit_reads=False)
+    progress("noisy neighbour: app a's listing beside app b's slow filters and verify")
+    alone, loaded, neighbour = noisy_neighbour(scratch, 20_000 if args.quick else 100_000, 60 if args.quick else 205)
 
     def p(timings: list[float], q: int) -> float:
         return statistics.quantiles(timings, n=100)[q - 1]
@@ -294,6 +354,12 @@ def main() -> None:
         f"| {list_server:.2f} | {list_client:.2f} |"
     )
     print(f"| the same, audit_reads = false | p50 {statistics.median(quiet):.1f} ms, p95 {p(quiet, 95):.1f} ms | | | |")
+    shown = ", ".join(f"{count} × {status}" for status, count in sorted(neighbour.items()))
+    print(
+        f"| noisy neighbour: app a's listing (first 100) alone, then beside app b's 12 slow filters and "
+        f"verify ({shown}) | alone p50 {statistics.median(alone):.1f} ms; beside b p50 "
+        f"{statistics.median(loaded):.1f} ms, p95 {p(loaded, 95):.1f} ms, max {max(loaded):.0f} ms | | | |"
+    )
     print()
     print(
         f"bulk: {bulk_run.requests:,} requests answered, {bulk_run.failed} failed, {kept:,} events kept "

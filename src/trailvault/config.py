@@ -92,6 +92,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_request_bytes", 16 << 20, "serve: largest request body, in bytes (413 above)", int),
     Setting("rate_limit", 1000.0, "serve: requests a second per API key, 0 for no limit (429 above)", float),
     Setting("request_timeout", 30.0, "serve: seconds before a request is answered 503", float),
+    Setting(
+        "statement_timeout",
+        10.0,
+        "serve: seconds a listing's database query may run before it is cancelled (503 query_timeout); 0: no limit",
+        float,
+    ),
+    Setting(
+        "app_concurrency",
+        4,
+        "serve: requests of one app (other than posts) served at once; more wait 1 s, then 429; 0: no limit",
+        int,
+    ),
     Setting("audit_reads", True, "serve: record every read in the app's channel trailvault.reads", _flag),
     Setting("cors_origins", "", "serve: comma-separated origins allowed by CORS (empty: CORS off)"),
 )
@@ -207,6 +219,8 @@ def server_options(settings: Mapping[str, Any]) -> ServerOptions:
         max_request_bytes=settings["max_request_bytes"],
         rate_limit=settings["rate_limit"],
         request_timeout=settings["request_timeout"],
+        statement_timeout=settings["statement_timeout"],
+        app_concurrency=settings["app_concurrency"],
         audit_reads=settings["audit_reads"],
         cors_origins=tuple(origin.strip() for origin in settings["cors_origins"].split(",") if origin.strip()),
     )

@@ -26,6 +26,7 @@
     ├── AppendOnlyViolation          409  something tried to change or remove a kept event
     ├── IntegrityFailure             500  the stored Merkle tree does not cover the log (run verify)
     ├── StoreUnavailable             503  the store cannot be reached or is busy; retrying may help
+    ├── QueryTimeout                 503  a read ran over ``statement_timeout`` and was stopped; narrow it
     ├── DestinationUnavailable       503  an archive destination (folder, bucket) cannot be written or read
     └── ServerUnavailable            503  a remote server cannot be reached or timed out; retrying may help
 
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidSchema",
     "MalformedJSON",
     "NotFound",
+    "QueryTimeout",
     "RateLimited",
     "RequestTooLarge",
     "SchemaChangeRefused",
@@ -245,6 +247,17 @@ class IntegrityFailure(TrailvaultError):
 
 class StoreUnavailable(TrailvaultError):
     code = "store_unavailable"
+    status = 503
+
+
+class QueryTimeout(TrailvaultError):
+    """A read ran over its time limit (``statement_timeout``) and the database stopped it.
+
+    Retrying the same read fails the same way on the same data; narrowing it (a time
+    range, a channel, fewer or indexed filter terms) is the fix.
+    """
+
+    code = "query_timeout"
     status = 503
 
 

@@ -66,6 +66,21 @@ def test_wrong_password_is_clear_and_never_shows_it(postgres_url: str, key: Path
     assert "not-the-Password-42" not in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("password", ["wr?ng-Secret-42", "a?b@c/d#Secret-42", "Secret-42?sslmode=disable"])
+def test_a_password_holding_url_marks_never_shows(postgres_url: str, key: Path, password: str) -> None:
+    """A password with ?, @, / or # unencoded is masked whole in the location, the refused login's message
+    and the CLI's output."""
+    wrong = _with_password(postgres_url, "postgres", password)
+    fragments = {password, *password.replace("?", " ").replace("@", " ").replace("/", " ").split()}
+    assert not any(fragment in masked_url(wrong) for fragment in fragments if len(fragment) > 3)
+    with pytest.raises(TrailvaultError) as caught:
+        trailvault.open_vault(wrong, signing_key=key)
+    assert not any(fragment in str(caught.value) for fragment in fragments if len(fragment) > 3), str(caught.value)
+    result = run_cli("events", "list", env={"TRAILVAULT_VAULT": wrong, "TRAILVAULT_SIGNING_KEY": str(key)})
+    assert result.returncode == 1
+    assert not any(fragment in result.stderr + result.stdout for fragment in fragments if len(fragment) > 3)
+
+
 def test_missing_database_and_missing_vault(postgres_url: str, key: Path) -> None:
     """A database that does not exist, or one without a vault, is named with what to run."""
     absent = postgres_url.rsplit("/", 1)[0] + "/no_such_database"

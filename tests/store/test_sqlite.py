@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +248,20 @@ def test_vault_from_before_the_tree_gets_its_tiles(tmp_path: Path) -> None:
     }
     assert stored == expected
     store.close()
+
+
+def test_a_new_vault_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000, a new vault's folder is 0700 and its database, WAL, shm and key files 0600."""
+    folder = tmp_path / "deep" / "vault"
+    previous = os.umask(0)
+    try:
+        with trailvault.open_vault(folder) as vault:
+            vault.open("access", ACCESS)
+            vault.post("access", access_event(1))
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+            modes["."] = stat.S_IMODE(folder.stat().st_mode)
+    finally:
+        os.umask(previous)
+    assert modes == {
+        ".": 0o700, "vault.sqlite3": 0o600, "vault.sqlite3-wal": 0o600, "vault.sqlite3-shm": 0o600, "vault.key": 0o600,
+    }  # fmt: skip

@@ -18,6 +18,7 @@ The token travels only in the ``Authorization`` header, never in a URL or a mess
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from importlib.metadata import version
@@ -32,7 +33,7 @@ from trailvault.channel import Channel
 from trailvault.client.archiving import RemoteArchiving
 from trailvault.client.sender import Sender, tls_verify
 from trailvault.client.wire import byte_lines, error_of, segment, time_text
-from trailvault.errors import InvalidQuery, ServerUnavailable
+from trailvault.errors import InvalidQuery, RateLimited, ServerUnavailable, from_wire
 from trailvault.event import Event, NewEvent, Posted
 from trailvault.export import StreamSource, export_from
 from trailvault.proofs import ConsistencyProof, InclusionProof
@@ -43,6 +44,10 @@ from trailvault.vault import EventPage
 from trailvault.verification import MAX_UNCOVERED_AGE, VerifyReport
 
 __all__ = ["RemoteVault", "Sender", "connect"]
+
+# A verification's status is asked for after 0.1 s, then at doubling intervals up to 2 s.
+_FIRST_POLL_SECONDS = 0.1
+_LAST_POLL_SECONDS = 2.0
 
 
 def connect(url: str, token: str, *, timeout: float = 30.0, verify: bool | str = True) -> RemoteVault:
@@ -324,10 +329,26 @@ class RemoteVault(RemoteArchiving):
         jobs: int = 1,
         max_uncovered_age: float = MAX_UNCOVERED_AGE,
     ) -> VerifyReport:
-        """Have the server verify its vault (an admin key); for a proof you check yourself, use receipts."""
+        """Have the server verify its vault (an admin key); for a proof you check yourself, use receipts.
+
+        The server verifies in the background; this follows the job's status resource
+        until it is done, however long that takes (``jobs`` is the server's choice).
+        """
         document = {"trusted_checkpoint": trusted_checkpoint, "key": key, "max_uncovered_age": max_uncovered_age}
         answer = self._call("POST", "/v1/verify", json=document)
-        return VerifyReport.from_dict(answer)
+        if "status" not in answer:  # a server older than the status resource answers the report itself
+            return VerifyReport.from_dict(answer)
+        pause = _FIRST_POLL_SECONDS
+        while answer["status"] == "running":
+            time.sleep(pause)
+            pause = min(pause * 2, _LAST_POLL_SECONDS)
+            try:
+                answer = self._call("GET", f"/v1/verify/{segment(answer['id'])}")
+            except RateLimited as busy:  # the app's other requests fill its turns: ask again later
+                pause = max(pause, busy.retry_after)
+        if answer["status"] != "done":
+            raise from_wire(answer.get("error") or {}, 500)
+        return VerifyReport.from_dict(answer["report"])
 
     # -- keys ------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from trailvault.access import Scope
 from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
 from trailvault.server.archive_routes import ARCHIVE_ROUTES
 from trailvault.server.http import JSONResponse, check_query, error_response
@@ -83,7 +84,11 @@ def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable
                 field="scopes",
             )
         check_query(request, takes.query, operation)
-        return await route.handler(Call(request, key, state.vault.for_app(key.app), state, takes.body, operation))
+        call = Call(request, key, state.vault.for_app(key.app), state, takes.body, operation)
+        if route.scope is Scope.INGEST:  # the group committer shares writing out among apps already
+            return await route.handler(call)
+        async with state.app_requests.admitted(key.app):
+            return await route.handler(call)
 
     return _measured(state, route.path, authorized)
 
@@ -131,6 +136,16 @@ def _measured(
 
 
 async def _health(state: ServerState, request: Request) -> Response:
+    """Liveness for anyone; with a key that may read, also the log's size (what its checkpoints show it)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return JSONResponse({"status": "ok"})
+    key = state.authenticator.cached(header)
+    if key is None:
+        key = await run_in_threadpool(state.authenticator.authenticate, header)
+    state.limiter.check(key)
+    if not (key.allows(Scope.READ) or key.allows(Scope.ARCHIVE)):
+        return JSONResponse({"status": "ok"})
     size = await run_in_threadpool(state.vault.log_size)
     return JSONResponse({"status": "ok", "log_size": size})
 

@@ -64,6 +64,18 @@ _KEY = {
     },
 }
 _OBJECT = {"type": "object"}
+_VERIFY = {
+    "type": "object",
+    "required": ["id", "status"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"type": "string", "enum": ["running", "done", "failed"]},
+        "started": {"type": "string"},
+        "finished": {"type": ["string", "null"]},
+        "report": {"type": ["object", "null"]},
+        "error": {"type": ["object", "null"], "description": "As an error body's error: code, message, field."},
+    },
+}
 _NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}$"}
 
 
@@ -84,8 +96,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict: an id taken by another post, a refused schema change, a batching task already running.",
         413: "The request body or an event is over its limit.",
         422: "An event does not match its channel's schema; the error names the field.",
-        429: "The key's request rate is over the limit; see Retry-After.",
-        503: "The store is unavailable or the request timed out; retrying may help.",
+        429: "The key's request rate, or its app's requests at once, over the limit; see Retry-After.",
+        503: "The store is unavailable or the request timed out (retrying may help), or a listing ran over "
+        "statement_timeout (code query_timeout: narrow it).",
     }
     chosen = {401, 403, 429, 503, *statuses}
     return {
@@ -281,11 +294,18 @@ def openapi_document() -> dict[str, Any]:
                                           _query("new_size", {"type": "integer", "minimum": 1}, "", required=True)]),
         },
         "/v1/verify": {"post": _operation(
-            "Verify the whole vault.", "admin", _answer("The report.", _OBJECT), 400, 404, 413,
+            "Start verifying the whole vault in the background (one at a time; the same request joins the "
+            "running one).", "admin", _answer("The verification's status; Location: /v1/verify/{id}.", _VERIFY, "202"),
+            400, 404, 409, 413,
             requestBody={"required": False, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False,
                 "properties": {"key": {"type": "string"}, "trusted_checkpoint": {"type": "string"},
                                "max_uncovered_age": {"type": "number", "minimum": 0}}}}}})},
+        "/v1/verify/{id}": {
+            "parameters": [_path("id")],
+            "get": _operation("A verification's status: running, done (with its report) or failed (with its error).",
+                              "admin", _answer("The status.", _VERIFY), 404),
+        },
         "/v1/keys": {
             "get": _operation("List the app's API keys.", "admin", _answer("Keys.", _OBJECT)),
             "post": _operation(
@@ -304,8 +324,9 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [_path("id")],
             "delete": _operation("Revoke an API key.", "admin", _answer("The revoked key.", _KEY), 404),
         },
-        "/healthz": {"get": {"summary": "Liveness and the log's size.", "security": [],
-                             "responses": _answer("Healthy.", _OBJECT)}},
+        "/healthz": {"get": {"summary": "Liveness; with a key that may read (read, archive or admin), the log's size.",
+                             "security": [{}, {"bearer": []}],
+                             "responses": {**_answer("Healthy.", _OBJECT), **_errors()}}},
         "/metrics": {"get": {"summary": "Prometheus metrics.", "security": [], "responses": {
             "200": {"description": "Prometheus text.", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/v1/openapi.json": {"get": {"summary": "This document.", "security": [],

@@ -453,12 +453,17 @@ async def verify(call: Call) -> Response:
         if value is not None and not isinstance(value, str):
             raise InvalidInput(f"{name}: give it as text", field=name)
     max_age = document.get("max_uncovered_age", MAX_UNCOVERED_AGE)
-    if isinstance(max_age, bool) or not isinstance(max_age, int | float):
-        raise InvalidInput("max_uncovered_age: give a number of seconds", field="max_uncovered_age")
-    report = await run_in_threadpool(
-        functools.partial(call.vault.verify, trusted, key, max_uncovered_age=float(max_age))
+    if isinstance(max_age, bool) or not isinstance(max_age, int | float) or not max_age >= 0:
+        raise InvalidInput("max_uncovered_age: give a number of seconds, 0 or more", field="max_uncovered_age")
+    vault, request = call.vault, {"trusted_checkpoint": trusted, "key": key, "max_uncovered_age": float(max_age)}
+    job = call.state.verifications.start(
+        call.key.app, request, lambda: vault.verify(trusted, key, max_uncovered_age=float(max_age)).to_dict()
     )
-    return JSONResponse(report.to_dict())
+    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/v1/verify/{job.id}"})
+
+
+async def verify_status(call: Call) -> Response:
+    return JSONResponse(call.state.verifications.get(call.key.app, call.request.path_params["id"]).to_dict())
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -525,6 +530,7 @@ ROUTES = (
     Route("/v1/proofs/inclusion", "GET", Scope.READ, prove_inclusion),
     Route("/v1/proofs/consistency", "GET", Scope.READ, prove_consistency),
     Route("/v1/verify", "POST", Scope.ADMIN, verify),
+    Route("/v1/verify/{id}", "GET", Scope.ADMIN, verify_status),
     Route("/v1/keys", "GET", Scope.ADMIN, list_keys),
     Route("/v1/keys", "POST", Scope.ADMIN, create_key),
     Route("/v1/keys/current", "GET", None, current_key),

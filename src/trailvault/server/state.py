@@ -1,4 +1,4 @@
-"""What a running server holds: the vault, its options, keys, rate limits and metrics."""
+"""What a running server holds: the vault, its options, keys, limits, verifications and metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from trailvault.event import Posted
 from trailvault.server.auth import Authenticator, RateLimiter
+from trailvault.server.limits import AppRequests
 from trailvault.server.metrics import Metrics
+from trailvault.server.verifying import Verifications
 from trailvault.vault import Vault
 
 __all__ = ["ServerOptions", "ServerState"]
@@ -23,6 +25,10 @@ class ServerOptions:
     rate_limit: float = 1000.0
     #: Seconds a request may take before it is answered 503 (a post may still complete: resend by id).
     request_timeout: float = 30.0
+    #: Seconds a listing's query may run before the database cancels it (503 query_timeout); 0: no limit.
+    statement_timeout: float = 10.0
+    #: Requests of one app (other than posts) served at once; more wait a second, then 429. 0: no limit.
+    app_concurrency: int = 4
     #: Record every read answered in the app's channel ``trailvault.reads``.
     audit_reads: bool = True
     #: Origins allowed by CORS; empty: CORS off.
@@ -37,11 +43,15 @@ class ServerState:
     options: ServerOptions
     authenticator: Authenticator = field(init=False)
     limiter: RateLimiter = field(init=False)
+    app_requests: AppRequests = field(init=False)
+    verifications: Verifications = field(init=False)
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.authenticator = Authenticator(self.vault)
         self.limiter = RateLimiter(self.options.rate_limit)
+        self.app_requests = AppRequests(self.options.app_concurrency, self.options.statement_timeout)
+        self.verifications = Verifications()
         self.metrics = Metrics(self.vault)
 
     def count_posted(self, posted: Iterable[Posted]) -> None:

@@ -34,6 +34,7 @@ from trailvault.store.admission import Kept, given_ids
 from trailvault.store.archive_tables import ArchiveTables
 from trailvault.store.base import AppendOutcome, ChannelRecord, StoredCheckpoint, StoredEntry
 from trailvault.store.listing import ENTRY_COLUMNS, EVENT_COLUMNS
+from trailvault.store.timelimit import current_limit
 
 __all__ = ["RelationalStore"]
 
@@ -91,8 +92,12 @@ class RelationalStore(ArchiveTables):
 
     # -- what a backend supplies ---------------------------------------------------
 
-    def _reading(self) -> AbstractContextManager[Any]:
-        """A connection for reads (driver errors translated)."""
+    def _reading(self, limit: float | None = None) -> AbstractContextManager[Any]:
+        """A connection for reads (driver errors translated).
+
+        With ``limit``, statements run in the block are cancelled once it has lasted that
+        many seconds, raising QueryTimeout (:mod:`trailvault.store.timelimit`).
+        """
         raise NotImplementedError
 
     def _transaction(self) -> AbstractContextManager[Any]:
@@ -327,7 +332,7 @@ class RelationalStore(ArchiveTables):
             return None if row is None else self._event(conn, row)
 
     def find_events(self, query: EventQuery) -> list[Event]:
-        with self._reading() as conn:
+        with self._reading(current_limit()) as conn:
             app_key = self._app_key(conn, query.app)
             if app_key is None:
                 return []
@@ -337,7 +342,7 @@ class RelationalStore(ArchiveTables):
             return [self._event(conn, row) for row in conn.execute(sql, params).fetchall()]
 
     def find_entries(self, query: EventQuery) -> list[StoredEntry]:
-        with self._reading() as conn:
+        with self._reading(current_limit()) as conn:
             found = []
             for seq, event_id, channel_key, time_us, received_us, body, body_sha256, mark in self._entry_rows(
                 conn, query
@@ -349,7 +354,7 @@ class RelationalStore(ArchiveTables):
             return found
 
     def entry_columns(self, query: EventQuery) -> Any:
-        with self._reading() as conn, _collection_paused():
+        with self._reading(current_limit()) as conn, _collection_paused():
             rows = self._entry_rows(conn, query)
             # Column by column, so each converts in one call rather than an object per event.
             seqs, ids, keys, times, received, bodies, digests, _ = zip(*rows, strict=True) if rows else ((),) * 8

@@ -15,6 +15,7 @@ whether it was kept.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 
 import psycopg
 import psycopg.sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from trailvault.errors import (
@@ -41,6 +43,7 @@ from trailvault.store.postgres.migrations import MIGRATIONS
 from trailvault.store.postgres.sql import compile_listing
 from trailvault.store.postgres.tree import Conn, grow_tree, leaf_hashes, tree_nodes
 from trailvault.store.relational import RelationalStore
+from trailvault.store.timelimit import timed_out
 
 __all__ = ["PostgresStore", "masked_url"]
 
@@ -72,25 +75,31 @@ _MOVE = """INSERT INTO events (seq, id, app_key, channel_key, time, received, bo
 def masked_url(url: str) -> str:
     """Return the URL with any password replaced by ``***``, fit for messages and logs.
 
-    The user part is cut at the last ``@`` before the query, so a password holding
-    ``/``, ``#`` or ``@`` (legal for libpq even unencoded) is masked whole;
-    ``password`` and ``sslpassword`` query parameters are masked too.
+    A password may hold ``@``, ``/``, ``?`` or ``#`` unencoded, so the user part is
+    taken to run to the URL's last ``@`` (a query value holding one masks more of the
+    URL, never less); ``password`` and ``sslpassword`` query parameters are masked;
+    and any secret that libpq or a person could read in the URL (:func:`_passwords`)
+    is scrubbed from what is left.
     """
     scheme, separator, rest = url.partition("://")
     if not separator:
         return "***"
+    user_part = ""
+    if "@" in rest:
+        credentials, rest = rest.rsplit("@", 1)
+        user, colon, _ = credentials.partition(":")
+        user_part = f"{user}:***@" if colon else f"{credentials}@"
     before_query, mark, query = rest.partition("?")
-    if "@" in before_query:
-        credentials, host = before_query.rsplit("@", 1)
-        if ":" in credentials:
-            credentials = credentials.split(":", 1)[0] + ":***"
-        before_query = f"{credentials}@{host}"
     if mark:
         query = "&".join(
             part.split("=", 1)[0] + "=***" if part.split("=", 1)[0] in _SECRET_PARAMETERS else part
             for part in query.split("&")
         )
-    return f"{scheme}://{before_query}{mark}{query}"
+    shown = f"{user_part}{before_query}{mark}{query}"
+    # A few characters would be found in the host and words too; the masking above has them.
+    for secret in sorted((found for found in _passwords(url) if len(found) > 3), key=len, reverse=True):
+        shown = shown.replace(secret, "***")
+    return f"{scheme}://{shown}"
 
 
 class PostgresStore(RelationalStore):
@@ -168,7 +177,7 @@ class PostgresStore(RelationalStore):
         tx.execute("SELECT trailvault_body_index(%s, %s)", (list(path), created_us))
 
     @contextmanager
-    def _reading(self) -> Iterator[Conn]:
+    def _connection(self) -> Iterator[Conn]:
         """A pooled connection in autocommit mode (each statement its own transaction)."""
         try:
             with self._pool.connection() as conn:
@@ -181,9 +190,24 @@ class PostgresStore(RelationalStore):
             ) from exc
 
     @contextmanager
+    def _reading(self, limit: float | None = None) -> Iterator[Conn]:
+        """A pooled connection; with ``limit``, inside a transaction whose statements the server cancels after it."""
+        with self._connection() as conn:
+            if limit is None:
+                yield conn
+                return
+            try:
+                with conn.transaction():
+                    # SET takes no parameters; the value is a number this code computed.
+                    conn.execute(f"SET LOCAL statement_timeout = {max(1, round(limit * 1000))}")
+                    yield conn
+            except psycopg.errors.QueryCanceled as exc:
+                raise timed_out(limit) from exc
+
+    @contextmanager
     def _transaction(self) -> Iterator[Conn]:
         """One transaction on a pooled connection, committed when the block succeeds."""
-        with self._reading() as conn:
+        with self._connection() as conn:
             try:
                 with conn.transaction():
                     yield conn
@@ -340,12 +364,21 @@ class PostgresStore(RelationalStore):
 
 
 def _passwords(url: str) -> list[str]:
-    """Every secret in the URL, in raw and decoded form, to scrub from driver messages."""
+    """Every secret the URL may hold, raw and decoded, to scrub from messages.
+
+    What libpq reads from it, and every other reading of a malformed one: the user
+    part up to the first or the last ``@``, the query after the first ``?`` or after
+    the host.
+    """
+    found: list[str] = []
+    with contextlib.suppress(psycopg.Error):  # a URL libpq cannot read: the readings below still count
+        found += [str(value) for name, value in conninfo_to_dict(url).items() if name in _SECRET_PARAMETERS and value]
     _, _, rest = url.partition("://")
-    before_query, _, query = rest.partition("?")
-    found = [value for key, value in parse_qsl(query) if key in _SECRET_PARAMETERS and value]
-    if "@" in before_query:
-        credentials = before_query.rsplit("@", 1)[0]
-        if ":" in credentials:
-            found.append(credentials.split(":", 1)[1])
-    return [secret for value in found for secret in {value, unquote(value)} if secret]
+    if "@" in rest:
+        for credentials in (rest.split("@", 1)[0], rest.rsplit("@", 1)[0]):
+            if ":" in credentials:
+                found.append(credentials.split(":", 1)[1])
+    for query in (rest.partition("?")[2], rest.rsplit("@", 1)[-1].partition("?")[2]):
+        found += [value for name, value in parse_qsl(query) if name in _SECRET_PARAMETERS and value]
+        found += [part.split("=", 1)[1] for part in query.split("&") if part.split("=", 1)[0] in _SECRET_PARAMETERS]
+    return sorted({secret for value in found for secret in (value, unquote(value)) if secret})

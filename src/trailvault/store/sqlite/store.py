@@ -13,8 +13,10 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,12 +43,15 @@ from trailvault.store.sqlite import pagereader
 from trailvault.store.sqlite.migrations import MIGRATIONS
 from trailvault.store.sqlite.sql import body_index_statements, compile_listing
 from trailvault.store.sqlite.tree import grow_tree, leaf_hashes, tree_nodes
+from trailvault.store.timelimit import timed_out
 
 __all__ = ["SQLiteStore"]
 
 _log = logging.getLogger("trailvault.store")
 
 _BUSY_TIMEOUT_MS = 30_000
+#: Virtual machine steps between checks of a limited read's deadline (about a millisecond of work).
+_PROGRESS_STEPS = 10_000
 #: A listing of entry pages expected to find at least this many entries is read by a
 #: separate process (:mod:`~trailvault.store.sqlite.pagereader`): starting one costs
 #: about half a second, which a shorter listing would not win back.
@@ -108,7 +113,7 @@ class SQLiteStore(RelationalStore):
         if not path.exists():
             if not create:
                 raise VaultNotFound(f"no vault at {path}; create one with `trailvault init` or open_vault()")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
         super().__init__()
         self.location = str(path)
         self._path = path
@@ -209,11 +214,28 @@ class SQLiteStore(RelationalStore):
             self._writer.close()
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self, limit: float | None = None) -> Iterator[sqlite3.Connection]:
+        conn = self._reader()
+        # SQLite has no statement timeout: a progress handler called every few thousand
+        # steps of the statement interrupts it once the deadline has passed.
+        limited = limit is not None and not getattr(self._local, "limited", False)
+        if limited:
+            assert limit is not None
+            deadline = time.monotonic() + limit
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+            self._local.limited = True
         try:
-            yield self._reader()
+            yield conn
+        except sqlite3.OperationalError as exc:
+            if limited and str(exc) == "interrupted":
+                raise timed_out(limit) from exc
+            raise _translate(exc) from exc
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        finally:
+            if limited:
+                conn.set_progress_handler(None, 0)
+                self._local.limited = False
 
     def _transaction(self) -> _WriteTransaction:
         """Hold the write lock and one IMMEDIATE transaction; translate driver errors."""
@@ -303,6 +325,23 @@ class SQLiteStore(RelationalStore):
             if grown is not None:
                 grown.append((size + len(leaves), tiles))
         return outcomes
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file only its owner may read or write (0600), whatever the umask.
+
+    A folder created for it is 0700. SQLite gives the ``-wal`` and ``-shm`` files it
+    creates beside the database the database file's mode, so they are 0600 too.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode passes through the umask; chmod's does not
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # another process created it meanwhile: its mode is its creator's
+        return
+    os.chmod(path, 0o600)
 
 
 def _translate(exc: sqlite3.Error) -> TrailvaultError:
