@@ -10,7 +10,6 @@ loop keeps answering while a post waits for the disk.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
