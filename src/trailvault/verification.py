@@ -165,8 +165,8 @@ def verify_log(
     try:
         trusted_checkpoint = _open_trusted(trusted, verifier)
         signer = _open_signer(signer_checkpoint, verifier)
-        _check(store, verifier, trusted_checkpoint, signer, report, jobs, reopen)
-        _check_coverage(store, report, max_uncovered_age, time.time() if now is None else now)
+        signed = _check(store, verifier, trusted_checkpoint, signer, report, jobs, reopen)
+        _check_coverage(store, report, signed, max_uncovered_age, time.time() if now is None else now)
     except _Problem as problem:
         report.problem, report.seq = str(problem), problem.seq
     return report
@@ -200,7 +200,8 @@ def _check(
     report: VerifyReport,
     jobs: int,
     reopen: Callable[[], Store] | None,
-) -> None:
+) -> bool:
+    """Check every entry and signed root; return whether any signed checkpoint was found."""
     pending, altered = _signed_checkpoints(store, verifier)
     if trusted is not None:
         pending.append((trusted.size, trusted.root, f"the trusted checkpoint (size {trusted.size})", "trusted"))
@@ -243,6 +244,7 @@ def _check(
     if altered:
         raise _Problem(altered[0])
     report.uncovered = max(0, size - report.covered)
+    return bool(pending)
 
 
 def _signed_checkpoints(store: Store, verifier: Verifier) -> tuple[list[_Pending], list[str]]:
@@ -265,16 +267,17 @@ def _signed_checkpoints(store: Store, verifier: Verifier) -> tuple[list[_Pending
     return pending, altered
 
 
-def _check_coverage(store: Store, report: VerifyReport, max_age: float, now: float) -> None:
-    """A log with entries needs a signed checkpoint; a tail past the newest one may only be young."""
+def _check_coverage(store: Store, report: VerifyReport, signed: bool, max_age: float, now: float) -> None:
+    """A log with entries needs a signed checkpoint (``signed``: one was found; a vault signs one of size
+    0 when it is made); entries past the newest one may only be young."""
     if report.uncovered == 0:
         return
     first = report.covered + 1
-    if report.covered == 0:
+    if not signed:
         raise _Problem(
-            f"the log has {report.uncovered} entries but no signed checkpoint covers any of them: "
-            "checkpoints were deleted outside trailvault, or no writer holding the signing key has run; "
-            "open the vault with its key to sign them, then verify against a checkpoint kept elsewhere",
+            f"the log has {report.uncovered} entries and no signed checkpoint at all: checkpoints were "
+            "deleted outside trailvault, or no writer holding the signing key has run; open the vault with "
+            "its key to sign them, then verify against a checkpoint kept elsewhere",
             first,
         )
     (entry,) = store.entries(report.covered, 1)[:1] or (None,)

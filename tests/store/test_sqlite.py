@@ -251,7 +251,7 @@ def test_vault_from_before_the_tree_gets_its_tiles(tmp_path: Path) -> None:
 
 
 def test_a_new_vault_is_private_whatever_the_umask(tmp_path: Path) -> None:
-    """Under umask 000, a new vault's folder is 0700 and its database, WAL, shm and key files 0600."""
+    """Under umask 000, a new vault's folder is 0700 and its database, WAL, shm, key and signer record files 0600."""
     folder = tmp_path / "deep" / "vault"
     previous = os.umask(0)
     try:
@@ -262,6 +262,9 @@ def test_a_new_vault_is_private_whatever_the_umask(tmp_path: Path) -> None:
             modes["."] = stat.S_IMODE(folder.stat().st_mode)
     finally:
         os.umask(previous)
+    records = [name for name in modes if name.startswith("vault.key.") and name.endswith(".checkpoint")]
+    assert len(records) == 1  # the signer's record of its last checkpoint, beside the key
     assert modes == {
         ".": 0o700, "vault.sqlite3": 0o600, "vault.sqlite3-wal": 0o600, "vault.sqlite3-shm": 0o600, "vault.key": 0o600,
+        records[0]: 0o600,
     }  # fmt: skip
