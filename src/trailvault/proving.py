@@ -93,7 +93,7 @@ class Proving:
             if kept is None:
                 raise NotFound(
                     f"seq: no signed checkpoint covers seq {seq} yet; one follows new events within a second "
-                    "while a writer holding the signing key runs: retry",
+                    "while a writer holding the signing key runs: retry, and if none comes, run `trailvault verify`",
                     field="seq",
                 )
         else:
