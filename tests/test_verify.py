@@ -406,3 +406,73 @@ def test_proof_refused_when_the_tree_alone_was_rebuilt(kept: Path, intruder: sql
             intruder.execute("UPDATE checkpoints SET root = ? WHERE size = ?", (root, size))
         with pytest.raises(trailvault.errors.IntegrityFailure, match="does not prove seq 3"):
             vault.prove_inclusion(3)
+
+
+def test_an_old_tail_made_to_look_young_still_fails(
+    kept: Path, intruder: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait of an unsigned tail is measured from the newest checkpoint's signed time: rewriting the
+    tail's `received` (unsigned) to look new, tree rebuilt, does not pass an hour later."""
+    import time
+    from types import SimpleNamespace
+
+    from trailvault.store.sqlite.tree import backfill_tiles
+
+    intruder.execute("DELETE FROM checkpoints WHERE size > 20")
+    an_hour_later = time.time() + 3600
+    intruder.execute("UPDATE events SET received = ? WHERE seq > 20", (int(an_hour_later * 1_000_000),))
+    intruder.execute("DELETE FROM merkle_tiles")
+    backfill_tiles(intruder)
+    monkeypatch.setattr(trailvault.verification, "time", SimpleNamespace(time=lambda: an_hour_later))
+    report = _verify(kept)
+    assert not report.ok and report.seq == 21 and "20 entries from seq 21" in (report.problem or "")
+
+
+def test_every_checkpoint_deleted_fails_where_the_key_is(kept: Path, intruder: sqlite3.Connection) -> None:
+    """With the signer's record at hand, deleting every checkpoint (log untouched) is named as such."""
+    intruder.execute("DELETE FROM checkpoints")
+    result = run_cli("verify", vault=kept)
+    assert result.returncode == 1 and "checkpoints were deleted" in result.stderr, result.stdout
+
+
+def test_a_vault_whose_id_was_rewritten_is_not_signed_over(kept: Path, intruder: sqlite3.Connection) -> None:
+    """Rewriting the vault's id (so the signer's record is not found) with every checkpoint deleted leaves
+    the signer nothing to trust: it refuses the log rather than sign a forgery."""
+    from trailvault.integrity.note import verifier_key
+
+    _rewrite_without_key(kept, intruder, 5)
+    intruder.execute("DELETE FROM checkpoints")
+    new_id = "00000000-0000-4000-8000-000000000000"
+    key = load_signing_key(kept / "vault.key")
+    intruder.execute("UPDATE vault_meta SET value = ? WHERE key = 'vault_id'", (new_id,))
+    forged_key = verifier_key(f"trailvault/{new_id}", key.public_key())
+    intruder.execute("UPDATE vault_meta SET value = ? WHERE key = 'verifier_key'", (forged_key,))
+    with (
+        trailvault.open_vault(kept, create=False) as vault,
+        pytest.raises(trailvault.errors.IntegrityFailure, match="no checkpoint signed by this key"),
+    ):
+        vault.issue_checkpoint()
+    assert intruder.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)
+
+
+def test_a_log_never_signed_is_adopted_only_when_asked(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A log with entries and nothing to trust (a vault made before checkpoints) is signed by
+    `checkpoint sign --adopt` only; then it verifies."""
+    intruder.execute("DELETE FROM checkpoints")
+    for record in kept.glob("vault.key.*.checkpoint"):
+        record.unlink()
+    refused = run_cli("checkpoint", "sign", vault=kept)
+    assert refused.returncode == 1 and "--adopt" in refused.stderr
+    adopted = run_cli("checkpoint", "sign", "--adopt", "--output", "json", vault=kept)
+    assert adopted.returncode == 0 and '"size": 40' in adopted.stdout, adopted.stderr
+    assert run_cli("verify", vault=kept).returncode == 0
+
+
+def test_a_checkpoint_is_served_from_its_signed_note(kept: Path, intruder: sqlite3.Connection) -> None:
+    """A kept checkpoint whose root column was altered is not served as the latest checkpoint."""
+    intruder.execute("UPDATE checkpoints SET root = zeroblob(32) WHERE size = 40")
+    with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 40"):
+            vault.checkpoint()
+        with pytest.raises(trailvault.errors.IntegrityFailure, match="checkpoint of size 40"):
+            vault.checkpoint(40)

@@ -51,6 +51,7 @@ from trailvault.errors import (
 )
 from trailvault.event import PendingEvent, Posted, check_name
 from trailvault.export import proof_hashes
+from trailvault.integrity.checkpoint import Checkpoint
 from trailvault.query import query_time
 from trailvault.store import Store
 from trailvault.store.base import StoredCheckpoint
@@ -184,6 +185,10 @@ class Archiving:
 
         def issue_checkpoint(self) -> StoredCheckpoint: ...
 
+        def _signed_covering(self, seq: int, *, field: str = "seq") -> Checkpoint: ...
+
+        def checkpoint(self, size: int | None = None) -> StoredCheckpoint: ...
+
         def prove_consistency(self, old_size: int, new_size: int) -> Any: ...
 
     # -- 1. batch-events-for-archiving ---------------------------------------------------
@@ -254,10 +259,11 @@ class Archiving:
         """A checkpoint covering the log now: batches stop at its size, and their files prove against it."""
         if self._checkpointer is not None:
             return self.issue_checkpoint()
-        found = self._store.latest_checkpoint()
-        if found is None:
-            raise NotFound("signing_key: no checkpoint yet and no signing key to issue one", field="signing_key")
-        return found
+        try:
+            return self.checkpoint()
+        except NotFound:
+            message = "signing_key: no checkpoint yet and no signing key to issue one"
+            raise NotFound(message, field="signing_key") from None
 
     def wait_for_batching(self, timeout: float | None = None) -> None:
         """Wait for this vault's background batching tasks to finish (``close`` does too)."""
@@ -369,16 +375,9 @@ class Archiving:
                 document["consistency"] = [base64.b64encode(item).decode() for item in hashes]
         return document
 
-    def _covering(self, seq: int) -> StoredCheckpoint:
-        """The earliest checkpoint covering ``seq`` (always the same one, once there is one)."""
-        found = self._store.checkpoint_covering(seq)
-        if found is None and self._checkpointer is not None:
-            self._checkpointer.issue()
-            found = self._store.checkpoint_covering(seq)
-        if found is None:
-            message = f"checkpoint: no signed checkpoint covers seq {seq} yet; retry in a second"
-            raise NotFound(message, field="archiveId")
-        return found
+    def _covering(self, seq: int) -> Checkpoint:
+        """The earliest signed checkpoint covering ``seq`` (always the same one, once there is one)."""
+        return self._signed_covering(seq, field="archiveId")
 
     def write_archive_batch(
         self,

@@ -83,15 +83,26 @@ class Checkpointer:
         self._signed_at = time.monotonic()
         self._refused: str | None = None
 
-    def issue(self) -> Checkpoint:
+    def issue(self, *, adopt: bool = False) -> Checkpoint:
         """Sign and keep a checkpoint of the log as it is now.
 
         Raises IntegrityFailure, signing nothing, when the stored tree does not extend the
-        last trusted checkpoint or does not hold the whole log.
+        last trusted checkpoint or does not hold the whole log, and when the log has
+        entries but there is no checkpoint to trust at all (a new vault signs its empty
+        log, so that means its checkpoints were deleted, or the vault's id rewritten),
+        unless ``adopt`` (a vault made before checkpoints existed).
         """
         with self._lock:
             size = self._store.log_size()
-            root = self._extending_root(self._newest_trusted(), size)
+            trusted = self._newest_trusted()
+            if trusted is None and size > 0 and not adopt:
+                raise IntegrityFailure(
+                    f"the log has {size} entries but no checkpoint signed by this key for this vault: checkpoints "
+                    "were deleted or the vault's id changed outside trailvault; refusing to sign; run `trailvault "
+                    "verify`. A vault made before checkpoints existed is adopted with "
+                    "`trailvault checkpoint sign --adopt`"
+                )
+            root = self._extending_root(trusted, size)
             checkpoint = sign_checkpoint(self.origin, size, root, self._key, timestamp=int(self._clock()))
             self._store.save_checkpoint(
                 StoredCheckpoint(checkpoint.size, checkpoint.root, checkpoint.timestamp or 0, checkpoint.note)

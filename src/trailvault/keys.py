@@ -11,6 +11,7 @@ the database and the key can rewrite history.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -102,8 +103,13 @@ def write_signer_record(path: Path, note: str) -> None:
     Not synced to disk: after a power loss an older note only means an older, still true,
     base for the next signature.
     """
-    partial = path.with_name(path.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(note)
-    os.replace(partial, path)
+    # A file of its own per write (mkstemp: 0600, O_EXCL): two signers of one vault never
+    # write into the same partial file, so the record is always one whole note.
+    descriptor, partial = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(note)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -57,22 +57,44 @@ class Proving:
         """Return the number of entries in the vault's log (every app's events)."""
         return self._store.log_size()
 
-    def issue_checkpoint(self) -> StoredCheckpoint:
-        """Sign a checkpoint of the log as it is now (they are also issued automatically)."""
+    def issue_checkpoint(self, *, adopt: bool = False) -> StoredCheckpoint:
+        """Sign a checkpoint of the log as it is now (they are also issued automatically).
+
+        ``adopt=True`` signs a log that has entries but no checkpoint the signer can trust
+        (a vault made before checkpoints existed); the signer refuses that otherwise, as it
+        is also what a log whose checkpoints were deleted looks like.
+        """
         if self._checkpointer is None:
             raise NotFound("signing_key: this vault was opened without its signing key", field="signing_key")
-        checkpoint = self._checkpointer.issue()
-        return StoredCheckpoint(checkpoint.size, checkpoint.root, checkpoint.timestamp or 0, checkpoint.note)
+        return _stored(self._checkpointer.issue(adopt=adopt))
 
     def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
-        """Return the latest checkpoint, or the latest of exactly ``size`` entries."""
+        """Return the latest signed checkpoint, or the latest of exactly ``size`` entries.
+
+        Its size, root and time are read from the signed note (IntegrityFailure when the
+        copies kept beside it disagree).
+        """
         if size is not None and not 0 <= size < 1 << 63:
             raise InvalidQuery(f"size: {size} is not a log size", field="size")
         found = self._store.latest_checkpoint() if size is None else self._store.checkpoint_of_size(size)
         if found is None:
             what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
             raise NotFound(f"size: {what}; checkpoints are issued as events arrive", field="size")
-        return found
+        return _stored(self._signed(found))
+
+    def _signed_covering(self, seq: int, *, field: str = "seq") -> Checkpoint:
+        """The earliest signed checkpoint covering ``seq``, one issued now when none does and the key is here."""
+        kept = self._store.checkpoint_covering(seq)
+        if kept is None and self._checkpointer is not None:
+            self._checkpointer.issue()
+            kept = self._store.checkpoint_covering(seq)
+        if kept is None:
+            raise NotFound(
+                f"{field}: no signed checkpoint covers seq {seq} yet; one follows new events within a second "
+                "while a writer holding the signing key runs: retry, and if none comes, run `trailvault verify`",
+                field=field,
+            )
+        return self._signed(kept)
 
     def prove_inclusion(self, event: str | int, size: int | None = None) -> InclusionProof:
         """Prove that an event (by id, or by seq) is entry ``seq - 1`` of the tree of a signed checkpoint.
@@ -86,22 +108,12 @@ class Proving:
         """
         seq = self._own_entry(event).seq
         if size is None:
-            kept = self._store.checkpoint_covering(seq)
-            if kept is None and self._checkpointer is not None:
-                self._checkpointer.issue()
-                kept = self._store.checkpoint_covering(seq)
-            if kept is None:
-                raise NotFound(
-                    f"seq: no signed checkpoint covers seq {seq} yet; one follows new events within a second "
-                    "while a writer holding the signing key runs: retry, and if none comes, run `trailvault verify`",
-                    field="seq",
-                )
+            signed = self._signed_covering(seq)
         else:
             log_size = self._store.log_size()
             if not seq <= size <= log_size:
                 raise InvalidQuery(f"size: use a size from {seq} to {log_size}", field="size")
-            kept = self._signed_of_size(size)
-        signed = self._signed(kept)
+            signed = self._signed(self._signed_of_size(size))
         try:
             proof = build_inclusion(self._store, seq - 1, signed.size, signed.note)
         except (KeyError, ValueError):
@@ -237,3 +249,8 @@ class Proving:
 def _opened(note: str, key: str) -> Checkpoint:
     """A checkpoint note opened with a verifier key; kept, as proofs keep asking for the same few."""
     return open_checkpoint(note, Verifier.parse(key))
+
+
+def _stored(signed: Checkpoint) -> StoredCheckpoint:
+    """A signed checkpoint in the store's shape, every field from the note."""
+    return StoredCheckpoint(signed.size, signed.root, signed.timestamp or 0, signed.note)

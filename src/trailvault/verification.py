@@ -8,8 +8,8 @@ store's copies of a checkpoint's size, root and time (its columns) are compared 
 the note, and a difference is itself a finding. As every signed root is compared with
 the one tree rebuilt from the rows, each checkpoint is also shown to extend the one
 before it. A log with entries must be covered by a signed checkpoint: entries past the
-newest one are counted (``uncovered``), and fail verify when they are older than a
-bound. A checkpoint kept elsewhere (``trusted``) proves the log only grew since: it
+newest one are counted (``uncovered``), and fail verify when the newest checkpoint was
+signed longer ago than a bound. A checkpoint kept elsewhere (``trusted``) proves the log only grew since: it
 catches truncation and rewrites by someone who also re-signed the vault's own
 checkpoints, or deleted them.
 
@@ -155,9 +155,9 @@ def verify_log(
 
     With ``jobs`` above 1 and ``reopen`` (a picklable callable opening the same store),
     segments are checked by that many worker processes; otherwise in this process.
-    Entries past the newest signed checkpoint are a problem when the first of them was
-    received more than ``max_uncovered_age`` seconds before ``now`` (default: the clock),
-    and always when no signed checkpoint covers any entry. ``signer_checkpoint`` is the
+    Entries past the newest signed checkpoint are a problem when that checkpoint was
+    signed more than ``max_uncovered_age`` seconds before ``now`` (default: the clock),
+    and always when the vault keeps no signed checkpoint at all. ``signer_checkpoint`` is the
     note the signer keeps beside its key: checked like a trusted checkpoint when it
     verifies with ``verifier``, left out when it does not (it is another vault's).
     """
@@ -165,8 +165,8 @@ def verify_log(
     try:
         trusted_checkpoint = _open_trusted(trusted, verifier)
         signer = _open_signer(signer_checkpoint, verifier)
-        signed = _check(store, verifier, trusted_checkpoint, signer, report, jobs, reopen)
-        _check_coverage(store, report, signed, max_uncovered_age, time.time() if now is None else now)
+        coverage = _check(store, verifier, trusted_checkpoint, signer, report, jobs, reopen)
+        _check_coverage(report, coverage, max_uncovered_age, time.time() if now is None else now)
     except _Problem as problem:
         report.problem, report.seq = str(problem), problem.seq
     return report
@@ -188,8 +188,16 @@ def _open_signer(note: str | None, verifier: Verifier) -> Checkpoint | None:
         return None
 
 
-#: A root to compare: (size, root, what to call it, whose: "kept", "trusted" or "signer").
-_Pending = tuple[int, bytes, str, str]
+#: A root to compare: (size, root, what to call it, whose: "kept", "trusted" or "signer", signed time).
+_Pending = tuple[int, bytes, str, str, int | None]
+
+
+@dataclass(frozen=True)
+class _Coverage:
+    """What the checkpoints say of the log's tail: whether the vault keeps any, and the newest's signed time."""
+
+    kept: bool
+    signed_at: int | None
 
 
 def _check(
@@ -200,14 +208,15 @@ def _check(
     report: VerifyReport,
     jobs: int,
     reopen: Callable[[], Store] | None,
-) -> bool:
-    """Check every entry and signed root; return whether any signed checkpoint was found."""
+) -> _Coverage:
+    """Check every entry and signed root; return what the checkpoints say of the log's tail."""
     pending, altered = _signed_checkpoints(store, verifier)
     if trusted is not None:
-        pending.append((trusted.size, trusted.root, f"the trusted checkpoint (size {trusted.size})", "trusted"))
+        name = f"the trusted checkpoint (size {trusted.size})"
+        pending.append((trusted.size, trusted.root, name, "trusted", trusted.timestamp))
     if signer is not None:
         name = f"the signer's last checkpoint (size {signer.size}, kept beside the signing key)"
-        pending.append((signer.size, signer.root, name, "signer"))
+        pending.append((signer.size, signer.root, name, "signer", signer.timestamp))
     pending.sort(key=lambda item: item[0])
     report.covered = max((item[0] for item in pending), default=0)
     # Read after the checkpoints, so every checkpoint's size is within it.
@@ -239,12 +248,20 @@ def _check(
             )
     _check_purges(store, purges)
     if roots.position < len(pending):
-        at_size, _, name, _ = pending[roots.position]
+        at_size, _, name, _, _ = pending[roots.position]
         raise _Problem(f"{name} covers {at_size} entries but the log has only {size}: the log was truncated", size + 1)
     if altered:
         raise _Problem(altered[0])
+    kept = max((item[0] for item in pending if item[3] == "kept"), default=None)
+    if signer is not None and (kept is None or signer.size > kept):
+        raise _Problem(
+            f"the signer's last checkpoint (kept beside the signing key) is of size {signer.size}, but the vault "
+            f"keeps {'no checkpoint' if kept is None else f'none past size {kept}'}: checkpoints were deleted "
+            "outside trailvault"
+        )
     report.uncovered = max(0, size - report.covered)
-    return bool(pending)
+    stamps = [item[4] or 0 for item in pending if item[0] == report.covered]
+    return _Coverage(kept is not None, max(stamps, default=None))
 
 
 def _signed_checkpoints(store: Store, verifier: Verifier) -> tuple[list[_Pending], list[str]]:
@@ -263,31 +280,35 @@ def _signed_checkpoints(store: Store, verifier: Verifier) -> tuple[list[_Pending
                 f"{name}: the unsigned size, root or time kept beside its signed note differ from the note "
                 f"(the row says size {kept.size}): the row was altered outside trailvault"
             )
-        pending.append((signed.size, signed.root, name, "kept"))
+        pending.append((signed.size, signed.root, name, "kept", signed.timestamp))
     return pending, altered
 
 
-def _check_coverage(store: Store, report: VerifyReport, signed: bool, max_age: float, now: float) -> None:
-    """A log with entries needs a signed checkpoint (``signed``: one was found; a vault signs one of size
-    0 when it is made); entries past the newest one may only be young."""
+def _check_coverage(report: VerifyReport, coverage: _Coverage, max_age: float, now: float) -> None:
+    """A log with entries needs a kept signed checkpoint (a vault signs one of size 0 when it is made), and
+    entries past the newest one may wait for the next only so long after the newest was signed.
+
+    The wait is measured from the newest checkpoint's signed time, never from the entries'
+    ``received`` (unsigned, so anyone with write access could make an old tail look new):
+    an open vault renews its checkpoint every minute, and one closing signs what it added.
+    """
     if report.uncovered == 0:
         return
     first = report.covered + 1
-    if not signed:
+    if not coverage.kept:
         raise _Problem(
             f"the log has {report.uncovered} entries and no signed checkpoint at all: checkpoints were "
             "deleted outside trailvault, or no writer holding the signing key has run; open the vault with "
             "its key to sign them, then verify against a checkpoint kept elsewhere",
             first,
         )
-    (entry,) = store.entries(report.covered, 1)[:1] or (None,)
-    age = now - entry.received_us / 1_000_000 if entry is not None else 0.0
+    age = now - (coverage.signed_at or 0)
     if age > max_age:
         raise _Problem(
-            f"{report.uncovered} entries from seq {first} on are covered by no signed checkpoint, the first "
-            f"received {age:,.0f} s ago (the bound is {max_age:,.0f} s): checkpoints were deleted outside "
-            "trailvault, or no writer holding the signing key has run since; open the vault with its key to "
-            "sign them, or raise max_uncovered_age",
+            f"{report.uncovered} entries from seq {first} on are covered by no signed checkpoint, and the newest "
+            f"(size {report.covered}) was signed {age:,.0f} s ago (the bound is {max_age:,.0f} s): checkpoints "
+            "were deleted outside trailvault, or no writer holding the signing key has run since; open the "
+            "vault with its key to sign them, or raise max_uncovered_age",
             first,
         )
 
@@ -506,7 +527,7 @@ class _Roots:
     def compare(self, size: int, root: bytes) -> None:
         """Compare ``root`` (the log's root at ``size``) with every pending root of that size."""
         while self.position < len(self.pending) and self.pending[self.position][0] == size:
-            _, expected, name, whose = self.pending[self.position]
+            _, expected, name, whose, _ = self.pending[self.position]
             if root != expected:
                 raise _Problem(
                     f"{name}: its signed root differs from the log's first {size} entries rebuilt from the rows: "

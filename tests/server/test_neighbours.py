@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -100,6 +101,31 @@ def test_an_apps_requests_over_app_concurrency_get_429_while_another_app_is_serv
     assert refused[0].json()["error"]["code"] == "rate_limited" and "app_concurrency" in refused[0].text
 
 
+def test_a_streamed_export_holds_its_apps_slot_until_it_ends(
+    own_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    """An export streaming its pages keeps app b's one slot (its later pages read the vault too): another
+    request of app b meanwhile waits, then is 429; once the client leaves the stream the slot is free."""
+    location = str(tmp_path / "vault")
+    _neighbours(location, 20_000)
+    running = own_server(location, app_concurrency=1, rate_limit=0)
+    exporter, reader = running.key("archive", "unmask", app="b"), running.key("read", app="b")
+    # A small receive buffer, so the server cannot hand the whole export to the kernel at once.
+    small = httpx.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)])
+    with running.client(exporter, transport=small) as app_b, app_b.stream("GET", "/v1/export") as export:
+        assert export.status_code == 200
+        chunks = export.iter_raw(1024)  # kept: a dropped iterator would close the response
+        assert next(chunks)  # the stream is under way; the client reads no more for now
+        with running.client(reader) as other:
+            refused = other.get("/v1/events", params={"channel": "access", "limit": 1})
+    assert refused.status_code == 429 and "app_concurrency" in refused.text
+    deadline = time.monotonic() + 10
+    with running.client(reader) as other:
+        while (answer := other.get("/v1/events", params={"channel": "access", "limit": 1})).status_code == 429:
+            assert time.monotonic() < deadline, "the slot was not given back after the client left the stream"
+    assert answer.status_code == 200
+
+
 def test_verify_over_http_runs_in_the_background_behind_a_status_resource(
     own_server: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -155,3 +181,17 @@ def test_one_verification_runs_at_a_time() -> None:
     assert job.done.wait(30)
     assert jobs.get("a", job.id).to_dict()["report"] == {"ok": True}
     assert jobs.start("a", {"key": None}, lambda: {"ok": False}) is not job
+
+
+def test_verifications_run_in_one_long_lived_thread() -> None:
+    """Every job runs on the same thread (a thread per job left a store reader connection behind each)."""
+    import threading
+
+    from trailvault.server.verifying import Verifications
+
+    verifications = Verifications()
+    threads = []
+    for index in range(3):
+        job = verifications.start("app", {"n": index}, lambda: {"thread": threads.append(threading.get_ident())})
+        assert job.done.wait(10) and job.status == "done"
+    assert len(threads) == 3 and len(set(threads)) == 1

@@ -64,6 +64,33 @@ def checkpoint_show(session: Session, size: int | None, output: str) -> None:
         sys.stdout.write(found.note)
 
 
+@checkpoint.command("sign")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Sign a log that has entries but no checkpoint to trust (a vault made before checkpoints existed).",
+)
+@click.option("--output", type=_TEXT_OR_JSON, default="text", show_default=True)
+@click.pass_obj
+def checkpoint_sign(session: Session, adopt: bool, output: str) -> None:
+    """Sign a checkpoint of the log now (one is signed automatically as events arrive); needs the key.
+
+    The signer refuses a log that does not extend the last checkpoint it trusts. --adopt
+    also signs a log with entries and no checkpoint at all: check with `verify` first,
+    since that is what a log whose checkpoints were deleted looks like too.
+
+    \b
+    Example:
+      trailvault checkpoint sign
+      trailvault checkpoint sign --adopt --output json
+    """
+    signed = session.local_vault(command="checkpoint sign").issue_checkpoint(adopt=adopt)
+    if output == "json":
+        emit_json(_checkpoint_dict(signed))
+    else:
+        sys.stdout.write(signed.note)
+
+
 def _checkpoint_dict(found: StoredCheckpoint) -> dict[str, object]:
     return {
         "size": found.size,

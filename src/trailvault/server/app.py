@@ -87,8 +87,7 @@ def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable
         call = Call(request, key, state.vault.for_app(key.app), state, takes.body, operation)
         if route.scope is Scope.INGEST:  # the group committer shares writing out among apps already
             return await route.handler(call)
-        async with state.app_requests.admitted(key.app):
-            return await route.handler(call)
+        return await state.app_requests.respond(key.app, lambda: route.handler(call))
 
     return _measured(state, route.path, authorized)
 

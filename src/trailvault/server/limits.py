@@ -1,7 +1,7 @@
 """Limits that keep one app from taking the whole server: concurrent requests per app, and time per listing.
 
 Every ``/v1`` request but posting and opening channels (which the group committer
-already shares out) passes :meth:`AppRequests.admitted`: at most ``app_concurrency``
+already shares out) is answered through :meth:`AppRequests.respond`: at most ``app_concurrency``
 requests of one app run at once, so another app always finds threads and database
 connections free. A request over the limit waits up to
 :data:`QUEUE_WAIT_SECONDS` for a slot, then is answered 429 with ``Retry-After``.
@@ -13,8 +13,11 @@ answered 503 ``query_timeout``, and the slot is free again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.background import BackgroundTasks
+from starlette.responses import Response, StreamingResponse
 
 from trailvault.errors import RateLimited
 from trailvault.store.timelimit import statement_limit
@@ -37,13 +40,34 @@ class AppRequests:
         self._wait = wait
         self._slots: dict[str, asyncio.Semaphore] = {}
 
-    @asynccontextmanager
-    async def admitted(self, app: str) -> AsyncIterator[None]:
-        """Hold one of ``app``'s slots (raise RateLimited after the wait) with the statement limit set."""
-        if self._concurrency <= 0:
+    async def respond(self, app: str, respond: Callable[[], Awaitable[Response]]) -> Response:
+        """Answer with ``respond()`` in one of ``app``'s slots (RateLimited after the wait), its listings limited.
+
+        A streamed answer (an export, an archive batch's events) reads the vault while it
+        is sent, so it keeps the slot, and its reads the statement limit, until its last
+        chunk is out or the client is gone.
+        """
+        release = _once(await self._slot(app))
+        try:
             with statement_limit(self._statement_timeout):
-                yield
-            return
+                response = await respond()
+        except BaseException:
+            release()
+            raise
+        if not isinstance(response, StreamingResponse):
+            release()
+            return response
+        response.body_iterator = _limited(response.body_iterator, self._statement_timeout, release)
+        # Also after the response, for a stream the client left before its first chunk was read.
+        tasks = BackgroundTasks([response.background] if response.background is not None else [])
+        tasks.add_task(release)
+        response.background = tasks
+        return response
+
+    async def _slot(self, app: str) -> Callable[[], None]:
+        """Take one of ``app``'s slots, waiting up to the wait; return what gives it back."""
+        if self._concurrency <= 0:
+            return lambda: None
         slots = self._slots.get(app)
         if slots is None:
             slots = self._slots[app] = asyncio.Semaphore(self._concurrency)
@@ -56,8 +80,27 @@ class AppRequests:
                 f"{self._wait:g} s, or send fewer at once",
                 retry_after=self._wait,
             ) from None
-        try:
-            with statement_limit(self._statement_timeout):
-                yield
-        finally:
-            slots.release()
+        return slots.release
+
+
+async def _limited(body: AsyncIterable[Any], seconds: float, release: Callable[[], None]) -> AsyncIterator[Any]:
+    """``body``'s chunks, each read under the statement limit; the slot given back at its end."""
+    try:
+        with statement_limit(seconds):
+            async for chunk in body:
+                yield chunk
+    finally:
+        release()
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    """``release``, callable any number of times, acting once (a stream ends one way or the other, or both)."""
+    done = False
+
+    def call() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            release()
+
+    return call

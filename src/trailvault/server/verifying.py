@@ -12,6 +12,7 @@ database busy. Jobs belong to the app whose key started them; the last
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -57,12 +58,14 @@ class VerifyJob:
 
 
 class Verifications:
-    """The server's verification jobs: at most one running, each in its own thread."""
+    """The server's verification jobs: at most one running, all in one background thread."""
 
     def __init__(self) -> None:
         self._jobs: OrderedDict[str, VerifyJob] = OrderedDict()
         self._running: VerifyJob | None = None
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[VerifyJob, Callable[[], dict[str, Any]]]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def start(self, app: str, request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> VerifyJob:
         """Run ``work`` (returning the report's dict) in the background and return its job.
@@ -88,8 +91,18 @@ class Verifications:
                 if self._jobs[oldest] is job:
                     break
                 del self._jobs[oldest]
-        threading.Thread(target=self._run, args=(job, work), name=f"trailvault-verify-{job.id}", daemon=True).start()
+            self._queue.put((job, work))
+            if self._worker is None:
+                # One long-lived thread runs every job: a store keeps a reader connection per
+                # thread, so a thread per job would leave one connection behind for each.
+                self._worker = threading.Thread(target=self._serve, name="trailvault-verify", daemon=True)
+                self._worker.start()
         return job
+
+    def _serve(self) -> None:
+        while True:
+            job, work = self._queue.get()
+            self._run(job, work)
 
     def get(self, app: str, job_id: str) -> VerifyJob:
         """Return the job of ``app`` with that id; NotFound for another app's or a forgotten one."""
