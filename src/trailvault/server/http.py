@@ -8,6 +8,7 @@ JSON array).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -103,14 +104,8 @@ def check_query(request: Request, accepted: frozenset[str], operation: str) -> N
     would list every event.
     """
     names = [name for name, _ in request.query_params.multi_items()]
-    unknown = sorted({name for name in names if name not in accepted})
-    if unknown:
-        shown = ", ".join(name[:40] for name in unknown[:5])
-        raise InvalidQuery(
-            f"{shown}: {'an unknown query parameter' if len(unknown) == 1 else 'unknown query parameters'} "
-            f"of {operation}; {takes(accepted)}",
-            field=unknown[0][:40],
-        )
+    _refuse_unknown(names, accepted, ("an unknown query parameter", "unknown query parameters"), f"of {operation}",
+                    InvalidQuery)  # fmt: skip
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidQuery(f"{repeated[0]}: given more than once; give it once", field=repeated[0])
@@ -118,13 +113,18 @@ def check_query(request: Request, accepted: frozenset[str], operation: str) -> N
 
 def check_keys(document: dict[str, Any], accepted: frozenset[str], operation: str) -> None:
     """Refuse a key of a request's JSON object that ``operation`` does not take, naming it."""
-    unknown = sorted(str(key) for key in document if key not in accepted)
+    _refuse_unknown(document, accepted, ("an unknown key", "unknown keys"), f"in the body of {operation}", InvalidInput)
+
+
+def _refuse_unknown(
+    names: Iterable[str], accepted: frozenset[str], noun: tuple[str, str], where: str, error: type[InvalidInput]
+) -> None:
+    """Raise ``error`` naming the first five of ``names`` not in ``accepted`` (``noun``: one, several)."""
+    unknown = sorted({str(name) for name in names if name not in accepted})
     if unknown:
-        shown = ", ".join(key[:40] for key in unknown[:5])
-        raise InvalidInput(
-            f"{shown}: {'an unknown key' if len(unknown) == 1 else 'unknown keys'} in the body of {operation}; "
-            f"{takes(accepted)}",
-            field=unknown[0][:40],
+        shown = ", ".join(name[:40] for name in unknown[:5])
+        raise error(
+            f"{shown}: {noun[0] if len(unknown) == 1 else noun[1]} {where}; {takes(accepted)}", field=unknown[0][:40]
         )
 
 
