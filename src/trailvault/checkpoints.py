@@ -176,7 +176,13 @@ class Checkpointer:
         return None
 
     def start(self) -> None:
-        """Issue checkpoints in a background thread until :meth:`stop`."""
+        """Issue checkpoints in a background thread until :meth:`stop`.
+
+        A new, empty log is signed at once: from then on a log with entries and no
+        checkpoint at all means checkpoints were deleted (the signer refuses it, verify fails it).
+        """
+        if self._signed_size < 0 and self._store.log_size() == 0:
+            self.issue()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="trailvault-checkpointer", daemon=True)
             self._thread.start()

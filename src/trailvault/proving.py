@@ -7,7 +7,6 @@ Everything here reads the store's Merkle tree and checkpoints; nothing writes ev
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from trailvault.checkpoints import Checkpointer, tree_root
 from trailvault.errors import EventNotFound, IntegrityFailure, InvalidInput, InvalidQuery, NotFound
 from trailvault.event import Event, entry_document
 from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
-from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.log import stored_leaf
 from trailvault.integrity.merkle import verify_consistency, verify_inclusion
 from trailvault.integrity.note import Verifier
 from trailvault.integrity.receipt import make_receipt
@@ -145,9 +144,9 @@ class Proving:
             signed = _opened(kept.note, signer.verifier_key if signer is not None else self.verifier_key())
         except InvalidInput as exc:
             raise IntegrityFailure(f"checkpoint of size {kept.size}: {exc.message}; run `trailvault verify`") from None
-        if (signed.size, signed.root) != (kept.size, kept.root):
+        if not kept.agrees_with(signed):
             raise IntegrityFailure(
-                f"checkpoint of size {signed.size}: the size or root kept beside its signed note differ from the "
+                f"checkpoint of size {signed.size}: the size, root or time kept beside its signed note differ from the "
                 "note: the row was altered outside trailvault; run `trailvault verify`"
             )
         return signed
@@ -169,8 +168,8 @@ class Proving:
         (started with ``spawn``, so a script calling this needs the usual
         ``if __name__ == "__main__":`` guard). Streams the log in constant memory; the
         report names the first bad seq or check. Entries past the newest signed checkpoint
-        are counted (``uncovered``); they fail verify when the first was received more than
-        ``max_uncovered_age`` seconds ago, or when no signed checkpoint covers any entry.
+        are counted (``uncovered``); they fail verify when that checkpoint was signed more
+        than ``max_uncovered_age`` seconds ago, or when the vault keeps no checkpoint at all.
         Where the signing key is at hand, the checkpoint the signer keeps beside it is
         checked too, as a trusted checkpoint is (it catches a truncated tail whose
         checkpoints were deleted with it).
@@ -208,9 +207,7 @@ class Proving:
         entry = self._own_entry(event)
         seq = entry.seq
         proof = self.prove_inclusion(seq)
-        if entry_leaf(entry, seq, entry.body_sha256) != proof.leaf_hash or (
-            entry.body_json is not None and hashlib.sha256(entry.body_json.encode()).digest() != entry.body_sha256
-        ):
+        if stored_leaf(entry) != proof.leaf_hash:
             raise IntegrityFailure(
                 f"seq {seq} does not match its leaf in the Merkle tree: it was changed outside trailvault; "
                 "run `trailvault verify`"

@@ -51,6 +51,7 @@ __all__ = [
     "encode_page_token",
     "equality_filter",
     "filtered_channels",
+    "map_conditions",
     "mask_filter",
     "number_problem",
     "overlaps",
@@ -103,6 +104,11 @@ class Compare:
     op: Op
     value: Any
 
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """Every value compared with: the list of ``in``/``not_in``, or the one value."""
+        return tuple(self.value) if isinstance(self.value, (tuple, list)) else (self.value,)
+
 
 @dataclass(frozen=True, slots=True)
 class Present:
@@ -142,19 +148,25 @@ def mask_filter(tree: Filter, paths: Iterable[str], masked: str) -> Filter:
     """
     hidden = tuple(paths)
 
-    def walk(node: Filter) -> Filter:
-        if isinstance(node, Compare):
-            if not any(overlaps(node.attribute, path) for path in hidden):
-                return node
-            value = tuple(masked for _ in node.value) if isinstance(node.value, tuple) else masked
-            return Compare(node.attribute, node.op, value)
-        if isinstance(node, Present):
+    def mask(node: Compare | Present) -> Filter:
+        if isinstance(node, Present) or not any(overlaps(node.attribute, path) for path in hidden):
             return node
-        if isinstance(node, Not):
-            return Not(walk(node.item))
-        return type(node)(tuple(walk(item) for item in node.items))
+        value = tuple(masked for _ in node.value) if isinstance(node.value, tuple) else masked
+        return Compare(node.attribute, node.op, value)
 
-    return walk(tree)
+    return map_conditions(tree, mask)
+
+
+def map_conditions(tree: Filter, change: Callable[[Compare | Present], Filter]) -> Filter:
+    """Return ``tree`` with each comparison and ``pr`` test replaced by ``change(it)``; the logic stays.
+
+    Recursive: call it on trees :func:`check_filter` has bounded.
+    """
+    if isinstance(tree, (Compare, Present)):
+        return change(tree)
+    if isinstance(tree, Not):
+        return Not(map_conditions(tree.item, change))
+    return type(tree)(tuple(map_conditions(item, change) for item in tree.items))
 
 
 def body_path(attribute: str) -> tuple[str, ...]:
@@ -193,8 +205,7 @@ def check_filter(tree: Filter) -> None:
             children = (node.item,) if isinstance(node, Not) else node.items
             pending.extend((child, depth + 1) for child in children)
         elif isinstance(node, Compare):
-            values = node.value if isinstance(node.value, (tuple, list)) else (node.value,)
-            for value in values:
+            for value in node.values:
                 problem = number_problem(value)
                 if problem is not None:
                     shown = f"{node.attribute} {node.op} {describe(value)}"
@@ -235,19 +246,15 @@ def typed_filter(tree: Filter, schemas: Callable[[], Mapping[str, Schema]]) -> F
             kinds[attribute] = _field_kind(attribute, loaded[0])
         return kinds[attribute]
 
-    def typed(node: Filter) -> Filter:
-        if isinstance(node, (And, Or)):
-            return type(node)(tuple(typed(item) for item in node.items))
-        if isinstance(node, Not):
-            return Not(typed(node.item))
-        kind = kind_of(node.attribute)
+    def typed(node: Compare | Present) -> Filter:
+        kind = kind_of(node.attribute)  # for a pr test too: it refuses a field no schema has
         if not isinstance(node, Compare) or kind is not FieldType.TIMESTAMP or node.op in (Op.CO, Op.SW, Op.EW):
             return node
         if isinstance(node.value, (tuple, list)):
             return replace(node, value=tuple(_instant(node, value) for value in node.value))
         return replace(node, value=_instant(node, node.value))
 
-    return typed(tree)
+    return map_conditions(tree, typed)
 
 
 _NAMING_OPS = (Op.EQ, Op.EQ_CS, Op.IN)
@@ -259,8 +266,7 @@ def filtered_channels(tree: Filter) -> frozenset[str] | None:
     found: frozenset[str] | None = None
     for condition in conditions:
         if isinstance(condition, Compare) and condition.attribute == "channel" and condition.op in _NAMING_OPS:
-            values = condition.value if isinstance(condition.value, (tuple, list)) else (condition.value,)
-            names = frozenset(str(value) for value in values)
+            names = frozenset(str(value) for value in condition.values)
             found = names if found is None else found & names
     return found
 

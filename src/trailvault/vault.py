@@ -678,10 +678,6 @@ def open_vault(
         signer_record=record,
     )
     if checkpointer is not None:
-        if store.latest_checkpoint() is None and store.log_size() == 0:
-            # A new log is signed at once, empty: from then on a log with entries and no
-            # checkpoint at all means checkpoints were deleted (verify fails it).
-            checkpointer.issue()
         checkpointer.start()
     return vault
 

@@ -23,7 +23,6 @@ would not help; processes use every core.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import multiprocessing
 import time
 from collections import deque
@@ -37,7 +36,7 @@ import orjson
 from trailvault.channel import PURGES_CHANNEL, REDACTIONS_CHANNEL
 from trailvault.errors import InvalidInput
 from trailvault.integrity.checkpoint import Checkpoint, open_checkpoint
-from trailvault.integrity.log import entry_leaf
+from trailvault.integrity.log import stored_leaf
 from trailvault.integrity.note import Verifier
 from trailvault.integrity.rebuild import Frontier, TreeBuilder, fold_frontier
 from trailvault.store.base import Store, StoredEntry
@@ -173,12 +172,8 @@ def verify_log(
 
 
 def _open_trusted(trusted: str | None, verifier: Verifier) -> Checkpoint | None:
-    if trusted is None:
-        return None
-    try:
-        return open_checkpoint(trusted, verifier)
-    except InvalidInput as exc:
-        raise _Problem(f"the trusted checkpoint does not verify with the key: {exc.message}") from None
+    name = "the trusted checkpoint does not verify with the key"
+    return None if trusted is None else _open_signed(trusted, name, verifier)
 
 
 def _open_signer(note: str | None, verifier: Verifier) -> Checkpoint | None:
@@ -275,7 +270,7 @@ def _signed_checkpoints(store: Store, verifier: Verifier) -> tuple[list[_Pending
     for kept in store.all_checkpoints():
         signed = _open_signed(kept.note, f"checkpoint of size {kept.size}", verifier)
         name = f"checkpoint of size {signed.size}"
-        if (kept.size, kept.root, kept.timestamp) != (signed.size, signed.root, signed.timestamp or 0):
+        if not kept.agrees_with(signed):
             altered.append(
                 f"{name}: the unsigned size, root or time kept beside its signed note differ from the note "
                 f"(the row says size {kept.size}): the row was altered outside trailvault"
@@ -503,9 +498,10 @@ def _compare_leaves(stored: bytes, position: int, leaves: list[bytes]) -> None:
 
 
 def _entry_leaf(entry: StoredEntry) -> bytes:
-    if entry.body_json is not None and hashlib.sha256(entry.body_json.encode()).digest() != entry.body_sha256:
+    leaf = stored_leaf(entry)
+    if leaf is None:
         raise _Problem(f"seq {entry.seq}: the body was changed outside trailvault (its SHA-256 differs)", entry.seq)
-    return entry_leaf(entry, entry.seq, entry.body_sha256)
+    return leaf
 
 
 def _open_signed(note: str, name: str, verifier: Verifier) -> Checkpoint:

@@ -57,11 +57,7 @@ def checkpoint_show(session: Session, size: int | None, output: str) -> None:
       trailvault checkpoint show > trusted-checkpoint.txt
       trailvault checkpoint show --size 1000 --output json
     """
-    found = session.vault().checkpoint(size)
-    if output == "json":
-        emit_json(_checkpoint_dict(found))
-    else:
-        sys.stdout.write(found.note)
+    _print_checkpoint(session.vault().checkpoint(size), output)
 
 
 @checkpoint.command("sign")
@@ -84,11 +80,15 @@ def checkpoint_sign(session: Session, adopt: bool, output: str) -> None:
       trailvault checkpoint sign
       trailvault checkpoint sign --adopt --output json
     """
-    signed = session.local_vault(command="checkpoint sign").issue_checkpoint(adopt=adopt)
+    _print_checkpoint(session.local_vault(command="checkpoint sign").issue_checkpoint(adopt=adopt), output)
+
+
+def _print_checkpoint(found: StoredCheckpoint, output: str) -> None:
+    """The note itself (ready to keep as a trusted checkpoint), or its parts as JSON."""
     if output == "json":
-        emit_json(_checkpoint_dict(signed))
+        emit_json(_checkpoint_dict(found))
     else:
-        sys.stdout.write(signed.note)
+        sys.stdout.write(found.note)
 
 
 def _checkpoint_dict(found: StoredCheckpoint) -> dict[str, object]:

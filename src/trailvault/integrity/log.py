@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-from trailvault.event import Envelope, canonical_entry
+from trailvault.event import Envelope, StoredEntry, canonical_entry
 from trailvault.integrity.merkle import leaf_hash
 
-__all__ = ["LeafParts", "entry_leaf", "leaf_from_parts", "leaf_parts"]
+__all__ = ["LeafParts", "entry_leaf", "leaf_from_parts", "leaf_parts", "stored_leaf"]
 
 #: An entry's canonical bytes before and after its seq's digits.
 LeafParts = tuple[bytes, bytes]
@@ -17,6 +17,16 @@ _SEQ_KEY = b',"seq":'
 def entry_leaf(event: Envelope, seq: int, body_sha256: bytes) -> bytes:
     """Return the Merkle leaf hash of the entry at ``seq`` (leaf index ``seq - 1``)."""
     return leaf_hash(canonical_entry(event, seq, body_sha256))
+
+
+def stored_leaf(entry: StoredEntry) -> bytes | None:
+    """The leaf recomputed from a stored row, or None when its body no longer hashes to its ``body_sha256``.
+
+    A redacted row (no body) keeps only the hash, which is all its leaf needs.
+    """
+    if entry.body_json is not None and hashlib.sha256(entry.body_json.encode()).digest() != entry.body_sha256:
+        return None
+    return entry_leaf(entry, entry.seq, entry.body_sha256)
 
 
 def leaf_parts(event: Envelope, body_sha256: bytes) -> LeafParts:

@@ -17,6 +17,7 @@ from trailvault.access import ApiKey
 from trailvault.batches import ArchiveBatch, ArchiveTask, LegalHold, TaskStatus
 from trailvault.errors import IdConflict
 from trailvault.event import Event, PendingEvent, Posted, StoredEntry
+from trailvault.integrity.checkpoint import Checkpoint
 from trailvault.integrity.merkle import NodeKey
 from trailvault.query import EventQuery
 
@@ -46,6 +47,10 @@ class StoredCheckpoint:
     root: bytes
     timestamp: int
     note: str
+
+    def agrees_with(self, signed: Checkpoint) -> bool:
+        """Whether the unsigned size, root and time kept beside the note say what the opened note says."""
+        return (self.size, self.root, self.timestamp) == (signed.size, signed.root, signed.timestamp or 0)
 
 
 class Store(Protocol):

@@ -116,7 +116,7 @@ class ListingCompiler:
         return self._compare(node)
 
     def _compare(self, node: Compare) -> str:
-        values = list(node.value) if isinstance(node.value, (tuple, list)) else [node.value]
+        values = list(node.values)
         if node.attribute == "app":
             # A query only ever sees its own app: compare the name here, in Python.
             return self.true if _app_matches(node.op, values, self.query.app) else self.false
