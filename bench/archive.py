@@ -23,8 +23,8 @@ from pathlib import Path
 from takeout import build, progress
 
 import trailvault
-from trailvault.archive import ArchiveSettings
-from trailvault.archive_files import verify_archive
+from trailvault.core.batches import ArchiveSettings
+from trailvault.workflows.archive.verify import verify_archive
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import trailvault
-from trailvault.archive_files import verify_archive
+from trailvault.workflows.archive.verify import verify_archive
 
 
 def _archive(folder: Path, body_bytes: int) -> str:

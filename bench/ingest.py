@@ -29,10 +29,10 @@ import orjson
 import uuid_utils
 
 import trailvault
-from trailvault.event import PendingEvent
-from trailvault.integrity.log import entry_leaf
-from trailvault.integrity.tiles import append_leaves, partial_tiles
-from trailvault.store.sqlite.migrations import MIGRATIONS
+from trailvault.adapters.store.sqlite.migrations import MIGRATIONS
+from trailvault.core.event import PendingEvent
+from trailvault.core.integrity.log import entry_leaf
+from trailvault.core.integrity.tiles import append_leaves, partial_tiles
 
 SCHEMA = {
     "fields": [

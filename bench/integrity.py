@@ -25,14 +25,14 @@ from pathlib import Path
 import ingest
 
 import trailvault
-import trailvault.store.admission as admission
-import trailvault.store.sqlite.store as sqlite_store
-from trailvault.checkpoints import tree_root
-from trailvault.event import canonical_entry
-from trailvault.integrity.checkpoint import open_checkpoint, sign_checkpoint
-from trailvault.integrity.merkle import verify_inclusion
-from trailvault.integrity.note import Verifier
-from trailvault.store.base import Store, StoredCheckpoint
+import trailvault.adapters.store.admission as admission
+import trailvault.adapters.store.sqlite.store as sqlite_store
+from trailvault.adapters.store.base import Store, StoredCheckpoint
+from trailvault.core.event import canonical_entry
+from trailvault.core.integrity.checkpoint import open_checkpoint, sign_checkpoint
+from trailvault.core.integrity.merkle import verify_inclusion
+from trailvault.core.integrity.note import Verifier
+from trailvault.workflows.vault.checkpointer import tree_root
 
 
 def ingest_rate(folder: Path, bodies: list[dict[str, object]], *, integrity: bool) -> float:

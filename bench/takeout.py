@@ -28,7 +28,7 @@ from pathlib import Path
 import ingest
 
 import trailvault
-from trailvault.export import verify_export
+from trailvault.workflows.export.verify import verify_export
 
 BATCH = 1000
 

@@ -16,12 +16,12 @@ import pytest
 
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli
-from trailvault.archive import ArchiveSettings
-from trailvault.archive_files import manifest_name, verify_archive
-from trailvault.batches import TaskStatus
+from trailvault.core.batches import ArchiveSettings, TaskStatus
+from trailvault.core.timestamps import format_timestamp
 from trailvault.errors import BatchArchived, ChannelNotFound, Conflict, InvalidInput, InvalidQuery, NotFound
-from trailvault.timestamps import format_timestamp
-from trailvault.vault import Vault
+from trailvault.workflows.archive.files import manifest_name
+from trailvault.workflows.archive.verify import verify_archive
+from trailvault.workflows.vault.vault import Vault
 
 FROM, TO = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
 
@@ -452,7 +452,7 @@ def test_a_file_read_a_few_lines_at_a_time_gives_the_findings_of_a_whole_read(
         rewrite(archive.path, lines, {})
         whole = verify_archive(tmp_path, key)
         for piece in (97, 1500, 5000):  # shorter than a line, a line or two, several lines
-            monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", piece)
+            monkeypatch.setattr("trailvault.workflows.archive.verify._CHUNK_BYTES", piece)
             pieces = verify_archive(tmp_path, key)
             monkeypatch.undo()
             assert (pieces.events, pieces.redacted, pieces.problems) == (
@@ -491,7 +491,7 @@ def test_a_line_longer_than_many_pieces_verifies_as_a_whole_read_does(
     """A 2 MB line read in pieces of 97 bytes (about 22,000 of them, each once) verifies, as one piece does."""
     path, key = _one_blob_archive(vault_dir, tmp_path, 2 << 20)
     whole = verify_archive(tmp_path / "out", key)
-    monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", 97)
+    monkeypatch.setattr("trailvault.workflows.archive.verify._CHUNK_BYTES", 97)
     pieces = verify_archive(tmp_path / "out", key)
     assert whole.ok and (pieces.ok, pieces.events, pieces.problems) == (True, 3, [])
     lines = gzip.decompress(Path(path).read_bytes()).splitlines()
@@ -506,14 +506,14 @@ def test_a_line_over_the_maximum_is_a_finding_naming_it_in_pieces_or_whole(
 ) -> None:
     """A line over MAX_LINE_BYTES is named (its number and the bound), whatever the pieces it is read in."""
     path, key = _one_blob_archive(vault_dir, tmp_path, 3000)
-    monkeypatch.setattr("trailvault.archive_files.MAX_LINE_BYTES", 2 << 20)
+    monkeypatch.setattr("trailvault.workflows.archive.verify.MAX_LINE_BYTES", 2 << 20)
     expected = (
         f"{Path(path).name}: cannot be read as an archive (ValueError: line 2 is longer than 2 MB, "
         "the longest line verify reads; no entry of an archive is that long)"
     )
     lines = gzip.decompress(Path(path).read_bytes()).splitlines()
     for piece in (97, 4000, 8 << 20):
-        monkeypatch.setattr("trailvault.archive_files._CHUNK_BYTES", piece)
+        monkeypatch.setattr("trailvault.workflows.archive.verify._CHUNK_BYTES", piece)
         rewrite(path, [lines[0], b"y" * (3 << 20), lines[2]], {})
         assert verify_archive(tmp_path / "out", key).problems == [expected], piece
         # The last line, with no newline after it, too.

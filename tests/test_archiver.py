@@ -23,16 +23,16 @@ import pytest
 import trailvault
 from tests.conftest import ACCESS, CLI, access_event, run_cli
 from tests.server.conftest import free_port, start_server
-from trailvault.archive import ArchiveSettings
-from trailvault.archive_files import verify_archive
-from trailvault.archiver import ArchivePlan, archive_once
+from trailvault.core.batches import ArchiveSettings
+from trailvault.workflows.archive.automatic import ArchivePlan, archive_once
+from trailvault.workflows.archive.verify import verify_archive
 
 #: Stops the process (as a crash would: no cleanup) when automated archiving reaches a step.
 CRASHING_RUN = """
 import os, sys
-from trailvault.archive import ArchiveSettings
-from trailvault.archiver import ArchivePlan, archive_once
-from trailvault.vault import open_vault
+from trailvault.core.batches import ArchiveSettings
+from trailvault.workflows.archive.automatic import ArchivePlan, archive_once
+from trailvault.workflows.vault.vault import open_vault
 
 vault = open_vault(sys.argv[1], archive=ArchiveSettings(max_batch_events=40, retention=0))
 seen = []
@@ -48,9 +48,9 @@ archive_once(vault, ArchivePlan(destination=sys.argv[2], lag=0), on_step=step)
 #: Killed with SIGKILL in the middle of batching: after its first batch is in, as it takes the second.
 KILLED_WHILE_BATCHING = """
 import os, signal, sys
-from trailvault.archive import ArchiveSettings
-from trailvault.archiver import ArchivePlan, archive_once
-from trailvault.vault import open_vault
+from trailvault.core.batches import ArchiveSettings
+from trailvault.workflows.archive.automatic import ArchivePlan, archive_once
+from trailvault.workflows.vault.vault import open_vault
 
 vault = open_vault(sys.argv[1], archive=ArchiveSettings(max_batch_events=40, retention=0))
 store = vault._store
@@ -283,7 +283,7 @@ def test_a_duration_that_is_not_one_is_refused_naming_the_key(tmp_path: Path, va
 
 
 def test_credentials_in_a_destination_never_show(vault_dir: Path, tmp_path: Path) -> None:
-    from trailvault.archive_files import shown_location
+    from trailvault.core.batches import shown_location
 
     assert shown_location("https://audit:S3CRET@store.example/x?sig=abc") == "https://audit:***@store.example/x"
     assert shown_location("/srv/archive") == "/srv/archive"
@@ -326,7 +326,7 @@ def test_a_run_after_a_crash_mid_batching_reports_the_unbatched_events_and_a_lat
     assert "counts as abandoned from" in problem
     assert len(kept_ids(vault_location)) == 60  # the first batch (40) was archived and purged; 60 wait
     # Once the dead task counts as abandoned (made immediate here), a run resumes batching.
-    monkeypatch.setattr("trailvault.archive.STALE_TASK_S", 0)
+    monkeypatch.setattr("trailvault.workflows.vault.archiving.STALE_TASK_S", 0)
     with trailvault.open_vault(vault_location, archive=ArchiveSettings(max_batch_events=40, retention=0)) as vault:
         resumed = archive_once(vault, ArchivePlan(destination=str(out), lag=0))
         assert resumed.ok, resumed.problems

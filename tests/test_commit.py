@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from trailvault.commit import GroupCommitter
+from trailvault.adapters.store.base import AppendOutcome
+from trailvault.core.event import PendingEvent, Posted
 from trailvault.errors import IdConflict, StoreUnavailable
-from trailvault.event import PendingEvent, Posted
-from trailvault.store.base import AppendOutcome
+from trailvault.workflows.vault.commit import GroupCommitter
 
 
 def _event(event_id: str) -> PendingEvent:

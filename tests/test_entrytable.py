@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trailvault.entrytable import hex_column, int_column, text_column
+from trailvault.core.entrytable import hex_column, int_column, text_column
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trailvault.errors import InvalidInput
-from trailvault.event import (
+from trailvault.core.event import (
     Event,
     canonical_body,
     canonical_entry,
@@ -19,6 +18,7 @@ from trailvault.event import (
     entry_document,
     fingerprint,
 )
+from trailvault.errors import InvalidInput
 
 
 def test_canonical_body_sorts_keys_at_every_depth() -> None:

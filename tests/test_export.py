@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 import trailvault
 from trailvault import Vault
+from trailvault.adapters.formats.rows import _drop_absent, rebuild_body
 from trailvault.errors import Conflict, InvalidInput, StoreUnavailable
-from trailvault.export import verify_export
-from trailvault.formats.rows import _drop_absent, rebuild_body
+from trailvault.workflows.export.verify import verify_export
 
 from .conftest import ACCESS, CLI, MYINDEX, access_event, run_cli, without_pyarrow
 
@@ -206,8 +206,8 @@ def test_a_removed_row_or_changed_file_fails(filled: Vault, tmp_path: Path) -> N
 
 def test_another_key_does_not_verify(filled: Vault, tmp_path: Path, vault_location: Any) -> None:
     """The manifest's checkpoint must be signed by the key given."""
-    from trailvault.integrity.note import verifier_key
-    from trailvault.keys import create_signing_key
+    from trailvault.adapters.signing_key import create_signing_key
+    from trailvault.core.integrity.note import verifier_key
 
     filled.export(tmp_path / "out", channel="myindex")
     other = verifier_key(filled.verifier_key().split("+")[0], create_signing_key(tmp_path / "other.key").public_key())
@@ -427,7 +427,7 @@ def test_undeclared_fields_of_a_typed_channel_that_allows_them_survive_export(
     vault.export(tmp_path / "out", channel="mixed", formats=fmt)
     report = verify_export(tmp_path / "out", vault.verifier_key(), against=vault)
     assert report.ok, report.problems
-    from trailvault.formats import read_rows
+    from trailvault.adapters.formats import read_rows
 
     rows = read_rows(fmt, tmp_path / "out" / f"mixed.{fmt}", vault.channel("mixed").schema)
     assert [row["body"] for row in rows] == bodies
@@ -538,15 +538,15 @@ def test_the_page_reader_process_exports_the_same_files(tmp_path: Path, monkeypa
     """A long export from SQLite reads its pages in a child process (ADBC); the files are those an
     in-process read writes, redacted body, nulls, lists and all, and they verify."""
     import trailvault
-    import trailvault.export as export_module
-    from trailvault.store.sqlite import store as sqlite_store
+    import trailvault.workflows.export.source as export_source
+    from trailvault.adapters.store.sqlite import store as sqlite_store
 
     with trailvault.open_vault(tmp_path / "v") as vault:
         _fill(vault)
         vault.post_many("access", [access_event(i) for i in range(200, 1300)])
         # Pages of 200 events (10,000 shared by two typed formats, scaled down): the child's
         # batches of 2,500 are cut into pages, the last one short.
-        monkeypatch.setattr(export_module, "_BATCH", 400)
+        monkeypatch.setattr(export_source, "PAGE_ROWS", 400)
         monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 10**12)
         here = vault.export(tmp_path / "here", filter="seq gt 2")
         monkeypatch.setattr(sqlite_store, "SEPARATE_READER_FROM", 0)
@@ -575,8 +575,8 @@ def test_a_page_reader_that_dies_fails_the_export_and_leaves_no_manifest(
 ) -> None:
     """Killed after its first page, the reader process is an error naming it; no partial export survives."""
     import trailvault
+    from trailvault.adapters.store.sqlite import store as sqlite_store
     from trailvault.errors import StoreUnavailable
-    from trailvault.store.sqlite import store as sqlite_store
 
     real_popen = sqlite_store.pagereader.subprocess.Popen
     children: list[Any] = []
@@ -611,7 +611,7 @@ def test_where_no_child_can_start_the_export_reads_in_its_own_process(
 ) -> None:
     """A sandbox that refuses to start processes still gets its export, read the ordinary way."""
     import trailvault
-    from trailvault.store.sqlite import store as sqlite_store
+    from trailvault.adapters.store.sqlite import store as sqlite_store
 
     refused: list[Any] = []
 
@@ -639,7 +639,7 @@ def test_a_reader_that_fails_before_its_first_page_gives_way_to_an_in_process_re
     import sys
 
     import trailvault
-    from trailvault.store.sqlite import store as sqlite_store
+    from trailvault.adapters.store.sqlite import store as sqlite_store
 
     real_popen = subprocess.Popen
 

@@ -10,10 +10,10 @@ import pytest
 
 import trailvault
 from trailvault import Vault
+from trailvault.core.integrity.checkpoint import open_checkpoint
+from trailvault.core.integrity.merkle import verify_consistency, verify_inclusion
+from trailvault.core.integrity.note import Verifier
 from trailvault.errors import Conflict, InvalidQuery
-from trailvault.integrity.checkpoint import open_checkpoint
-from trailvault.integrity.merkle import verify_consistency, verify_inclusion
-from trailvault.integrity.note import Verifier
 
 from .conftest import MYINDEX
 

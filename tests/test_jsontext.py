@@ -7,8 +7,8 @@ import re
 import pytest
 
 from trailvault import Vault
+from trailvault.core.jsontext import decode_json
 from trailvault.errors import BatchRejected, InvalidInput, MalformedJSON, ValidationFailed
-from trailvault.jsontext import decode_json
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from trailvault import Vault
+from trailvault.core.query import MAX_FILTER_DEPTH, And, Compare, Filter, Not, Op, Or
 from trailvault.errors import InvalidQuery
-from trailvault.query import MAX_FILTER_DEPTH, And, Compare, Filter, Not, Op, Or
 
 AUDIT = {
     "fields": [

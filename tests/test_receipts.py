@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from trailvault import Vault
+from trailvault.core.integrity.note import Verifier
+from trailvault.core.integrity.receipt import check_receipt
 from trailvault.errors import InvalidInput
-from trailvault.integrity.note import Verifier
-from trailvault.integrity.receipt import check_receipt
 
 from .conftest import EXAMPLES, run_cli
 

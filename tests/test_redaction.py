@@ -9,11 +9,11 @@ import pytest
 
 import trailvault
 from trailvault import Vault
+from trailvault.core.integrity.checkpoint import open_checkpoint
+from trailvault.core.integrity.merkle import verify_inclusion
+from trailvault.core.integrity.note import Verifier
+from trailvault.core.integrity.receipt import check_receipt
 from trailvault.errors import Conflict, Forbidden, InvalidInput
-from trailvault.integrity.checkpoint import open_checkpoint
-from trailvault.integrity.merkle import verify_inclusion
-from trailvault.integrity.note import Verifier
-from trailvault.integrity.receipt import check_receipt
 
 from .conftest import EXAMPLES, run_cli
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from trailvault import Vault
+from trailvault.core.query import And, Compare, Not, Op, Or, Present, mask_filter
+from trailvault.core.scim import parse_filter, render_filter
 from trailvault.errors import InvalidQuery
-from trailvault.query import And, Compare, Not, Op, Or, Present, mask_filter
-from trailvault.scim import parse_filter, render_filter
 
 
 def test_data_safe_example() -> None:

@@ -10,58 +10,15 @@ from pathlib import Path
 import click
 
 import trailvault
-from trailvault.cli import main
+from trailvault.edges.cli import main
 
 SRC = Path(trailvault.__file__).parent
 DOCS = SRC.parent.parent / "docs"
 
-LAYERS = {
-    "core": 0,
-    "adapter": 1,
-    "workflow": 2,
-    "edge": 3,
-}
-MODULE_LAYERS = {
-    **dict.fromkeys(
-        [
-            "errors",
-            "timestamps",
-            "event",
-            "query",
-            "scim",
-            "schema",
-            "jsontext",
-            "channel",
-            "integrity",
-            "access",
-            "batches",
-            "entrytable",
-        ],
-        "core",
-    ),
-    **dict.fromkeys(["store", "sources", "keys", "files", "formats", "sinks", "importers"], "adapter"),
-    **dict.fromkeys(
-        [
-            "vault",
-            "proving",
-            "commit",
-            "checkpoints",
-            "proofs",
-            "verification",
-            "transfer",
-            "archive",
-            "archive_files",
-            "archiver",
-            "forward",
-            "client",
-            "keyring",
-            "export",
-            "download",
-        ],
-        "workflow",
-    ),
-    **dict.fromkeys(["cli", "server", "web", "config", "compat"], "edge"),
-}
+#: The layers, innermost first: a module may import its own layer and the ones before it.
+LAYERS = ["core", "adapters", "workflows", "edges"]
+#: Modules at the package root that every layer may import.
+SHARED = {"errors"}
 
 
 def test_public_api_is_pinned() -> None:
@@ -72,43 +29,135 @@ def test_public_api_is_pinned() -> None:
     ]  # fmt: skip
 
 
-def _top(module: str) -> str | None:
+def _module_name(path: Path) -> str:
+    parts = ["trailvault", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(path): path for path in SRC.rglob("*.py")}
+
+
+def _imports(path: Path) -> set[str]:
+    """Every trailvault module that `path` imports: at module level, under TYPE_CHECKING, or inside a function."""
+    own = _module_name(path)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *filter(None, [base])])
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            while name and name not in MODULES:
+                name = name.rpartition(".")[0]
+            if name.startswith("trailvault") and name != own:
+                found.add(name)
+    return found
+
+
+GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+
+
+def _layer(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if parts[0] == "trailvault" and len(parts) > 1 else None
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
 
-def test_every_module_has_a_layer() -> None:
-    """Each top-level module or package of src/trailvault is placed in a layer."""
-    names = {path.stem for path in SRC.glob("*.py")} | {path.name for path in SRC.iterdir() if path.is_dir()}
-    names -= {"__init__", "__pycache__", "py"}
-    assert names <= set(MODULE_LAYERS), names - set(MODULE_LAYERS)
+def test_every_module_sits_in_a_layer() -> None:
+    """Each module of src/trailvault lives in a layer package; only the public API and errors sit at the root."""
+    stray = [name for name in MODULES if _layer(name) is None and name not in {"trailvault", "trailvault.errors"}]
+    assert stray == []
 
 
 def test_imports_point_inward() -> None:
     """No module imports from a layer further out than its own, and adapters never import a sibling adapter."""
     problems = []
-    for path in SRC.rglob("*.py"):
-        relative = path.relative_to(SRC)
-        if relative == Path("__init__.py"):
+    for module, targets in GRAPH.items():
+        own = _layer(module)
+        if own is None:
             continue
-        own = relative.parts[0].removesuffix(".py")
-        own_layer = MODULE_LAYERS[own]
-        for node in ast.walk(ast.parse(path.read_text())):
-            modules = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                modules = [node.module]
-            elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            for module in modules:
-                target = _top(module)
-                if target is None or target == own:
-                    continue
-                target_layer = MODULE_LAYERS[target]
-                if LAYERS[target_layer] > LAYERS[own_layer]:
-                    problems.append(f"{relative} ({own_layer}) imports {module} ({target_layer})")
-                if own_layer == target_layer == "adapter":
-                    problems.append(f"{relative} imports sibling adapter {module}")
+        for target in targets:
+            layer = _layer(target)
+            if layer is None:
+                if target.removeprefix("trailvault.") not in SHARED:
+                    problems.append(f"{module} ({own}) imports {target}")
+                continue
+            if LAYERS.index(layer) > LAYERS.index(own):
+                problems.append(f"{module} ({own}) imports {target} ({layer})")
+            if own == layer == "adapters" and target.split(".")[2] != module.split(".")[2]:
+                problems.append(f"{module} imports sibling adapter {target}")
     assert problems == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycle() -> None:
+    """No set of modules imports itself round, counting imports under TYPE_CHECKING and inside functions."""
+    assert _cycles(GRAPH) == []
+
+
+def test_no_cycle_between_packages() -> None:
+    """Packages of the same layer depend on each other one way only (vault uses export, never the reverse)."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in GRAPH.items():
+        home = ".".join(module.split(".")[:3])
+        packages.setdefault(home, set()).update(
+            ".".join(target.split(".")[:3]) for target in targets if ".".join(target.split(".")[:3]) != home
+        )
+    for targets in packages.values():
+        targets.difference_update({"trailvault", "trailvault.errors"} - set(packages))
+    assert _cycles({name: targets & set(packages) for name, targets in packages.items()}) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    """The finder itself: a round through a TYPE_CHECKING-style edge is reported, a one-way chain is not."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
@@ -139,7 +188,8 @@ def test_every_command_is_documented() -> None:
 def test_start_up_does_not_load_the_table_libraries() -> None:
     """Every CLI command imports trailvault; pyarrow (about 130 ms, 50 MB) waits for a typed export."""
     code = (
-        "import sys, trailvault, trailvault.cli, trailvault.download, trailvault.export;"
+        "import sys, trailvault, trailvault.edges.cli, trailvault.workflows.download,"
+        " trailvault.workflows.export.write;"
         "print(sorted(m for m in ('pyarrow', 'pandas', 'numpy') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trailvault.core.timestamps import format_timestamp, from_datetime, parse_timestamp
 from trailvault.errors import InvalidInput
-from trailvault.timestamps import format_timestamp, from_datetime, parse_timestamp
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import trailvault
-from trailvault.checkpoints import tree_root
+from trailvault.core.integrity.note import Verifier
+from trailvault.core.integrity.receipt import check_receipt
 from trailvault.errors import Conflict
-from trailvault.integrity.note import Verifier
-from trailvault.integrity.receipt import check_receipt
-from trailvault.transfer import migrate_vault
+from trailvault.workflows.migrate import migrate_vault
+from trailvault.workflows.vault.checkpointer import tree_root
 
 from .conftest import MYINDEX, run_cli
 

@@ -11,6 +11,7 @@ import pytest
 
 import trailvault
 from trailvault import NewEvent, Vault
+from trailvault.core.timestamps import parse_timestamp
 from trailvault.errors import (
     BatchRejected,
     ChannelNotFound,
@@ -25,7 +26,6 @@ from trailvault.errors import (
     ValidationFailed,
     VaultNotFound,
 )
-from trailvault.timestamps import parse_timestamp
 
 from .conftest import ACCESS, EXAMPLES, MYINDEX, access_event
 
@@ -356,7 +356,7 @@ def access(vault: Vault) -> Vault:
 
 
 def _at(micros: int) -> datetime:
-    from trailvault.timestamps import to_datetime
+    from trailvault.core.timestamps import to_datetime
 
     return to_datetime(micros)
 

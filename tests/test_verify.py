@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import trailvault
-import trailvault.verification
-from trailvault.integrity.checkpoint import sign_checkpoint
-from trailvault.keys import load_signing_key
+import trailvault.workflows.vault.verify
+from trailvault.adapters.signing_key import load_signing_key
+from trailvault.core.integrity.checkpoint import sign_checkpoint
 
 from .conftest import MYINDEX, run_cli
 
@@ -55,11 +55,11 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Non
     if request.param == "whole log":
         _JOBS = 1
     else:
-        monkeypatch.setattr(trailvault.verification, "SEGMENT", 8)
+        monkeypatch.setattr(trailvault.workflows.vault.verify, "SEGMENT", 8)
         _JOBS = 2
 
 
-def _verify(vault_dir: Path, trusted: str | None = None) -> trailvault.verification.VerifyReport:
+def _verify(vault_dir: Path, trusted: str | None = None) -> trailvault.workflows.vault.verify.VerifyReport:
     """Verify as an auditor would: with the vault file but not its signing key."""
     with trailvault.open_vault(vault_dir, create=False, signing_key=vault_dir / "not-here.key") as vault:
         return vault.verify(trusted, jobs=_JOBS)
@@ -136,7 +136,7 @@ def test_tail_truncated_caught_with_trusted_checkpoint(kept: Path, intruder: sql
     intruder.execute("DELETE FROM events WHERE seq > 30")
     intruder.execute("DELETE FROM checkpoints WHERE size > 30")
     intruder.execute("DELETE FROM merkle_tiles")
-    from trailvault.store.sqlite.tree import backfill_tiles
+    from trailvault.adapters.store.sqlite.tree import backfill_tiles
 
     backfill_tiles(intruder)
     report = _verify(kept, trusted)
@@ -147,7 +147,7 @@ def test_rewrite_by_key_holder_caught_with_trusted_checkpoint(kept: Path, intrud
     """Someone with the database and the key rewrites and re-signs history: only a trusted checkpoint catches it."""
     with trailvault.open_vault(kept, create=False) as vault:
         trusted = vault.checkpoint().note
-        origin = trailvault.integrity.note.Verifier.parse(vault.verifier_key()).name  # type: ignore[attr-defined]
+        origin = trailvault.core.integrity.note.Verifier.parse(vault.verifier_key()).name  # type: ignore[attr-defined]
     import hashlib
 
     body = '{"amount":1.0,"company":"rewritten"}'
@@ -156,12 +156,12 @@ def test_rewrite_by_key_holder_caught_with_trusted_checkpoint(kept: Path, intrud
     )
     intruder.execute("DELETE FROM merkle_tiles")
     intruder.execute("DELETE FROM checkpoints")
-    from trailvault.store.sqlite.tree import backfill_tiles
+    from trailvault.adapters.store.sqlite.tree import backfill_tiles
 
     backfill_tiles(intruder)
     key = load_signing_key(kept / "vault.key")
-    from trailvault.checkpoints import tree_root
-    from trailvault.store.sqlite import SQLiteStore
+    from trailvault.adapters.store.sqlite import SQLiteStore
+    from trailvault.workflows.vault.checkpointer import tree_root
 
     store = SQLiteStore(kept / "vault.sqlite3", create=False)
     resigned = sign_checkpoint(origin, 40, tree_root(store, 40), key, timestamp=1_700_000_000)
@@ -240,9 +240,9 @@ def _rewrite_without_key(vault_dir: Path, intruder: sqlite3.Connection, seq: int
     the new roots into the checkpoints' unsigned size/root columns (their signed notes stay)."""
     import hashlib
 
-    from trailvault.checkpoints import tree_root
-    from trailvault.store.sqlite import SQLiteStore
-    from trailvault.store.sqlite.tree import backfill_tiles
+    from trailvault.adapters.store.sqlite import SQLiteStore
+    from trailvault.adapters.store.sqlite.tree import backfill_tiles
+    from trailvault.workflows.vault.checkpointer import tree_root
 
     body = '{"amount":1.0,"company":"forged"}'
     intruder.execute(
@@ -320,7 +320,7 @@ def test_old_uncovered_tail_fails(
 
     intruder.execute("DELETE FROM checkpoints WHERE size > 20")
     an_hour_later = time.time() + 3600
-    monkeypatch.setattr(trailvault.verification, "time", SimpleNamespace(time=lambda: an_hour_later))
+    monkeypatch.setattr(trailvault.workflows.vault.verify, "time", SimpleNamespace(time=lambda: an_hour_later))
     with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
         report = vault.verify(jobs=_JOBS)
         assert not report.ok and report.seq == 21 and "20 entries" in (report.problem or "")
@@ -331,7 +331,7 @@ def test_tail_truncated_caught_by_the_vaults_own_checkpoint(kept: Path, intruder
     """Rows cut off the tail with the tree rebuilt are caught by a kept checkpoint that covered them."""
     intruder.execute("DELETE FROM events WHERE seq > 30")
     intruder.execute("DELETE FROM merkle_tiles")
-    from trailvault.store.sqlite.tree import backfill_tiles
+    from trailvault.adapters.store.sqlite.tree import backfill_tiles
 
     backfill_tiles(intruder)
     report = _verify(kept)
@@ -374,7 +374,7 @@ def test_truncated_tail_with_its_checkpoints_deleted_caught_by_the_signers_recor
     intruder.execute("DELETE FROM events WHERE seq > 30")
     intruder.execute("DELETE FROM checkpoints WHERE size > 30")
     intruder.execute("DELETE FROM merkle_tiles")
-    from trailvault.store.sqlite.tree import backfill_tiles
+    from trailvault.adapters.store.sqlite.tree import backfill_tiles
 
     backfill_tiles(intruder)
     assert _verify(kept).ok  # without the key's folder, only a checkpoint kept elsewhere would tell
@@ -400,8 +400,8 @@ def test_proof_refused_when_the_tree_alone_was_rebuilt(kept: Path, intruder: sql
     _rewrite_without_key(kept, intruder, 5)
     with trailvault.open_vault(kept, create=False, signing_key=kept / "not-here.key") as vault:
         for (size, note) in intruder.execute("SELECT size, note FROM checkpoints").fetchall():
-            root = trailvault.integrity.checkpoint.open_checkpoint(
-                note, trailvault.integrity.note.Verifier.parse(vault.verifier_key())
+            root = trailvault.core.integrity.checkpoint.open_checkpoint(
+                note, trailvault.core.integrity.note.Verifier.parse(vault.verifier_key())
             ).root
             intruder.execute("UPDATE checkpoints SET root = ? WHERE size = ?", (root, size))
         with pytest.raises(trailvault.errors.IntegrityFailure, match="does not prove seq 3"):
@@ -416,14 +416,14 @@ def test_an_old_tail_made_to_look_young_still_fails(
     import time
     from types import SimpleNamespace
 
-    from trailvault.store.sqlite.tree import backfill_tiles
+    from trailvault.adapters.store.sqlite.tree import backfill_tiles
 
     intruder.execute("DELETE FROM checkpoints WHERE size > 20")
     an_hour_later = time.time() + 3600
     intruder.execute("UPDATE events SET received = ? WHERE seq > 20", (int(an_hour_later * 1_000_000),))
     intruder.execute("DELETE FROM merkle_tiles")
     backfill_tiles(intruder)
-    monkeypatch.setattr(trailvault.verification, "time", SimpleNamespace(time=lambda: an_hour_later))
+    monkeypatch.setattr(trailvault.workflows.vault.verify, "time", SimpleNamespace(time=lambda: an_hour_later))
     report = _verify(kept)
     assert not report.ok and report.seq == 21 and "20 entries from seq 21" in (report.problem or "")
 
@@ -438,7 +438,7 @@ def test_every_checkpoint_deleted_fails_where_the_key_is(kept: Path, intruder: s
 def test_a_vault_whose_id_was_rewritten_is_not_signed_over(kept: Path, intruder: sqlite3.Connection) -> None:
     """Rewriting the vault's id (so the signer's record is not found) with every checkpoint deleted leaves
     the signer nothing to trust: it refuses the log rather than sign a forgery."""
-    from trailvault.integrity.note import verifier_key
+    from trailvault.core.integrity.note import verifier_key
 
     _rewrite_without_key(kept, intruder, 5)
     intruder.execute("DELETE FROM checkpoints")

@@ -10,7 +10,7 @@
             print(event.seq, event.body)
 
 The names below are loaded on first use (PEP 562), so importing one module of the
-package (a ``verify archive`` worker process imports :mod:`trailvault.archive_files`)
+package (a ``verify archive`` worker process imports :mod:`trailvault.workflows.archive.files`)
 does not load the vault, the client and the HTTP stack as well.
 """
 
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trailvault import errors
-    from trailvault.access import ApiKey, Scope
-    from trailvault.channel import Channel
-    from trailvault.client import RemoteVault, Sender, connect
-    from trailvault.compat import platform6 as audit
+    from trailvault.core.api_key import ApiKey, Scope
+    from trailvault.core.channel import Channel
+    from trailvault.core.event import Event, EventPage, NewEvent, Posted
+    from trailvault.edges.compat import platform6 as audit
     from trailvault.errors import TrailvaultError
-    from trailvault.event import Event, NewEvent, Posted
-    from trailvault.vault import EventPage, Vault, open_vault
+    from trailvault.workflows.client import RemoteVault, Sender, connect
+    from trailvault.workflows.vault.vault import Vault, open_vault
 
 __all__ = [
     "ApiKey",
@@ -49,21 +49,21 @@ __all__ = [
 
 #: Each public name: the module it lives in, and its name there (None: the module itself).
 _HOMES: dict[str, tuple[str, str | None]] = {
-    "ApiKey": ("trailvault.access", "ApiKey"),
-    "Channel": ("trailvault.channel", "Channel"),
-    "Event": ("trailvault.event", "Event"),
-    "EventPage": ("trailvault.vault", "EventPage"),
-    "NewEvent": ("trailvault.event", "NewEvent"),
-    "Posted": ("trailvault.event", "Posted"),
-    "RemoteVault": ("trailvault.client", "RemoteVault"),
-    "Scope": ("trailvault.access", "Scope"),
-    "Sender": ("trailvault.client", "Sender"),
+    "ApiKey": ("trailvault.core.api_key", "ApiKey"),
+    "Channel": ("trailvault.core.channel", "Channel"),
+    "Event": ("trailvault.core.event", "Event"),
+    "EventPage": ("trailvault.core.event", "EventPage"),
+    "NewEvent": ("trailvault.core.event", "NewEvent"),
+    "Posted": ("trailvault.core.event", "Posted"),
+    "RemoteVault": ("trailvault.workflows.client", "RemoteVault"),
+    "Scope": ("trailvault.core.api_key", "Scope"),
+    "Sender": ("trailvault.workflows.client", "Sender"),
     "TrailvaultError": ("trailvault.errors", "TrailvaultError"),
-    "Vault": ("trailvault.vault", "Vault"),
-    "audit": ("trailvault.compat.platform6", None),
-    "connect": ("trailvault.client", "connect"),
+    "Vault": ("trailvault.workflows.vault.vault", "Vault"),
+    "audit": ("trailvault.edges.compat.platform6", None),
+    "connect": ("trailvault.workflows.client", "connect"),
     "errors": ("trailvault.errors", None),
-    "open_vault": ("trailvault.vault", "open_vault"),
+    "open_vault": ("trailvault.workflows.vault.vault", "open_vault"),
 }
 
 

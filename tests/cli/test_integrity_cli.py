@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from trailvault.integrity.checkpoint import open_checkpoint
-from trailvault.integrity.merkle import verify_consistency, verify_inclusion
-from trailvault.integrity.note import Verifier
+from trailvault.core.integrity.checkpoint import open_checkpoint
+from trailvault.core.integrity.merkle import verify_consistency, verify_inclusion
+from trailvault.core.integrity.note import Verifier
 
 from ..conftest import EXAMPLES, run_cli
 

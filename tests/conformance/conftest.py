@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from trailvault.store import Store
-from trailvault.store.postgres import PostgresStore
-from trailvault.store.sqlite import SQLiteStore
+from trailvault.adapters.store import Store
+from trailvault.adapters.store.postgres import PostgresStore
+from trailvault.adapters.store.sqlite import SQLiteStore
 
 from ..conftest import BACKENDS
 

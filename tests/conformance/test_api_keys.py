@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from trailvault.access import ApiKey, Scope
-from trailvault.store import Store
+from trailvault.adapters.store import Store
+from trailvault.core.api_key import ApiKey, Scope
 
 from .conftest import StoreFactory
 

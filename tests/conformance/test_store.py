@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
+from trailvault.adapters.store import Store
+from trailvault.core.event import PendingEvent, Posted
+from trailvault.core.query import And, Compare, EventQuery, Not, Op, Or, Present
 from trailvault.errors import ChannelNotFound, Conflict, IdConflict, InvalidQuery
-from trailvault.event import PendingEvent, Posted
-from trailvault.query import And, Compare, EventQuery, Not, Op, Or, Present
-from trailvault.store import Store
 
 from .conftest import StoreFactory
 
@@ -210,8 +210,8 @@ def test_vault_id_is_stable(make_store: StoreFactory) -> None:
 
 def _recomputed_root(store: Store) -> bytes:
     """The root of a tree built from the kept entries, independently of the store's tiles."""
-    from trailvault.integrity.log import entry_leaf
-    from trailvault.integrity.merkle import EMPTY_ROOT, node_hash
+    from trailvault.core.integrity.log import entry_leaf
+    from trailvault.core.integrity.merkle import EMPTY_ROOT, node_hash
 
     events = store.find_events(EventQuery(app="default", sort_by="seq", limit=10_000))
     leaves = [entry_leaf(e, e.seq, hashlib.sha256(_canonical(e.body)).digest()) for e in events]
@@ -228,14 +228,14 @@ def _recomputed_root(store: Store) -> bytes:
 
 
 def _canonical(body: object) -> bytes:
-    from trailvault.event import canonical_body
+    from trailvault.core.event import canonical_body
 
     assert isinstance(body, dict)
     return canonical_body(body)
 
 
 def _stored_root(store: Store) -> bytes:
-    from trailvault.integrity.merkle import root_hash, subtree_nodes
+    from trailvault.core.integrity.merkle import root_hash, subtree_nodes
 
     size = store.log_size()
     return root_hash(size, store.tree_nodes(subtree_nodes(0, size)))

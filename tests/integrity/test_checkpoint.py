@@ -8,9 +8,9 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from trailvault.core.integrity.checkpoint import open_checkpoint, sign_checkpoint
+from trailvault.core.integrity.note import Verifier, key_id, parse_note, verifier_key
 from trailvault.errors import InvalidInput
-from trailvault.integrity.checkpoint import open_checkpoint, sign_checkpoint
-from trailvault.integrity.note import Verifier, key_id, parse_note, verifier_key
 
 ORIGIN = "trailvault.example/0193a2b4-5c6d-7e8f-9a0b-1c2d3e4f5a6b"
 ROOT = hashlib.sha256(b"root").digest()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailvault.event import Event
-from trailvault.integrity.log import entry_leaf, leaf_from_parts, leaf_parts
+from trailvault.core.event import Event
+from trailvault.core.integrity.log import entry_leaf, leaf_from_parts, leaf_parts
 
 # Producer ids are any visible ASCII, so quotes, backslashes and the text `,"seq":0,` itself.
 IDS = st.one_of(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40),

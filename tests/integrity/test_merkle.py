@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailvault.integrity.merkle import (
+from trailvault.core.integrity.merkle import (
     EMPTY_ROOT,
     NodeKey,
     consistency_proof,
@@ -19,7 +19,7 @@ from trailvault.integrity.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from trailvault.integrity.tiles import TileKey, append_leaves, nodes_from_tiles, partial_tiles, tiles_for_nodes
+from trailvault.core.integrity.tiles import TileKey, append_leaves, nodes_from_tiles, partial_tiles, tiles_for_nodes
 
 # The Certificate Transparency reference data (RFC 6962 test vectors, also valid for RFC 9162).
 DATA = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailvault.integrity.merkle import leaf_hash, subtree_hash, subtree_nodes
-from trailvault.integrity.multiproof import LeafIndexes, SeqRuns, multiproof_ranges, multiproof_root
+from trailvault.core.integrity.merkle import leaf_hash, subtree_hash, subtree_nodes
+from trailvault.core.integrity.multiproof import LeafIndexes, SeqRuns, multiproof_ranges, multiproof_root
 
 from .test_merkle import Tree
 

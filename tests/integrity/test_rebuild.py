@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailvault.integrity.merkle import EMPTY_ROOT, leaf_hash, root_hash, subtree_nodes
-from trailvault.integrity.rebuild import TreeBuilder, fold_frontier
-from trailvault.integrity.tiles import nodes_from_tiles
+from trailvault.core.integrity.merkle import EMPTY_ROOT, leaf_hash, root_hash, subtree_nodes
+from trailvault.core.integrity.rebuild import TreeBuilder, fold_frontier
+from trailvault.core.integrity.tiles import nodes_from_tiles
 
 from .test_merkle import LEAVES, ROOTS, Tree
 

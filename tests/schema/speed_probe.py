@@ -11,7 +11,7 @@ from __future__ import annotations
 import timeit
 from typing import Any
 
-from trailvault.schema import parse_schema
+from trailvault.core.schema import parse_schema
 
 SCHEMA: list[dict[str, Any]] = [
     {"name": "time", "type": "TIMESTAMP", "mode": "REQUIRED"},

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from trailvault.core.schema import Field, FieldType, Schema, parse_schema
 from trailvault.errors import InvalidSchema, ValidationFailed
-from trailvault.schema import Field, FieldType, Schema, parse_schema
 
 
 def timestamp_schema(*formats: str, epoch_unit: Any = "ms") -> Schema:

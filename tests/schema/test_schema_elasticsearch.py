@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from trailvault.core.schema import Field, FieldType, Mode, Schema, parse_schema
 from trailvault.errors import InvalidSchema
-from trailvault.schema import Field, FieldType, Mode, Schema, parse_schema
 
 TAXES = Field(
     "taxes",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from trailvault.core.schema import Field, FieldType, Mode, Schema, evolve, parse_schema
 from trailvault.errors import SchemaChangeRefused
-from trailvault.schema import Field, FieldType, Mode, Schema, evolve, parse_schema
 
 CURRENT = parse_schema(
     [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import trailvault.schema
-from trailvault.schema import Field, FieldType, Mode, Schema, parse_schema
+import trailvault.core.schema
+from trailvault.core.schema import Field, FieldType, Mode, Schema, parse_schema
 
 USER_SCHEMA = parse_schema(
     [
@@ -36,7 +36,7 @@ USER_SCHEMA = parse_schema(
 
 def test_public_names() -> None:
     """The package exports exactly the public API."""
-    assert trailvault.schema.__all__ == ["Field", "FieldType", "Mode", "Schema", "evolve", "parse_schema"]
+    assert trailvault.core.schema.__all__ == ["Field", "FieldType", "Mode", "Schema", "evolve", "parse_schema"]
 
 
 def test_enum_values_are_upper_case_names() -> None:

@@ -7,8 +7,8 @@ import contextlib
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trailvault.core.schema import Field, FieldType, Mode, Schema, evolve, parse_schema
 from trailvault.errors import InvalidSchema, ValidationFailed
-from trailvault.schema import Field, FieldType, Mode, Schema, evolve, parse_schema
 
 NAMES = st.from_regex(r"[A-Za-z_@][A-Za-z0-9_@-]{0,12}", fullmatch=True)
 LEAF_TYPES = st.sampled_from([t for t in FieldType if t is not FieldType.RECORD])

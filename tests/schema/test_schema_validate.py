@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from trailvault.core.schema import Schema, parse_schema
 from trailvault.errors import ValidationFailed
-from trailvault.schema import Schema, parse_schema
 
 EVENT_SCHEMA = parse_schema(
     [

@@ -323,8 +323,8 @@ def test_metrics_count_ingest(server: Server) -> None:
 
 def test_openapi_lists_every_route(server: Server) -> None:
     """The OpenAPI document describes every route the app serves, with its methods."""
-    from trailvault.server.archive_routes import ARCHIVE_ROUTES
-    from trailvault.server.routes import ROUTES
+    from trailvault.edges.server.archive_routes import ARCHIVE_ROUTES
+    from trailvault.edges.server.routes import ROUTES
 
     document = httpx.get(server.url + "/v1/openapi.json").json()
     assert document["openapi"].startswith("3.1")

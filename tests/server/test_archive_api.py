@@ -13,9 +13,9 @@ import pytest
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli
 from tests.server.conftest import Server
-from trailvault.archive_files import verify_archive
+from trailvault.core.timestamps import format_timestamp
 from trailvault.errors import BatchArchived
-from trailvault.timestamps import format_timestamp
+from trailvault.workflows.archive.verify import verify_archive
 
 FROM, TO = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import ACCESS, access_event
 from tests.server.conftest import Server
-from trailvault.server.archive_routes import ARCHIVE_ROUTES
-from trailvault.server.openapi import accepted
-from trailvault.server.routes import ROUTES
+from trailvault.edges.server.archive_routes import ARCHIVE_ROUTES
+from trailvault.edges.server.openapi import accepted
+from trailvault.edges.server.routes import ROUTES
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:

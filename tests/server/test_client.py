@@ -11,10 +11,10 @@ import pytest
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli
 from tests.server.conftest import Server
+from trailvault.core.event import NewEvent
+from trailvault.core.integrity.note import Verifier
+from trailvault.core.integrity.receipt import check_receipt
 from trailvault.errors import BatchRejected, ChannelNotFound, Forbidden, IdConflict, Unauthorized, ValidationFailed
-from trailvault.event import NewEvent
-from trailvault.integrity.note import Verifier
-from trailvault.integrity.receipt import check_receipt
 
 
 def test_connect_posts_and_lists_like_a_local_vault(server: Server) -> None:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli, without_pyarrow
 from tests.server.conftest import Server
-from trailvault.event import canonical_body
+from trailvault.core.event import canonical_body
 
 
 def _ini(path: Path, sections: dict[str, dict[str, str]]) -> Path:
@@ -171,7 +171,7 @@ def test_an_explicit_range_takes_events_by_time(own_server: Callable[..., Server
 
 def test_a_crash_between_watermark_and_renames_is_finished_by_the_next_run(tmp_path: Path) -> None:
     """Files a crashed run completed but did not rename are published by the next run, once."""
-    from trailvault.download import WATERMARK_FILE, _finish_pending
+    from trailvault.workflows.download import WATERMARK_FILE, _finish_pending
 
     out = tmp_path / "out"
     out.mkdir()

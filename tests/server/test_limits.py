@@ -16,8 +16,8 @@ import trailvault
 from tests.conftest import ACCESS, access_event
 from tests.server.conftest import Server, free_port
 from trailvault import NewEvent
-from trailvault.access import parse_token
-from trailvault.server import ServerOptions, create_app
+from trailvault.core.api_key import parse_token
+from trailvault.edges.server import ServerOptions, create_app
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import trailvault
 from tests.conftest import BACKENDS, access_event, run_cli
 from tests.server.conftest import Server
 from tests.store.test_timelimit import SLOW_FILTER, fill
+from trailvault.edges.server.verifying import Verifications
 from trailvault.errors import Conflict, NotFound
-from trailvault.server.verifying import Verifications
 
 
 def _location(backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -187,7 +187,7 @@ def test_verifications_run_in_one_long_lived_thread() -> None:
     """Every job runs on the same thread (a thread per job left a store reader connection behind each)."""
     import threading
 
-    from trailvault.server.verifying import Verifications
+    from trailvault.edges.server.verifying import Verifications
 
     verifications = Verifications()
     threads = []

@@ -23,8 +23,8 @@ from cryptography.x509.oid import NameOID
 import trailvault
 from tests.conftest import ACCESS, CLI, access_event
 from tests.server.conftest import Server, free_port, start_server
-from trailvault.client.sender import Sender, tls_verify
 from trailvault.errors import Conflict, ServerUnavailable
+from trailvault.workflows.client.sender import Sender, tls_verify
 
 
 def _ids_in(server: Server, channel: str) -> list[str]:

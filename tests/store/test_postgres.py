@@ -17,10 +17,10 @@ import psycopg
 import pytest
 
 import trailvault
-from trailvault.archive import ArchiveSettings
+from trailvault.adapters.store.postgres import PostgresStore, masked_url
+from trailvault.adapters.store.postgres.migrations import APP_GRANTS
+from trailvault.core.batches import ArchiveSettings
 from trailvault.errors import AppendOnlyViolation, InvalidInput, StoreUnavailable, TrailvaultError, VaultNotFound
-from trailvault.store.postgres import PostgresStore, masked_url
-from trailvault.store.postgres.migrations import APP_GRANTS
 
 from ..conftest import MYINDEX, run_cli
 
@@ -191,7 +191,7 @@ def test_app_role_without_update_or_delete(pg_vault: str, postgres_server: str, 
 def test_connection_lost_mid_batch_keeps_nothing(pg_vault: str, key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server drops the connection while a batch is being written: nothing of it is kept,
     the caller gets a retryable error, and the next post (on a fresh connection) works."""
-    import trailvault.store.postgres.store as module
+    import trailvault.adapters.store.postgres.store as module
 
     real = module.grow_tree
 
@@ -298,9 +298,9 @@ def test_rewrite_without_key_found_on_postgres(pg_vault: str, key: Path, tmp_pat
     caught on PostgreSQL: verify compares the signed roots; the key holder signs nothing on top."""
     import hashlib
 
-    from trailvault.checkpoints import tree_root
-    from trailvault.integrity.log import entry_leaf
-    from trailvault.store.postgres.tree import grow_tree
+    from trailvault.adapters.store.postgres.tree import grow_tree
+    from trailvault.core.integrity.log import entry_leaf
+    from trailvault.workflows.vault.checkpointer import tree_root
 
     with trailvault.open_vault(pg_vault, create=False, signing_key=key) as vault:
         vault.post_many("myindex", [{"company": f"d{i}", "amount": 1.0} for i in range(10)])
@@ -358,8 +358,8 @@ def test_cli_against_postgres(postgres_url: str, tmp_path: Path) -> None:
 
 def test_eq_on_an_indexed_field_searches_its_lower_case_index(pg_vault: str, key: Path) -> None:
     """eq (case-insensitive) on an "index": true field searches the field's _ci index; eq_cs its value index."""
-    from trailvault.query import Compare, EventQuery, Op
-    from trailvault.store.postgres.sql import compile_listing
+    from trailvault.adapters.store.postgres.sql import compile_listing
+    from trailvault.core.query import Compare, EventQuery, Op
 
     with trailvault.open_vault(pg_vault, signing_key=key) as vault:
         vault.open("access", {"fields": [{"name": "user", "type": "RECORD", "fields": [

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import trailvault
+from trailvault.adapters.store import resolve_location
+from trailvault.adapters.store.sqlite import SQLiteStore
+from trailvault.adapters.store.sqlite.migrations import MIGRATIONS
 from trailvault.errors import InvalidInput, TrailvaultError, VaultNotFound
-from trailvault.store import resolve_location
-from trailvault.store.sqlite import SQLiteStore
-from trailvault.store.sqlite.migrations import MIGRATIONS
 
 from ..conftest import ACCESS, MYINDEX, access_event
 
@@ -133,8 +133,8 @@ def test_missing_vault_not_created_without_create(tmp_path: Path) -> None:
 def test_indexed_field_gets_expression_indexes_that_listings_use(vault_dir: Path) -> None:
     """An "index": true field gets an index on its value (eq_cs, ranges) and one on its lower-case
     text (eq, which ignores case), and the compiled listings search them."""
-    from trailvault.query import Compare, EventQuery, Op
-    from trailvault.store.sqlite.sql import compile_listing
+    from trailvault.adapters.store.sqlite.sql import compile_listing
+    from trailvault.core.query import Compare, EventQuery, Op
 
     with trailvault.open_vault(vault_dir) as vault:
         vault.open("access", ACCESS)
@@ -179,8 +179,8 @@ def test_migration_5_indexes_fields_indexed_before_it(vault_dir: Path) -> None:
 def test_listing_uses_channel_time_index(filled: Path) -> None:
     """A channel + time range listing searches the (channel, time) index, without a sort step."""
     store = SQLiteStore(filled, create=False)
-    from trailvault.query import EventQuery
-    from trailvault.store.sqlite.sql import compile_listing
+    from trailvault.adapters.store.sqlite.sql import compile_listing
+    from trailvault.core.query import EventQuery
 
     sql, params = compile_listing(EventQuery(app="default", channel="myindex", time_from=0, time_to=10), 1, lambda _: 1)
     plan = " ".join(row[3] for row in store._writer.execute("EXPLAIN QUERY PLAN " + sql, params))
@@ -214,9 +214,9 @@ def test_tiles_cannot_be_rewritten(filled: Path) -> None:
 
 def test_vault_from_before_the_tree_gets_its_tiles(tmp_path: Path) -> None:
     """Opening a vault written before the tree existed hashes its entries into tiles (migration 2)."""
-    from trailvault.integrity.log import entry_leaf
-    from trailvault.integrity.merkle import root_hash, subtree_nodes
-    from trailvault.integrity.tiles import append_leaves, nodes_from_tiles
+    from trailvault.core.integrity.log import entry_leaf
+    from trailvault.core.integrity.merkle import root_hash, subtree_nodes
+    from trailvault.core.integrity.tiles import append_leaves, nodes_from_tiles
 
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -236,7 +236,7 @@ def test_vault_from_before_the_tree_gets_its_tiles(tmp_path: Path) -> None:
         )
     conn.close()
     store = SQLiteStore(path, create=False)
-    from trailvault.event import Event
+    from trailvault.core.event import Event
 
     leaves = [entry_leaf(Event(f"id{s}", s, s, "default", "myindex", s, None), s, bytes(32)) for s in range(1, 41)]
     expected = append_leaves(0, leaves, {})

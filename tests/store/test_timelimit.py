@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import ACCESS, access_event
 from trailvault import Vault
+from trailvault.adapters.store.timelimit import statement_limit
 from trailvault.errors import QueryTimeout
-from trailvault.store.timelimit import statement_limit
 
 #: A filter every row must be tested against 400 times: seconds over 10,000 events on either backend.
 SLOW_FILTER = " or ".join(f'message co "zq{index}"' for index in range(400))

@@ -1,0 +1,168 @@
+"""The ASGI app: authorization, limits, error bodies and metrics around every route.
+
+::
+
+    from trailvault import open_vault
+    from trailvault.edges.server import create_app
+    app = create_app(open_vault("trailvault-data"))   # serve with any ASGI server
+
+The app does not close the vault; whoever opened it does (``trailvault serve``
+closes it when uvicorn stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from trailvault.core.api_key import Scope
+from trailvault.edges.server.archive_routes import ARCHIVE_ROUTES
+from trailvault.edges.server.http import JSONResponse, check_query, error_response
+from trailvault.edges.server.metrics import CONTENT_TYPE
+from trailvault.edges.server.openapi import accepted, openapi_document
+from trailvault.edges.server.routes import ROUTES, Call, Route
+from trailvault.edges.server.state import ServerOptions, ServerState
+from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
+from trailvault.workflows.vault.vault import Vault
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("trailvault.server")
+
+
+def create_app(vault: Vault, options: ServerOptions | None = None) -> Starlette:
+    """Return the ASGI app serving ``vault`` (any app's keys act on their own app's view of it)."""
+    state = ServerState(vault, options or ServerOptions())
+    routes = [
+        StarletteRoute(route.path, _endpoint(state, route), methods=[route.method], name=route.path)
+        for route in ROUTES + ARCHIVE_ROUTES
+    ]
+    routes += [
+        StarletteRoute("/healthz", _public(state, "/healthz", _health), methods=["GET"]),
+        StarletteRoute("/metrics", _public(state, "/metrics", _metrics), methods=["GET"]),
+        StarletteRoute("/v1/openapi.json", _public(state, "/v1/openapi.json", _openapi), methods=["GET"]),
+    ]
+    middleware = []
+    if state.options.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(state.options.cors_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error})
+    app.state.trailvault = state
+    return app
+
+
+def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable[Response]]:
+    operation = f"{route.method} {route.path}"
+    takes = accepted(route.method, route.path)
+
+    async def authorized(request: Request) -> Response:
+        header = request.headers.get("authorization")
+        key = state.authenticator.cached(header)
+        if key is None:
+            key = await run_in_threadpool(state.authenticator.authenticate, header)
+        state.limiter.check(key)
+        if route.scope is not None and not key.allows(route.scope):
+            raise Forbidden(
+                f"scopes: this key lacks the {route.scope.value} scope that {route.method} {route.path} needs",
+                field="scopes",
+            )
+        check_query(request, takes.query, operation)
+        call = Call(request, key, state.vault.for_app(key.app), state, takes.body, operation)
+        if route.scope is Scope.INGEST:  # the group committer shares writing out among apps already
+            return await route.handler(call)
+        return await state.app_requests.respond(key.app, lambda: route.handler(call))
+
+    return _measured(state, route.path, authorized)
+
+
+def _public(
+    state: ServerState, path: str, handler: Callable[[ServerState, Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    async def public(request: Request) -> Response:
+        return await handler(state, request)
+
+    return _measured(state, path, public)
+
+
+def _measured(
+    state: ServerState, path: str, handler: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Bound the request's time, turn errors into the error body, and count it."""
+    latency = state.metrics.latency.labels(path)
+
+    async def measured(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(state.options.request_timeout):
+                response = await handler(request)
+        except TrailvaultError as exc:
+            response = error_response(exc)
+        except TimeoutError:
+            response = error_response(
+                StoreUnavailable(
+                    f"request_timeout: no answer within {state.options.request_timeout:g} s; a post may still "
+                    "complete, so resend it with the same event ids (duplicates are recognised)"
+                )
+            )
+        except Exception:
+            _log.exception("unexpected error answering %s %s", request.method, path)
+            response = JSONResponse(
+                {"error": {"code": "internal", "message": "internal error; the server log has details", "field": None}},
+                status_code=500,
+            )
+        latency.observe(time.perf_counter() - started)
+        state.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        return response
+
+    return measured
+
+
+async def _health(state: ServerState, request: Request) -> Response:
+    """Liveness for anyone; with a key that may read, also the log's size (what its checkpoints show it)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return JSONResponse({"status": "ok"})
+    key = state.authenticator.cached(header)
+    if key is None:
+        key = await run_in_threadpool(state.authenticator.authenticate, header)
+    state.limiter.check(key)
+    if not (key.allows(Scope.READ) or key.allows(Scope.ARCHIVE)):
+        return JSONResponse({"status": "ok"})
+    size = await run_in_threadpool(state.vault.log_size)
+    return JSONResponse({"status": "ok", "log_size": size})
+
+
+async def _metrics(state: ServerState, request: Request) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _openapi(state: ServerState, request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, method not allowed) in the same error body."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": {"code": code, "message": f"{request.method} {request.url.path[:200]}: {exc.detail}", "field": None}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )

@@ -1,5 +1,0 @@
-"""The PostgreSQL store (``postgresql://`` vault URLs); needs the ``postgres`` extra (psycopg 3)."""
-
-from trailvault.store.postgres.store import PostgresStore, masked_url
-
-__all__ = ["PostgresStore", "masked_url"]

@@ -1,5 +1,0 @@
-"""The embedded SQLite store."""
-
-from trailvault.store.sqlite.store import SQLiteStore
-
-__all__ = ["SQLiteStore"]

@@ -1,0 +1,1 @@
+"""Archive files: writing a batch with its proving manifest, verifying them offline, automated archiving."""
