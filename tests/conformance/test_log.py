@@ -1,4 +1,5 @@
-"""Behaviour every store backend must show (run once per backend)."""
+"""The log store (:class:`trailvault.store.contract.log.LogStore`) on every backend: appends, reads,
+the tree and the vault's own values."""
 
 from __future__ import annotations
 
@@ -8,61 +9,12 @@ import threading
 
 import pytest
 
-from trailvault.errors import ChannelNotFound, Conflict, IdConflict, InvalidQuery
-from trailvault.event import PendingEvent, Posted
+from trailvault.errors import ChannelNotFound, IdConflict, InvalidQuery
+from trailvault.event import Posted
 from trailvault.query import And, Compare, EventQuery, Not, Op, Or, Present
 from trailvault.store import Store
 
-from .conftest import StoreFactory
-
-SCHEMA = {"fields": [{"name": "company", "type": "STRING"}], "additional_fields": True}
-
-
-def pending(
-    event_id: str,
-    *,
-    time_us: int = 1_000_000,
-    body: str = '{"company":"A"}',
-    given: bool = False,
-    channel: str = "orders",
-    app: str = "default",
-) -> PendingEvent:
-    digest = hashlib.sha256(body.encode()).digest()
-    return PendingEvent(event_id, app, channel, time_us, 5_000_000, body, digest, digest[:16] if given else None)
-
-
-@pytest.fixture
-def orders(store: Store) -> Store:
-    store.save_channel_version("default", "orders", 1, SCHEMA, [("company",)], 1)
-    return store
-
-
-def test_save_and_get_channel(store: Store) -> None:
-    """A saved channel comes back with its version and schema document."""
-    store.save_channel_version("default", "orders", 1, SCHEMA, [], 7)
-    record = store.get_channel("default", "orders")
-    assert record is not None
-    assert (record.version, record.schema_document, record.created_us) == (1, SCHEMA, 7)
-
-
-def test_latest_version_wins(orders: Store) -> None:
-    """get_channel and list_channels return the latest schema version."""
-    newer = {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "amount", "type": "FLOAT"}]}
-    orders.save_channel_version("default", "orders", 2, newer, [], 2)
-    assert orders.get_channel("default", "orders").version == 2  # type: ignore[union-attr]
-    assert [(c.name, c.version) for c in orders.list_channels("default")] == [("orders", 2)]
-
-
-def test_saving_an_existing_version_conflicts(orders: Store) -> None:
-    """Two writers saving the same version: the second gets Conflict."""
-    with pytest.raises(Conflict):
-        orders.save_channel_version("default", "orders", 1, SCHEMA, [], 3)
-
-
-def test_channels_are_per_app(orders: Store) -> None:
-    """Another app does not see the channel."""
-    assert orders.get_channel("other", "orders") is None
-    assert orders.list_channels("other") == []
+from .conftest import SCHEMA, StoreFactory, pending
 
 
 def test_append_assigns_consecutive_seqs(orders: Store) -> None:
@@ -374,8 +326,13 @@ def test_entry_pages_are_entry_columns_page_after_page(make_store: StoreFactory,
         assert rows == [row for part in wanted for row in part], condition
         assert all(len(part) == 5 for part in pages[:-1]) and all(len(part) <= 5 for part in pages)
         assert all(row["app"] == "default" for row in rows)
-    found = [row for part in store.entry_pages(EventQuery(app="default", filter=filters[1], sort_by="seq", limit=5),
-                                               expected=expected) for row in part.to_pylist()]
+    found = [
+        row
+        for part in store.entry_pages(
+            EventQuery(app="default", filter=filters[1], sort_by="seq", limit=5), expected=expected
+        )
+        for row in part.to_pylist()
+    ]
     assert [row["id"] for row in found] == ["o1", "o3", "o5", "o7", "o9", "o11", "o13", "o15", "o17", "o19"]
     with pytest.raises(InvalidQuery, match="sort_by"):
         list(store.entry_pages(EventQuery(app="default", sort_by="time", limit=5), expected=expected))
