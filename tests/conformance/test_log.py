@@ -9,10 +9,11 @@ import threading
 
 import pytest
 
-from trailvault.errors import ChannelNotFound, IdConflict, InvalidQuery
+from trailvault.errors import ChannelNotFound, Conflict, IdConflict, InvalidQuery
 from trailvault.event import Posted
 from trailvault.query import And, Compare, EventQuery, Not, Op, Or, Present
 from trailvault.store import Store
+from trailvault.store.base import StoredCheckpoint
 
 from .conftest import SCHEMA, StoreFactory, pending
 
@@ -360,3 +361,47 @@ def test_entry_columns_leave_no_rows_for_a_collection_to_scan(make_store: StoreF
         gc.callbacks.remove(count_young)
     assert table.num_rows == 1500 and gc.isenabled()
     assert all(count < 500 for count in scanned), scanned
+
+
+def _kept(size: int, timestamp: int) -> StoredCheckpoint:
+    return StoredCheckpoint(size, bytes([size]) * 32, timestamp, f"note of size {size} signed at {timestamp}\n")
+
+
+def test_checkpoints_are_all_kept_and_found_by_size(make_store: StoreFactory) -> None:
+    """Every checkpoint is kept; latest is the largest size (latest signed), covering the earliest at least
+    that size, of_size the latest of exactly it; another store object sees them."""
+    store = make_store()
+    assert store.latest_checkpoint() is None and store.all_checkpoints() == []
+    for size, timestamp in [(2, 10), (5, 15), (2, 20), (3, 30), (5, 40)]:
+        store.save_checkpoint(_kept(size, timestamp))
+    other = make_store()
+    assert other.all_checkpoints() == [_kept(*kept) for kept in [(2, 10), (2, 20), (3, 30), (5, 15), (5, 40)]]
+    assert other.latest_checkpoint() == _kept(5, 40)
+    assert other.checkpoint_covering(1) == _kept(2, 10)
+    assert other.checkpoint_covering(3) == _kept(3, 30)
+    assert other.checkpoint_covering(4) == _kept(5, 15)
+    assert other.checkpoint_covering(6) is None
+    assert other.checkpoint_of_size(2) == _kept(2, 20)
+    assert other.checkpoint_of_size(4) is None
+
+
+def test_a_vault_wide_value_is_set_once(make_store: StoreFactory) -> None:
+    """set_meta records a value once: the same value again is a no-op, another raises Conflict and keeps the first."""
+    store = make_store()
+    assert store.meta("verifier_key") is None
+    store.set_meta("verifier_key", "key one")
+    store.set_meta("verifier_key", "key one")
+    with pytest.raises(Conflict):
+        make_store().set_meta("verifier_key", "key two")
+    assert make_store().meta("verifier_key") == "key one"
+
+
+def test_only_an_empty_vault_adopts_another_vaults_id(make_store: StoreFactory) -> None:
+    """adopt_vault_id gives an empty vault the id; once it holds a channel, it is refused and the id stays."""
+    store = make_store()
+    store.adopt_vault_id("00000000-0000-4000-8000-000000000001")
+    assert make_store().vault_id() == "00000000-0000-4000-8000-000000000001"
+    store.save_channel_version("default", "orders", 1, SCHEMA, [], 1)
+    with pytest.raises(Conflict):
+        store.adopt_vault_id("00000000-0000-4000-8000-000000000002")
+    assert store.vault_id() == "00000000-0000-4000-8000-000000000001"
