@@ -1,7 +1,12 @@
-"""The store conformance suite runs every test here once per backend."""
+"""The store conformance suite runs every test here once per backend.
+
+One module per role of the store contract (:mod:`trailvault.adapters.store.contract`):
+``test_channels``, ``test_log``, ``test_api_keys`` and ``test_archive_store``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,10 +15,13 @@ import pytest
 from trailvault.adapters.store import Store
 from trailvault.adapters.store.postgres import PostgresStore
 from trailvault.adapters.store.sqlite import SQLiteStore
+from trailvault.core.event import PendingEvent
 
 from ..conftest import BACKENDS
 
 StoreFactory = Callable[[], Store]
+
+SCHEMA = {"fields": [{"name": "company", "type": "STRING"}], "additional_fields": True}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -40,3 +48,25 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 @pytest.fixture
 def store(make_store: StoreFactory) -> Store:
     return make_store()
+
+
+def pending(
+    event_id: str,
+    *,
+    time_us: int = 1_000_000,
+    body: str = '{"company":"A"}',
+    given: bool = False,
+    channel: str = "orders",
+    app: str = "default",
+    received_us: int = 5_000_000,
+) -> PendingEvent:
+    """An event ready to append, as the vault prepares one (its body's hash; a fingerprint when ``given``)."""
+    digest = hashlib.sha256(body.encode()).digest()
+    return PendingEvent(event_id, app, channel, time_us, received_us, body, digest, digest[:16] if given else None)
+
+
+@pytest.fixture
+def orders(store: Store) -> Store:
+    """A store whose app ``default`` has the channel ``orders`` (``company`` indexed)."""
+    store.save_channel_version("default", "orders", 1, SCHEMA, [("company",)], 1)
+    return store

@@ -1,11 +1,14 @@
-"""API keys as every store backend keeps them (run once per backend)."""
+"""The key store (:class:`trailvault.adapters.store.contract.keys.KeyStore`): API keys as every backend keeps them."""
 
 from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from trailvault.adapters.store import Store
 from trailvault.core.api_key import ApiKey, Scope
+from trailvault.errors import Conflict
 
 from .conftest import StoreFactory
 
@@ -42,3 +45,13 @@ def test_revoking_is_once_and_only_in_the_keys_app(make_store: StoreFactory) -> 
     assert first.revoked_us == second.revoked_us == 5
     found = make_store().api_key("00000000000000c1")
     assert found is not None and found[0].revoked_us == 5
+
+
+def test_a_key_id_is_saved_once(make_store: StoreFactory) -> None:
+    """Saving a second key with an existing id raises Conflict and keeps the first key and its digest."""
+    key = _key("00000000000000d1")
+    make_store().save_api_key(key, b"x" * 32)
+    with pytest.raises(Conflict):
+        make_store().save_api_key(_key("00000000000000d1", app="other"), b"y" * 32)
+    assert make_store().api_key(key.id) == (key, b"x" * 32)
+    assert make_store().list_api_keys("other") == []

@@ -38,7 +38,7 @@ def default_key_path(location: str, vault_id: str) -> Path:
     """Return where a vault's key lives by default.
 
     ``location`` is the store's: a SQLite file gets ``vault.key`` beside it; a server
-    URL gets ``$XDG_CONFIG_HOME/trailvault/keys/<vault_id>.key`` (``~/.config`` when unset).
+    URL gets ``$XDG_CONFIG_HOME/trailvault/adapters/signing_key/<vault_id>.key`` (``~/.config`` when unset).
     """
     if "://" not in location:
         return Path(location).with_suffix(".key")

@@ -1,15 +1,26 @@
-"""Store backends behind one contract (:class:`trailvault.adapters.store.base.Store`)."""
+"""Store backends behind one contract (:class:`trailvault.adapters.store.base.Store`), split by role
+(:mod:`trailvault.adapters.store.contract`: channels, the log, API keys, archiving)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from trailvault.adapters.store.base import AppendOutcome, ChannelRecord, Store
+from trailvault.adapters.store.base import (
+    AppendOutcome,
+    ArchiveStore,
+    ChannelRecord,
+    ChannelStore,
+    KeyStore,
+    LogStore,
+    Store,
+)
 from trailvault.errors import InvalidInput
 
-__all__ = ["AppendOutcome", "ChannelRecord", "Store", "is_server_url", "open_store", "resolve_location"]
+__all__ = [
+    "AppendOutcome", "ArchiveStore", "ChannelRecord", "ChannelStore", "KeyStore", "LogStore", "Store",
+    "is_server_url", "open_store", "resolve_location",
+]  # fmt: skip
 
-DEFAULT_LOCATION = "trailvault-data"
 _DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 DATABASE_FILE = "vault.sqlite3"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")

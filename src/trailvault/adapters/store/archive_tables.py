@@ -3,7 +3,7 @@
 Written once with ``?`` placeholders, mixed into :class:`~trailvault.adapters.store.relational.RelationalStore`.
 A backend supplies :meth:`_bind_seqs` (a list of seqs as one parameter) and
 :meth:`_purge_rows` (its sanctioned way to delete rows). See
-:class:`trailvault.adapters.store.base.Store` for each method's contract.
+:class:`trailvault.adapters.store.contract.archive.ArchiveStore` for each method's contract.
 """
 
 from __future__ import annotations

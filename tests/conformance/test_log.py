@@ -1,4 +1,5 @@
-"""Behaviour every store backend must show (run once per backend)."""
+"""The log store (:class:`trailvault.adapters.store.contract.log.LogStore`) on every backend: appends, reads,
+the tree and the vault's own values."""
 
 from __future__ import annotations
 
@@ -9,60 +10,12 @@ import threading
 import pytest
 
 from trailvault.adapters.store import Store
-from trailvault.core.event import PendingEvent, Posted
+from trailvault.adapters.store.base import StoredCheckpoint
+from trailvault.core.event import Posted
 from trailvault.core.query import And, Compare, EventQuery, Not, Op, Or, Present
 from trailvault.errors import ChannelNotFound, Conflict, IdConflict, InvalidQuery
 
-from .conftest import StoreFactory
-
-SCHEMA = {"fields": [{"name": "company", "type": "STRING"}], "additional_fields": True}
-
-
-def pending(
-    event_id: str,
-    *,
-    time_us: int = 1_000_000,
-    body: str = '{"company":"A"}',
-    given: bool = False,
-    channel: str = "orders",
-    app: str = "default",
-) -> PendingEvent:
-    digest = hashlib.sha256(body.encode()).digest()
-    return PendingEvent(event_id, app, channel, time_us, 5_000_000, body, digest, digest[:16] if given else None)
-
-
-@pytest.fixture
-def orders(store: Store) -> Store:
-    store.save_channel_version("default", "orders", 1, SCHEMA, [("company",)], 1)
-    return store
-
-
-def test_save_and_get_channel(store: Store) -> None:
-    """A saved channel comes back with its version and schema document."""
-    store.save_channel_version("default", "orders", 1, SCHEMA, [], 7)
-    record = store.get_channel("default", "orders")
-    assert record is not None
-    assert (record.version, record.schema_document, record.created_us) == (1, SCHEMA, 7)
-
-
-def test_latest_version_wins(orders: Store) -> None:
-    """get_channel and list_channels return the latest schema version."""
-    newer = {**SCHEMA, "fields": [*SCHEMA["fields"], {"name": "amount", "type": "FLOAT"}]}
-    orders.save_channel_version("default", "orders", 2, newer, [], 2)
-    assert orders.get_channel("default", "orders").version == 2  # type: ignore[union-attr]
-    assert [(c.name, c.version) for c in orders.list_channels("default")] == [("orders", 2)]
-
-
-def test_saving_an_existing_version_conflicts(orders: Store) -> None:
-    """Two writers saving the same version: the second gets Conflict."""
-    with pytest.raises(Conflict):
-        orders.save_channel_version("default", "orders", 1, SCHEMA, [], 3)
-
-
-def test_channels_are_per_app(orders: Store) -> None:
-    """Another app does not see the channel."""
-    assert orders.get_channel("other", "orders") is None
-    assert orders.list_channels("other") == []
+from .conftest import SCHEMA, StoreFactory, pending
 
 
 def test_append_assigns_consecutive_seqs(orders: Store) -> None:
@@ -374,8 +327,13 @@ def test_entry_pages_are_entry_columns_page_after_page(make_store: StoreFactory,
         assert rows == [row for part in wanted for row in part], condition
         assert all(len(part) == 5 for part in pages[:-1]) and all(len(part) <= 5 for part in pages)
         assert all(row["app"] == "default" for row in rows)
-    found = [row for part in store.entry_pages(EventQuery(app="default", filter=filters[1], sort_by="seq", limit=5),
-                                               expected=expected) for row in part.to_pylist()]
+    found = [
+        row
+        for part in store.entry_pages(
+            EventQuery(app="default", filter=filters[1], sort_by="seq", limit=5), expected=expected
+        )
+        for row in part.to_pylist()
+    ]
     assert [row["id"] for row in found] == ["o1", "o3", "o5", "o7", "o9", "o11", "o13", "o15", "o17", "o19"]
     with pytest.raises(InvalidQuery, match="sort_by"):
         list(store.entry_pages(EventQuery(app="default", sort_by="time", limit=5), expected=expected))
@@ -403,3 +361,47 @@ def test_entry_columns_leave_no_rows_for_a_collection_to_scan(make_store: StoreF
         gc.callbacks.remove(count_young)
     assert table.num_rows == 1500 and gc.isenabled()
     assert all(count < 500 for count in scanned), scanned
+
+
+def _kept(size: int, timestamp: int) -> StoredCheckpoint:
+    return StoredCheckpoint(size, bytes([size]) * 32, timestamp, f"note of size {size} signed at {timestamp}\n")
+
+
+def test_checkpoints_are_all_kept_and_found_by_size(make_store: StoreFactory) -> None:
+    """Every checkpoint is kept; latest is the largest size (latest signed), covering the earliest at least
+    that size, of_size the latest of exactly it; another store object sees them."""
+    store = make_store()
+    assert store.latest_checkpoint() is None and store.all_checkpoints() == []
+    for size, timestamp in [(2, 10), (5, 15), (2, 20), (3, 30), (5, 40)]:
+        store.save_checkpoint(_kept(size, timestamp))
+    other = make_store()
+    assert other.all_checkpoints() == [_kept(*kept) for kept in [(2, 10), (2, 20), (3, 30), (5, 15), (5, 40)]]
+    assert other.latest_checkpoint() == _kept(5, 40)
+    assert other.checkpoint_covering(1) == _kept(2, 10)
+    assert other.checkpoint_covering(3) == _kept(3, 30)
+    assert other.checkpoint_covering(4) == _kept(5, 15)
+    assert other.checkpoint_covering(6) is None
+    assert other.checkpoint_of_size(2) == _kept(2, 20)
+    assert other.checkpoint_of_size(4) is None
+
+
+def test_a_vault_wide_value_is_set_once(make_store: StoreFactory) -> None:
+    """set_meta records a value once: the same value again is a no-op, another raises Conflict and keeps the first."""
+    store = make_store()
+    assert store.meta("verifier_key") is None
+    store.set_meta("verifier_key", "key one")
+    store.set_meta("verifier_key", "key one")
+    with pytest.raises(Conflict):
+        make_store().set_meta("verifier_key", "key two")
+    assert make_store().meta("verifier_key") == "key one"
+
+
+def test_only_an_empty_vault_adopts_another_vaults_id(make_store: StoreFactory) -> None:
+    """adopt_vault_id gives an empty vault the id; once it holds a channel, it is refused and the id stays."""
+    store = make_store()
+    store.adopt_vault_id("00000000-0000-4000-8000-000000000001")
+    assert make_store().vault_id() == "00000000-0000-4000-8000-000000000001"
+    store.save_channel_version("default", "orders", 1, SCHEMA, [], 1)
+    with pytest.raises(Conflict):
+        store.adopt_vault_id("00000000-0000-4000-8000-000000000002")
+    assert store.vault_id() == "00000000-0000-4000-8000-000000000001"
