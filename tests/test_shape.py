@@ -55,6 +55,7 @@ MODULE_LAYERS = {
             "forward",
             "client",
             "keyring",
+            "keyview",
             "export",
             "download",
         ],
