@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 import trailvault
+from tests.server.test_masking import CARDS, PLAIN, VISITS
 from trailvault.access import ApiKey
 from trailvault.archive import ArchiveSettings
 from trailvault.channel import READS_CHANNEL
@@ -30,22 +31,6 @@ from trailvault.keyview import KeyView
 from trailvault.schema.model import MASKED
 from trailvault.vault import Vault
 
-#: A PIN is sensitive; the channel's time comes from a plain field.
-CARDS = {
-    "fields": [
-        {"name": "holder", "type": "STRING"},
-        {"name": "pin", "type": "STRING", "sensitive": True},
-        {"name": "timestamp", "type": "TIMESTAMP"},
-    ]
-}
-#: When a visit happened is itself sensitive, and it becomes the envelope's time.
-VISITS = {
-    "fields": [
-        {"name": "clinic", "type": "STRING"},
-        {"name": "timestamp", "type": "TIMESTAMP", "sensitive": True},
-    ]
-}
-PLAIN = {"fields": [{"name": "note", "type": "STRING"}]}
 FROM, TO = "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z"
 
 
