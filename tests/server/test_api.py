@@ -201,6 +201,20 @@ def test_envelope_batches_keep_ids_and_times(server: Server) -> None:
     assert got["time"] == "2024-10-07T10:00:00.000000Z"
 
 
+def test_a_json_array_of_envelopes_names_each_bad_item(server: Server) -> None:
+    """With envelope=true a JSON array with bad items is refused whole, each bad item named by index as NDJSON does."""
+    items = [{"body": access_event(0)}, {"id": "a"}, {"body": access_event(2)}, {"body": {}, "extra": 1}]
+    with server.admin() as admin:
+        before = admin.get("/healthz").json()["log_size"]
+        response = admin.post("/v1/channels/access/events", params={"envelope": "true"}, json=items)
+        after = admin.get("/healthz").json()["log_size"]
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "batch_rejected" and "2 of 4 events refused" in error["message"]
+    assert [(failure["index"], failure["field"]) for failure in error["failures"]] == [(1, "[1]"), (3, "[3]")]
+    assert after == before
+
+
 def test_deep_nesting_and_huge_numbers_are_bounded(server: Server) -> None:
     """JSON nested thousands deep, or numbers beyond 64 bits, are refused as bad input, never a 5xx."""
     deep = b'{"type": "INFO", "message": ' + b"[" * 5000 + b"]" * 5000 + b"}"

@@ -8,7 +8,6 @@ reading a batch's events needs ``unmask`` too when the app has sensitive fields.
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import orjson
@@ -18,22 +17,14 @@ from starlette.responses import Response, StreamingResponse
 from trailvault.core.api_key import Scope
 from trailvault.edges.server.http import JSONResponse
 from trailvault.edges.server.routes import Call, Route
-from trailvault.errors import Conflict, Forbidden, InvalidInput
+from trailvault.errors import InvalidInput
 from trailvault.workflows.archive.files import audit_events_json
 
 __all__ = ["ARCHIVE_ROUTES"]
 
 
-def _whole_app(call: Call) -> None:
-    if call.key.channels is not None:
-        raise Forbidden(
-            "channels: archiving acts on every channel of the app; use a key that is not limited to channels",
-            field="channels",
-        )
-
-
 async def _document(call: Call) -> dict[str, Any]:
-    _whole_app(call)
+    call.view.require_whole_app()
     return await call.parameters()
 
 
@@ -78,42 +69,18 @@ async def list_outstanding(call: Call) -> Response:
     return JSONResponse(page.to_dict())
 
 
-async def _full_bodies(call: Call) -> None:
-    if not call.key.allows(Scope.UNMASK) and await run_in_threadpool(lambda: bool(call.vault.sensitive_fields())):
-        raise Forbidden(
-            "scopes: archive files carry bodies exactly as the log hashed them; with sensitive fields in the app "
-            "reading them needs a key that also holds unmask",
-            field="scopes",
-        )
-
-
 async def list_events(call: Call) -> Response:
     document = await _document(call)
-    await _full_bodies(call)
-    archive_id = _text(document, "archiveId")
     # Finding the batch happens here, so an unknown id is a 404, not a broken stream.
-    lines = await run_in_threadpool(call.vault.archive_lines, archive_id)
-    await run_in_threadpool(call.record_read, "archive.list-events-in-archive-batch", {"archiveId": archive_id}, None)
+    lines = await run_in_threadpool(call.view.archive_lines, _text(document, "archiveId"))
     return StreamingResponse(audit_events_json(lines), media_type="application/json")
 
 
 async def batch_proof(call: Call) -> Response:
     """The manifest's proving part for the batch's events still kept (a remote client writing the file)."""
     document = await _document(call)
-    await _full_bodies(call)
-    archive_id = _text(document, "archiveId")
-    count, last = document.get("eventCount"), document.get("lastSeq")
-
-    def work() -> dict[str, Any]:
-        seqs: array[int] = array("q", (seq for seq, _ in call.vault.archive_lines(archive_id)))
-        if count is not None and (len(seqs) != count or (seqs and seqs[-1] != last)):
-            raise Conflict(
-                "archiveId: the batch changed while it was read (its events were purged); write it again",
-                field="archiveId",
-            )
-        return call.vault.archive_proof(archive_id, seqs)
-
-    return JSONResponse(await run_in_threadpool(work))
+    archive_id, count, last = _text(document, "archiveId"), document.get("eventCount"), document.get("lastSeq")
+    return JSONResponse(await run_in_threadpool(call.view.archive_proof, archive_id, count, last))
 
 
 async def describe_batch(call: Call) -> Response:
@@ -138,7 +105,7 @@ async def purge(call: Call) -> Response:
 
 
 async def list_holds(call: Call) -> Response:
-    _whole_app(call)
+    call.view.require_whole_app()
     everything = call.param("all") in ("1", "true", "yes")
     holds = await run_in_threadpool(lambda: call.vault.holds(include_cleared=everything))
     return JSONResponse({"holds": [hold.to_dict() for hold in holds]})
@@ -159,7 +126,7 @@ async def set_hold(call: Call) -> Response:
 
 
 async def clear_hold(call: Call) -> Response:
-    _whole_app(call)
+    call.view.require_whole_app()
     hold = await run_in_threadpool(call.vault.clear_hold, call.request.path_params["name"])
     return JSONResponse(hold.to_dict())
 

@@ -1,16 +1,18 @@
-"""The ``/v1`` routes: each parses a request, makes one Vault call, renders the answer.
+"""The ``/v1`` routes: each parses a request, makes one call, renders the answer.
 
 Every route but health, metrics and the OpenAPI document needs an API key with a
-scope (:mod:`trailvault.core.api_key`) and acts as the key's app. A channel or event of
-another app, or of a channel the key is not limited to, is answered exactly like
-one that does not exist. Blocking vault calls run in the thread pool, so the event
-loop keeps answering while a post waits for the disk.
+scope (:mod:`trailvault.core.api_key`) and acts as the key's app. What depends on the key
+beyond its scope (visible channels, masking, refused filters, recorded reads) is
+applied by the key's :class:`~trailvault.workflows.keyview.KeyView`, which the routes call.
+Blocking calls run in the thread pool, so the event loop keeps answering while a
+post waits for the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,25 +20,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from trailvault.core.api_key import ApiKey, Scope, parse_scopes
-from trailvault.core.event import Event, NewEvent, Posted
+from trailvault.core.api_key import ApiKey, Scope
+from trailvault.core.event import NewEvent, Posted
 from trailvault.core.integrity.findings import MAX_UNCOVERED_AGE
 from trailvault.core.jsontext import decode_json
-from trailvault.core.query import MAX_LIMIT, And, Compare, Filter, Not, Op, Present, overlaps
-from trailvault.core.scim import parse_filter
+from trailvault.core.query import MAX_LIMIT
 from trailvault.edges.server.http import JSONResponse, check_keys, query_int, read_body, takes
 from trailvault.edges.server.state import ServerState
-from trailvault.errors import (
-    BatchRejected,
-    ChannelNotFound,
-    EventNotFound,
-    Forbidden,
-    InvalidInput,
-    InvalidQuery,
-    NotFound,
-    TrailvaultError,
-)
-from trailvault.workflows.vault.exporting import export_stream
+from trailvault.errors import BatchRejected, InvalidInput, InvalidQuery, TrailvaultError
+from trailvault.workflows.keyview import KeyView
 from trailvault.workflows.vault.vault import Vault
 
 __all__ = ["ROUTES", "Call", "Route"]
@@ -58,66 +50,10 @@ class Call:
         value = self.request.query_params.get(name)
         return value if value not in (None, "") else None
 
-    def channel(self, name: str) -> str:
-        """Return ``name`` when the key may use that channel; otherwise answer as if it did not exist."""
-        if not self.key.sees(name):
-            raise ChannelNotFound(f"channel: {name[:128]!r} was never opened", field="channel")
-        return name
-
-    def event(self, event_id: str) -> Event:
-        """Return the app's event when the key may see its channel; otherwise EventNotFound."""
-        event = self.vault.get(event_id)
-        if not self.key.sees(event.channel):
-            raise EventNotFound(f"id: no event with id {event_id[:128]!r} in app {self.vault.app!r}", field="id")
-        return event
-
-    def shown(self, event: Event) -> dict[str, Any]:
-        """The event as this key may see it: sensitive values masked unless it holds ``unmask``."""
-        return (event if self.key.allows(Scope.UNMASK) else self.vault.mask(event)).to_dict()
-
-    def masked_fields(self, channel: str | None = None) -> set[str]:
-        """What this key reads masked (in ``channel`` only, when given): nothing with ``unmask``, else the
-        sensitive fields, and ``time`` where it comes from one."""
-        return set() if self.key.allows(Scope.UNMASK) else self.vault.sensitive_fields(channel)
-
-    def check_filter(self, filter_tree: Filter | None, masked: set[str]) -> None:
-        """Refuse a filter on a masked field: its matches would reveal the values."""
-        if filter_tree is not None:
-            self.check_attributes(list(_attributes(filter_tree)), "filter", masked)
-
-    def check_attributes(self, attributes: list[str], field: str, masked: set[str]) -> None:
-        """Refuse a filter, sort or bound on a masked field, on anything below one, or on a record holding one."""
-        for attribute in attributes:
-            for path in masked:
-                if overlaps(attribute, path):
-                    held = "comes from" if attribute == "time" else "is or holds"
-                    raise Forbidden(
-                        f"{field}: {attribute} {held} a sensitive field; filtering or sorting on it needs a key "
-                        "with the unmask scope",
-                        field=field,
-                    )
-
-    def check_log_hashes(self, what: str) -> None:
-        """Refuse hashes of the log to a key without ``unmask`` that sees a channel with sensitive fields.
-
-        Leaves, proof nodes and roots are hashes over bodies as posted: with the rest of an
-        entry in view (its masked body), each one would test guesses at a sensitive value
-        offline. docs/integrity.md, "Masking and proofs", has why this is refused, not salted.
-        """
-        if self.key.allows(Scope.UNMASK):
-            return
-        for channel in self.vault.channels():
-            if self.key.sees(channel.name) and channel.schema.sensitive_paths():
-                raise Forbidden(
-                    f"scopes: {what} holds hashes of the log, which would test guesses at the sensitive fields "
-                    f"of channel {channel.name!r}; use a key that also holds the unmask scope "
-                    "(or one limited to channels without sensitive fields)",
-                    field="scopes",
-                )
-
-    def record_read(self, action: str, request: dict[str, Any], results: int | None) -> None:
-        if self.state.options.audit_reads:
-            self.vault.record_read(self.key, action, request, results)
+    @functools.cached_property
+    def view(self) -> KeyView:
+        """The key's view of its app: every key-scoped rule (visibility, masking, recorded reads) lives there."""
+        return KeyView(self.vault, self.key, record_reads=self.state.options.audit_reads)
 
     async def body(self) -> bytes:
         return await read_body(self.request, self.state.options.max_request_bytes)
@@ -158,26 +94,22 @@ def _posted(posted: Posted) -> dict[str, Any]:
 
 
 async def list_channels(call: Call) -> Response:
-    found = await run_in_threadpool(call.vault.channels)
-    return JSONResponse({"channels": [channel.to_dict() for channel in found if call.key.sees(channel.name)]})
+    found = await run_in_threadpool(call.view.channels)
+    return JSONResponse({"channels": [channel.to_dict() for channel in found]})
 
 
 async def show_channel(call: Call) -> Response:
-    name = call.channel(call.request.path_params["channel"])
-    return JSONResponse((await run_in_threadpool(call.vault.channel, name)).to_dict())
+    name = call.request.path_params["channel"]
+    return JSONResponse((await run_in_threadpool(call.view.channel, name)).to_dict())
 
 
 async def open_channel(call: Call) -> Response:
-    name = call.channel(call.request.path_params["channel"])
+    # A channel the key may not use is refused before its body is read.
+    name = call.view.visible(call.request.path_params["channel"])
     schema = await call.json()
     if not isinstance(schema, (dict, list)):
         raise InvalidInput('body: send the schema, {"fields": [...]} or a BigQuery-style list', field="body")
-
-    def work() -> dict[str, Any]:
-        call.vault.open(name, schema)
-        return call.vault.channel(name).to_dict()
-
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse((await run_in_threadpool(call.view.open, name, schema)).to_dict())
 
 
 # -- events ------------------------------------------------------------------------------
@@ -225,7 +157,8 @@ def _envelopes(document: list[Any]) -> list[NewEvent]:
 
 
 async def post_events(call: Call) -> Response:
-    channel = call.channel(call.request.path_params["channel"])
+    # A channel the key may not use is refused before its body is read.
+    channel = call.view.visible(call.request.path_params["channel"])
     envelope = (call.param("envelope") or "false").lower() in ("1", "true", "yes")
     raw = await call.body()
     content_type = call.request.headers.get("content-type", "application/json").lower()
@@ -238,10 +171,7 @@ async def post_events(call: Call) -> Response:
     if isinstance(document, list):
         if not document:
             raise InvalidInput("body: the array holds no events", field="body")
-        items = (
-            [NewEvent.from_envelope(item, where=f"[{i}]") for i, item in enumerate(document)] if envelope else document
-        )
-        return await _post_many(call, channel, items, None)
+        return await _post_many(call, channel, _envelopes(document) if envelope else document, None)
     if not isinstance(document, dict):
         raise InvalidInput("body: send a JSON object (one event), a JSON array or NDJSON", field="body")
     single = NewEvent.from_envelope(document, where="body") if envelope else NewEvent(document)
@@ -260,7 +190,7 @@ async def _commit(call: Call, channel: str, items: list[Any]) -> list[Posted]:
     Checking is CPU work that a thread would not speed up (one interpreter lock); the
     commit's wait for the disk is shared by every request queued meanwhile.
     """
-    return await asyncio.wrap_future(call.vault.post_many_nowait(channel, items, posted_by=call.key.id))
+    return await asyncio.wrap_future(call.view.post_nowait(channel, items))
 
 
 async def _post_many(call: Call, channel: str, items: list[Any], lines: list[int] | None) -> Response:
@@ -278,85 +208,33 @@ async def _post_many(call: Call, channel: str, items: list[Any], lines: list[int
     )
 
 
-def _attributes(tree: Filter) -> Iterator[str]:
-    if isinstance(tree, (Compare, Present)):
-        yield tree.attribute
-    elif isinstance(tree, Not):
-        yield from _attributes(tree.item)
-    else:
-        for item in tree.items:
-            yield from _attributes(item)
-
-
-def _listing_filter(call: Call, masked: set[str]) -> Filter | None:
-    parts: list[Filter] = []
-    text = call.param("filter")
-    if text is not None:
-        parsed = parse_filter(text)
-        call.check_filter(parsed, masked)
-        parts.append(parsed)
-    if call.key.channels is not None and call.param("channel") is None:
-        parts.append(Compare("channel", Op.IN, call.key.channels))
-    return None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts))
-
-
 async def list_events(call: Call) -> Response:
     channel = call.param("channel")
     if channel is not None:
-        call.channel(channel)
-    request = {
-        name: call.param(name) for name in ("channel", "from", "to", "filter", "sort_by", "sort_order", "limit", "page")
-    }
-    limit = query_int(call.request, "limit", low=1, high=MAX_LIMIT) or 100
-
-    def work() -> dict[str, Any]:
-        masked = call.masked_fields(channel)
-        # Time bounds find a masked time by halving; a page token carries the last sort value.
-        for bound in ("from", "to"):
-            if request[bound] is not None:
-                call.check_attributes(["time"], bound, masked)
-        # Where time is masked the default order is the log's own.
-        sort_by = request["sort_by"] or ("seq" if "time" in masked else "time")
-        if sort_by not in ("received", "seq"):
-            call.check_attributes([sort_by], "sort_by", masked)
-        page = call.vault.events(
+        call.view.visible(channel)  # before the limit, as every channel the key may not use
+    limit = query_int(call.request, "limit", low=1, high=MAX_LIMIT)
+    page = await run_in_threadpool(
+        lambda: call.view.events(
             channel,
-            time_from=request["from"],
-            time_to=request["to"],
-            filter=_listing_filter(call, masked),
-            sort_by=sort_by,
-            sort_order=request["sort_order"] or "asc",
+            time_from=call.param("from"),
+            time_to=call.param("to"),
+            filter=call.param("filter"),
+            sort_by=call.param("sort_by"),
+            sort_order=call.param("sort_order"),
             limit=limit,
-            page=request["page"],
+            page=call.param("page"),
         )
-        call.record_read("events.list", {**request, "page": None}, len(page))
-        return {"items": [call.shown(event) for event in page], "next_page": page.next_page}
-
-    return JSONResponse(await run_in_threadpool(work))
+    )
+    return JSONResponse({"items": [event.to_dict() for event in page], "next_page": page.next_page})
 
 
 async def get_event(call: Call) -> Response:
-    event_id = call.request.path_params["id"]
-
-    def work() -> dict[str, Any]:
-        event = call.event(event_id)
-        call.record_read("events.get", {"id": event_id}, 1)
-        return call.shown(event)
-
-    return JSONResponse(await run_in_threadpool(work))
+    event = await run_in_threadpool(call.view.get, call.request.path_params["id"])
+    return JSONResponse(event.to_dict())
 
 
 async def event_receipt(call: Call) -> Response:
-    event_id = call.request.path_params["id"]
-
-    def work() -> dict[str, Any]:
-        event = call.event(event_id)
-        call.check_log_hashes("a receipt")
-        receipt = call.vault.receipt(event.seq)
-        call.record_read("events.receipt", {"id": event_id}, 1)
-        return receipt
-
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse(await run_in_threadpool(call.view.receipt, call.request.path_params["id"]))
 
 
 async def redact_event(call: Call) -> Response:
@@ -364,35 +242,13 @@ async def redact_event(call: Call) -> Response:
     reason = (await call.parameters()).get("reason")
     if not isinstance(reason, str):
         raise InvalidInput('reason: send {"reason": "why the body is removed"}', field="reason")
-
-    def work() -> Posted:
-        call.event(event_id)
-        return call.vault.redact(event_id, reason)
-
-    return JSONResponse(_posted(await run_in_threadpool(work)), status_code=201)
+    return JSONResponse(_posted(await run_in_threadpool(call.view.redact, event_id, reason)), status_code=201)
 
 
 async def stream_export(call: Call) -> Response:
-    channel = call.param("channel")
-    if channel is not None:
-        call.channel(channel)
-    if not call.key.allows(Scope.UNMASK) and await run_in_threadpool(lambda: bool(call.vault.sensitive_fields())):
-        raise Forbidden(
-            "scopes: an export carries bodies exactly as the log hashed them; with sensitive fields in the app "
-            "it needs a key that also holds unmask",
-            field="scopes",
-        )
-    text = call.param("filter")
-    if text is not None:
-        parse_filter(text)
-    if call.key.channels is not None and channel is None:
-        listed = ", ".join(f'"{name}"' for name in call.key.channels)
-        text = f"(channel in [{listed}])" + (f" and ({text})" if text else "")
-    request = {"channel": channel, "from": call.param("from"), "to": call.param("to"), "filter": call.param("filter")}
-    await run_in_threadpool(call.record_read, "export", request, None)
     # Checking the query and reading its first page happen here, so bad input is a 4xx, not a broken stream.
     lines = await run_in_threadpool(
-        export_stream, call.vault, channel, request["from"], request["to"], text, call.key.channels
+        call.view.export_lines, call.param("channel"), call.param("from"), call.param("to"), call.param("filter")
     )
     # Reading the store happens as the client reads the stream, in the thread pool.
     return StreamingResponse(lines, media_type="application/x-ndjson")
@@ -403,8 +259,7 @@ async def stream_export(call: Call) -> Response:
 
 async def show_checkpoint(call: Call) -> Response:
     size = query_int(call.request, "size", low=0)
-    await run_in_threadpool(call.check_log_hashes, "a checkpoint")
-    found = await run_in_threadpool(call.vault.checkpoint, size)
+    found = await run_in_threadpool(call.view.checkpoint, size)
     return JSONResponse(
         {"size": found.size, "root": found.root.hex(), "timestamp": found.timestamp, "note": found.note}
     )
@@ -419,18 +274,9 @@ async def prove_inclusion(call: Call) -> Response:
     seq = query_int(call.request, "seq", low=1)
     if (event_id is None) == (seq is None):
         raise InvalidQuery("event: give the event's id (event=) or its seq (seq=), one of them", field="event")
-    if seq is not None and call.key.channels is not None:
-        raise InvalidQuery("seq: a key limited to channels asks by event id", field="seq")
     size = query_int(call.request, "size", low=1)
-
-    def work() -> dict[str, Any]:
-        found = call.event(event_id).seq if event_id is not None else seq or 0
-        call.check_log_hashes("an inclusion proof")
-        proof = call.vault.prove_inclusion(found, size)
-        call.record_read("proofs.inclusion", {"event": event_id, "seq": seq, "size": size}, 1)
-        return proof.to_dict()
-
-    return JSONResponse(await run_in_threadpool(work))
+    proof = await run_in_threadpool(call.view.inclusion_proof, event_id, seq, size)
+    return JSONResponse(proof.to_dict())
 
 
 async def prove_consistency(call: Call) -> Response:
@@ -440,8 +286,7 @@ async def prove_consistency(call: Call) -> Response:
         raise InvalidQuery(
             "old_size: give both old_size and new_size", field="old_size" if old_size is None else "new_size"
         )
-    await run_in_threadpool(call.check_log_hashes, "a consistency proof")
-    proof = await run_in_threadpool(call.vault.prove_consistency, old_size, new_size)
+    proof = await run_in_threadpool(call.view.consistency_proof, old_size, new_size)
     return JSONResponse(proof.to_dict())
 
 
@@ -472,14 +317,9 @@ async def current_key(call: Call) -> Response:
     return JSONResponse(call.key.to_dict())
 
 
-def _manages(caller: ApiKey, key: ApiKey) -> bool:
-    """A key limited to channels manages only keys limited to (some of) the same channels."""
-    return caller.channels is None or (key.channels is not None and set(key.channels) <= set(caller.channels))
-
-
 async def list_keys(call: Call) -> Response:
-    found = await run_in_threadpool(call.vault.keys)
-    return JSONResponse({"keys": [key.to_dict() for key in found if _manages(call.key, key)]})
+    found = await run_in_threadpool(call.view.keys)
+    return JSONResponse({"keys": [key.to_dict() for key in found]})
 
 
 async def create_key(call: Call) -> Response:
@@ -489,27 +329,12 @@ async def create_key(call: Call) -> Response:
         raise InvalidInput('scopes: a list such as ["ingest", "read"]', field="scopes")
     if channels is not None and (not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)):
         raise InvalidInput("channels: a list of channel names, or null for every channel", field="channels")
-    if call.key.channels is not None and (channels is None or not set(channels) <= set(call.key.channels)):
-        raise Forbidden("channels: a key limited to some channels may only create keys limited to those channels")
-    granted = parse_scopes(scopes)
-    # A key gives no scope it lacks itself (admin holds ingest, read and archive; unmask only explicitly).
-    missing = sorted(scope.value for scope in granted if not call.key.allows(scope))
-    if missing:
-        raise Forbidden(f"scopes: this key cannot give {', '.join(missing)}, which it does not hold", field="scopes")
-    key, token = await run_in_threadpool(call.vault.create_key, name if isinstance(name, str) else "", scopes, channels)
+    key, token = await run_in_threadpool(call.view.create_key, name if isinstance(name, str) else "", scopes, channels)
     return JSONResponse({"key": key.to_dict(), "token": token}, status_code=201)
 
 
 async def revoke_key(call: Call) -> Response:
-    key_id = call.request.path_params["id"]
-
-    def work() -> ApiKey:
-        target = next((key for key in call.vault.keys() if key.id == key_id), None)
-        if target is None or not _manages(call.key, target):
-            raise NotFound(f"id: app {call.vault.app!r} has no API key {key_id[:40]!r}", field="id")
-        return call.vault.revoke_key(key_id)
-
-    key = await run_in_threadpool(work)
+    key = await run_in_threadpool(call.view.revoke_key, call.request.path_params["id"])
     call.state.authenticator.forget(key.id)
     return JSONResponse(key.to_dict())
 
