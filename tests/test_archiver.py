@@ -32,7 +32,7 @@ CRASHING_RUN = """
 import os, sys
 from trailvault.core.batches import ArchiveSettings
 from trailvault.workflows.archive.automatic import ArchivePlan, archive_once
-from trailvault.workflows.vault.vault import open_vault
+from trailvault.workflows.vault.opening import open_vault
 
 vault = open_vault(sys.argv[1], archive=ArchiveSettings(max_batch_events=40, retention=0))
 seen = []
@@ -50,7 +50,7 @@ KILLED_WHILE_BATCHING = """
 import os, signal, sys
 from trailvault.core.batches import ArchiveSettings
 from trailvault.workflows.archive.automatic import ArchivePlan, archive_once
-from trailvault.workflows.vault.vault import open_vault
+from trailvault.workflows.vault.opening import open_vault
 
 vault = open_vault(sys.argv[1], archive=ArchiveSettings(max_batch_events=40, retention=0))
 store = vault._store

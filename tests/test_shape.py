@@ -160,6 +160,31 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
+#: The limits STYLE.md sets: a module is read whole, a function at once.
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+#: Written out as data, on purpose (see its docstring).
+LONG_ON_PURPOSE = {"trailvault.edges.server.openapi.openapi_document"}
+
+
+def test_no_module_is_too_long_to_read_whole() -> None:
+    """Every module of src/trailvault stays under MAX_MODULE_LINES lines."""
+    long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_no_function_is_too_long_to_read_at_once() -> None:
+    """Every function and method stays under MAX_FUNCTION_LINES lines (the OpenAPI document excepted)."""
+    long = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES and f"{name}.{node.name}" not in LONG_ON_PURPOSE:
+                    long[f"{name}.{node.name}"] = length
+    assert long == {}
+
+
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
     for name, command in group.commands.items():

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from trailvault.edges.compat import platform6 as audit
     from trailvault.errors import TrailvaultError
     from trailvault.workflows.client import RemoteVault, Sender, connect
-    from trailvault.workflows.vault.vault import Vault, open_vault
+    from trailvault.workflows.vault.opening import open_vault
+    from trailvault.workflows.vault.vault import Vault
 
 __all__ = [
     "ApiKey",
@@ -63,7 +64,7 @@ _HOMES: dict[str, tuple[str, str | None]] = {
     "audit": ("trailvault.edges.compat.platform6", None),
     "connect": ("trailvault.workflows.client", "connect"),
     "errors": ("trailvault.errors", None),
-    "open_vault": ("trailvault.workflows.vault.vault", "open_vault"),
+    "open_vault": ("trailvault.workflows.vault.opening", "open_vault"),
 }
 
 

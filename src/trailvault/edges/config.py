@@ -28,7 +28,8 @@ from trailvault.core.batches import DEFAULT_MAX_BATCH_EVENTS, DEFAULT_RETENTION,
 from trailvault.edges.server.state import ServerOptions
 from trailvault.errors import InvalidInput
 from trailvault.workflows.archive.automatic import ArchivePlan
-from trailvault.workflows.vault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_SKEW, Vault, open_vault
+from trailvault.workflows.vault.opening import open_vault
+from trailvault.workflows.vault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_SKEW, Vault
 
 __all__ = [
     "ARCHIVE_KEYS", "SETTINGS", "Setting", "archive_plan", "config_file", "load_settings", "open_configured_vault",

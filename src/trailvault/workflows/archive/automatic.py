@@ -41,13 +41,13 @@ __all__ = ["ArchivePlan", "ArchiveRun", "Archiver", "archive_once", "purge_all"]
 
 _log = logging.getLogger("trailvault.archive")
 
+
 class AppVaults(Protocol):
     """What automated archiving needs of a vault: the view of each of its apps (a local Vault has them)."""
 
     def apps(self) -> list[str]: ...
 
     def for_app(self, app: str) -> VaultAPI: ...
-
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ MAX_LINE_BYTES = 64 << 20
 _HASH = 32
 
 
-
 @dataclass
 class ArchiveReport(Findings):
     """What ``verify archive`` checked, and every problem found (``ok`` when there is none).

@@ -19,7 +19,7 @@ The token travels only in the ``Authorization`` header, never in a URL or a mess
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -40,6 +40,7 @@ from trailvault.workflows.api import SchemaSource, VaultAPI
 from trailvault.workflows.client.archiving import RemoteArchiving
 from trailvault.workflows.client.sender import Sender, tls_verify
 from trailvault.workflows.client.wire import byte_lines, error_of, segment, time_text
+from trailvault.workflows.export.source import Progress
 from trailvault.workflows.export.stream import StreamSource
 from trailvault.workflows.export.write import export_from
 from trailvault.workflows.proofs import ConsistencyProof, InclusionProof
@@ -207,7 +208,7 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         time_to: datetime | str | None = None,
         filter: str | None = None,  # noqa: A002 - the listing parameter's name everywhere
         formats: str | tuple[str, ...] = ("parquet", "csv", "jsonl.gz"),
-        progress: Callable[[int, int, int], None] | None = None,
+        progress: Progress | None = None,
         to_db: str | None = None,
     ) -> dict[str, Any]:
         # Export from the server's stream into files and a manifest, as :meth:`Vault.export` (an archive key).

@@ -30,6 +30,7 @@ from trailvault.core.batches import (
 )
 from trailvault.core.timestamps import format_timestamp
 from trailvault.errors import InvalidInput, ServerUnavailable
+from trailvault.workflows.api import VaultAPI
 from trailvault.workflows.archive.files import open_destination, write_archive
 from trailvault.workflows.client.wire import byte_lines, error_of, segment, time_text
 
@@ -38,7 +39,7 @@ __all__ = ["RemoteArchiving"]
 _POLL_S = 0.2
 
 
-class RemoteArchiving:
+class RemoteArchiving(VaultAPI):
     """Archiving verbs of a :class:`~trailvault.workflows.client.RemoteVault`; see the module docstring."""
 
     url: str

@@ -29,6 +29,7 @@ __all__ = ["STREAM_FORMAT", "StreamSource", "stream_lines"]
 
 STREAM_FORMAT = "trailvault-export-stream/v1"
 
+
 def stream_lines(source: Source, header: dict[str, Any], first: Page, pages: Iterator[Page]) -> Iterator[bytes]:
     """The stream's lines: ``header``, the entries of ``first`` and then of ``pages``, the trailer with the proof."""
     yield orjson.dumps(header) + b"\n"
@@ -87,4 +88,3 @@ class StreamSource:
         if self._trailer["count"] != len(seqs):
             raise ServerUnavailable("export: the stream's count does not match its entries; export again")
         yield base64.b64decode(self._trailer["proof"])
-

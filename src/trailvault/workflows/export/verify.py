@@ -55,6 +55,7 @@ class EventListing(Protocol):
         sort_order: str = "asc",
     ) -> Iterator[Event]: ...
 
+
 @dataclass
 class ExportReport(Findings):
     """What ``verify export`` checked, and every problem found (``ok`` when there is none)."""

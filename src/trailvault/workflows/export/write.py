@@ -309,5 +309,3 @@ def _write_prepared(writers: list[Writer], prepared: list[Future[Any]]) -> None:
     arrow = sys.modules.get("pyarrow")  # None also when marked missing
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
-
-

@@ -1,9 +1,10 @@
 """What the vault's halves use of the Vault they are mixed into, declared once.
 
-A :class:`~trailvault.workflows.vault.vault.Vault` is its recording and finding core
-(``vault.py``) plus halves kept in their own modules: proving, API keys, exporting and
+A :class:`~trailvault.workflows.vault.vault.Vault` is its channels and recording (``vault.py``)
+plus halves kept in their own modules: finding, proving, API keys, exporting and
 archiving. Each half subclasses :class:`VaultParts`, which names what any half uses of
-the others, so a half never imports the Vault and mypy checks that the Vault has it all.
+the others (the Vault API and a few internals), so a half never imports the Vault and
+mypy checks that the Vault has it all.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any, Protocol
 
 from trailvault.adapters.store.base import ChannelRecord, Store, StoredCheckpoint
 from trailvault.core.batches import ArchiveSettings
-from trailvault.core.channel import Channel
-from trailvault.core.event import Event, PendingEvent, Posted
+from trailvault.core.event import PendingEvent, Posted
 from trailvault.core.integrity.checkpoint import Checkpoint
 from trailvault.core.query import EventQuery, Filter
 from trailvault.core.schema import Schema
-from trailvault.workflows.proofs import ConsistencyProof
+from trailvault.workflows.api import VaultAPI
 from trailvault.workflows.vault.checkpointer import Checkpointer
 
 __all__ = ["OpenChannel", "VaultParts"]
@@ -37,10 +37,9 @@ class OpenChannel:
     timestamp_field: str | None
 
 
-class VaultParts(Protocol):
-    """The Vault's state and methods that its halves share (see the module docstring)."""
+class VaultParts(VaultAPI, Protocol):
+    """The Vault API and the Vault's own state and methods that its halves share (see the module docstring)."""
 
-    app: str
     archive_settings: ArchiveSettings
     _store: Store
     _checkpointer: Checkpointer | None
@@ -48,18 +47,14 @@ class VaultParts(Protocol):
     # Opens another connection to the same store in a worker process (verify's jobs).
     _reopen: Callable[[], Store] | None
     _batching: list[threading.Thread]
-
-    def channels(self) -> list[Channel]: ...
-
-    def channel(self, name: str) -> Channel: ...
-
-    def get(self, event_id: str) -> Event: ...
+    # The channels this view has open, by name (their schema parsed once).
+    _channels: dict[str, OpenChannel]
 
     def _channel_state(self, name: str, *, refresh: bool = False) -> OpenChannel: ...
 
-    def _own_channel(self, channel: str, schema: dict[str, Any]) -> OpenChannel:
-        """One of trailvault's own channels, opened on first use."""
-        ...
+    def _fresher(self, channel: str, state: OpenChannel) -> OpenChannel | None: ...
+
+    def _own_channel(self, channel: str, schema: dict[str, Any]) -> OpenChannel: ...
 
     def _prepare(
         self,
@@ -71,9 +66,7 @@ class VaultParts(Protocol):
         posted_by: str | None = None,
     ) -> PendingEvent: ...
 
-    def _record(self, channel: str, schema: dict[str, Any], values: Mapping[str, Any]) -> Posted:
-        """Post to one of trailvault's own channels (which ``post`` refuses)."""
-        ...
+    def _record(self, channel: str, schema: dict[str, Any], values: Mapping[str, Any]) -> Posted: ...
 
     def _query(
         self,
@@ -89,10 +82,6 @@ class VaultParts(Protocol):
 
     def issue_checkpoint(self, *, adopt: bool = False) -> StoredCheckpoint: ...
 
-    def checkpoint(self, size: int | None = None) -> StoredCheckpoint: ...
-
     def _signed_covering(self, seq: int, *, field: str = "seq") -> Checkpoint: ...
-
-    def prove_consistency(self, old_size: int, new_size: int) -> ConsistencyProof: ...
 
     def sensitive_fields(self, channel: str | None = None) -> set[str]: ...

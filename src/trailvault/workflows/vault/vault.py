@@ -1,17 +1,17 @@
-"""The public Vault API: open channels, post events, list and get them.
+"""The Vault: one app's view of one store; its channels and recording live here.
 
-A :class:`Vault` is one app's view of one store. It checks every event against
-its channel's schema, gives it its envelope and canonical bytes, and hands it to
-the group committer; reads go straight to the store.
+A :class:`Vault` checks every event against its channel's schema, gives it its envelope
+and canonical bytes, and hands it to the group committer. Its other halves sit beside
+this module (finding, proving, API keys, exporting, archiving; see ``parts.py``), and
+its contract is declared once in :class:`~trailvault.workflows.api.VaultAPI`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 import time as clock
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -20,15 +20,12 @@ from typing import Any, Literal, overload
 import orjson
 import uuid_utils
 
-from trailvault.adapters.signing_key import create_signing_key, default_key_path, load_signing_key, signer_record_path
 from trailvault.adapters.sources import read_json_document
-from trailvault.adapters.store import Store, open_store
+from trailvault.adapters.store import Store
 from trailvault.adapters.store.base import ChannelRecord
 from trailvault.core.batches import ArchiveSettings
 from trailvault.core.channel import BATCHES_CHANNEL, PURGES_CHANNEL, REDACTIONS_CHANNEL, RESERVED_PREFIX, Channel
 from trailvault.core.event import (
-    Event,
-    EventPage,
     NewEvent,
     PendingEvent,
     Posted,
@@ -37,33 +34,16 @@ from trailvault.core.event import (
     fingerprint,
     nul_path,
 )
-from trailvault.core.integrity.note import verifier_key
 from trailvault.core.jsontext import decode_json
-from trailvault.core.query import (
-    MAX_LIMIT,
-    SORT_FIELDS,
-    And,
-    EventQuery,
-    Filter,
-    decode_page_token,
-    encode_page_token,
-    equality_filter,
-    filtered_channels,
-    query_time,
-    typed_filter,
-)
-from trailvault.core.schema import FieldType, Mode, Schema, evolve, parse_schema
-from trailvault.core.scim import parse_filter
+from trailvault.core.schema import Schema, evolve, parse_schema
 from trailvault.core.timestamps import format_timestamp, parse_timestamp
 from trailvault.errors import (
     BatchRejected,
     ChannelNotFound,
     Conflict,
-    EventNotFound,
     EventTooLarge,
     Forbidden,
     InvalidInput,
-    InvalidQuery,
     TimeSkew,
     TrailvaultError,
     ValidationFailed,
@@ -74,16 +54,16 @@ from trailvault.workflows.vault.archiving import Archiving
 from trailvault.workflows.vault.checkpointer import Checkpointer
 from trailvault.workflows.vault.commit import GroupCommitter
 from trailvault.workflows.vault.exporting import Exporting
+from trailvault.workflows.vault.finding import Finding
 from trailvault.workflows.vault.parts import OpenChannel
 from trailvault.workflows.vault.proving import Proving
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_FUTURE_SKEW", "EventPage", "Vault", "open_vault"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_FUTURE_SKEW", "Vault"]
 
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 DEFAULT_MAX_FUTURE_SKEW = 300.0
 _MAX_REPORTED_FAILURES = 100
 _SORTED = orjson.OPT_SORT_KEYS
-_SORT_ORDERS = {"asc": False, "desc": True}
 _REDACTION_SCHEMA = {
     "fields": [
         {"name": "redacted_id", "type": "STRING", "mode": "REQUIRED"},
@@ -93,7 +73,7 @@ _REDACTION_SCHEMA = {
 }
 
 
-class Vault(Proving, ApiKeys, Exporting, Archiving, VaultAPI):
+class Vault(Finding, Proving, ApiKeys, Exporting, Archiving, VaultAPI):
     """One app's view of a vault.
 
     Thread-safe: posts from many threads share transactions (group commit).
@@ -422,12 +402,6 @@ class Vault(Proving, ApiKeys, Exporting, Archiving, VaultAPI):
 
     # -- reading -----------------------------------------------------------------
 
-    def get(self, event_id: str) -> Event:
-        event = self._store.get_event(self.app, str(event_id))
-        if event is None:
-            raise EventNotFound(f"id: no event with id {str(event_id)[:128]!r} in app {self.app!r}", field="id")
-        return event
-
     def redact(self, event_id: str, reason: str) -> Posted:
         if not reason.strip():
             raise InvalidInput("reason: say why the body is removed (kept in the log)", field="reason")
@@ -456,182 +430,6 @@ class Vault(Proving, ApiKeys, Exporting, Archiving, VaultAPI):
         state = self._own_channel(channel, schema)
         return self._committer.submit((self._prepare(state, values, None, None, _now_us()),))[0]
 
-    def events(
-        self,
-        channel: str | None = None,
-        *,
-        time_from: datetime | str | None = None,
-        time_to: datetime | str | None = None,
-        where: Mapping[str, Any] | None = None,
-        filter: str | Filter | None = None,  # noqa: A002 - the listing parameter's name everywhere
-        sort_by: str = "time",
-        sort_order: str = "asc",
-        limit: int = 100,
-        page: str | None = None,
-    ) -> EventPage:
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidQuery(f"limit: {limit} is out of range; use 1 to {MAX_LIMIT}", field="limit")
-        query = self._query(channel, time_from, time_to, where, filter, sort_by, sort_order, limit + 1)
-        if page:
-            query = query.starting_after(decode_page_token(page, query))
-        found = self._store.find_events(query)
-        if len(found) <= limit:
-            return EventPage(found, None)
-        shown = found[:limit]
-        return EventPage(shown, encode_page_token(query, _cursor(shown[-1], query.sort_by)))
-
-    def iter_events(
-        self,
-        channel: str | None = None,
-        *,
-        time_from: datetime | str | None = None,
-        time_to: datetime | str | None = None,
-        where: Mapping[str, Any] | None = None,
-        filter: str | Filter | None = None,  # noqa: A002 - the listing parameter's name everywhere
-        sort_by: str = "time",
-        sort_order: str = "asc",
-    ) -> Iterator[Event]:
-        query = self._query(channel, time_from, time_to, where, filter, sort_by, sort_order, MAX_LIMIT)
-        while True:
-            found = self._store.find_events(query)
-            yield from found
-            if len(found) < query.limit:
-                return
-            query = query.starting_after(_cursor(found[-1], query.sort_by))
-
-    def _query(
-        self,
-        channel: str | None,
-        time_from: datetime | str | None,
-        time_to: datetime | str | None,
-        where: Mapping[str, Any] | None,
-        filter: str | Filter | None,  # noqa: A002
-        sort_by: str,
-        sort_order: str,
-        limit: int,
-    ) -> EventQuery:
-        descending = _SORT_ORDERS.get(str(sort_order).lower())
-        if descending is None:
-            raise InvalidQuery(f"sort_order: use asc or desc, not {sort_order!r}", field="sort_order")
-        schema = self._channel_state(channel).schema if channel is not None else None
-        sort_kind = None if sort_by in SORT_FIELDS else _sort_kind(schema, sort_by)
-        parts = [equality_filter(where, schema)] if where else []
-        if filter is not None:
-            parts.append(self._typed_filter(channel, parse_filter(filter) if isinstance(filter, str) else filter))
-        return EventQuery(
-            app=self.app,
-            channel=channel,
-            time_from=None if time_from is None else query_time(time_from, "from"),
-            time_to=None if time_to is None else query_time(time_to, "to"),
-            filter=None if not parts else parts[0] if len(parts) == 1 else And(tuple(parts)),
-            sort_by=sort_by,
-            descending=descending,
-            limit=limit,
-            sort_kind=sort_kind,
-        )
-
-    def _typed_filter(self, channel: str | None, tree: Filter) -> Filter:
-        """Check a filter against the schemas of the channels it reads (query.typed_filter).
-
-        Schemas are read only when the filter names a body path. A field unknown to the
-        cached schema is looked for again in the stored one: another process may have added it.
-        """
-        if channel is None:
-            # A key limited to channels lists with "channel in [...]": its filter is checked
-            # against those channels only, so it learns nothing of the others' fields.
-            limited = filtered_channels(tree)
-            return typed_filter(
-                tree, lambda: {name: s for name, s in self._app_schemas().items() if limited is None or name in limited}
-            )
-        state = self._channel_state(channel)
-        try:
-            return typed_filter(tree, lambda: {channel: state.schema})
-        except InvalidQuery:
-            fresh = self._fresher(channel, state)
-            if fresh is None:
-                raise
-            return typed_filter(tree, lambda: {channel: fresh.schema})
-
-    def _app_schemas(self) -> dict[str, Schema]:
-        """Every channel's schema, parsed again only when its version changed since last read."""
-        schemas = {}
-        for record in self._store.list_channels(self.app):
-            state = self._channels.get(record.name)
-            if state is None or state.record.version != record.version:
-                schema = parse_schema(record.schema_document)
-                state = self._channels[record.name] = OpenChannel(record, schema, schema.timestamp_field())
-            schemas[record.name] = state.schema
-        return schemas
-
-
-def open_vault(
-    path_or_url: str | Path = "trailvault-data",
-    *,
-    app: str = "default",
-    create: bool = True,
-    durability: str = "full",
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-    max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
-    signing_key: str | Path | None = None,
-    log_name: str = "trailvault",
-    archive: ArchiveSettings | None = None,
-    sign: bool = True,
-) -> Vault:
-    """Open (and by default create) the vault at a folder, database file or URL.
-
-    ``durability="full"`` makes every post survive power loss; ``"normal"`` only a
-    crash of the process, for several times the single-post rate.
-
-    The signing key is read from ``signing_key`` (default: beside the database,
-    ``vault.key``); a new vault gets a new key. With the key, checkpoints with origin
-    ``<log_name>/<vault id>`` are issued in the background while the vault is open.
-    Without it (a reader without access to the key) the vault still proves against
-    the checkpoints already kept. ``sign=False`` signs nothing while the vault is open
-    (``verify`` checks the log as it found it), but still finds the signer's record.
-    """
-    store = open_store(path_or_url, create=create, durability=durability)
-    try:
-        key_path = Path(signing_key).expanduser() if signing_key else default_key_path(store.location, store.vault_id())
-        record = signer_record_path(key_path, store.vault_id())
-        checkpointer = _checkpointer(store, key_path, record, log_name, create=create) if sign else None
-    except BaseException:
-        store.close()
-        raise
-    vault = Vault(
-        store,
-        app=app,
-        max_event_bytes=max_event_bytes,
-        max_future_skew=max_future_skew,
-        checkpointer=checkpointer,
-        reopen=functools.partial(open_store, path_or_url, create=False, durability=durability),
-        archive=archive,
-        signer_record=record,
-    )
-    if checkpointer is not None:
-        checkpointer.start()
-    return vault
-
-
-def _checkpointer(store: Store, key_path: Path, record: Path, log_name: str, *, create: bool) -> Checkpointer | None:
-    known = store.meta("verifier_key")
-    if key_path.exists():
-        key = load_signing_key(key_path)
-    elif known is None and create:
-        key = create_signing_key(key_path)
-    else:
-        return None
-    origin = f"{log_name}/{store.vault_id()}"
-    verifier = verifier_key(origin, key.public_key())
-    if known is not None and known != verifier:
-        raise Conflict(
-            f"signing_key: {key_path} is not this vault's key (or log_name changed); the vault's key is {known}",
-            field="signing_key",
-        )
-    if known is None:
-        store.set_meta("verifier_key", verifier)
-    return Checkpointer(store, key, origin, record=record)
-
-
 def _refuse_reserved(channel: str) -> None:
     if isinstance(channel, str) and channel.startswith(RESERVED_PREFIX):
         raise Forbidden(
@@ -646,37 +444,3 @@ def _now_us() -> int:
 
 def _channel(record: ChannelRecord) -> Channel:
     return Channel(record.app, record.name, record.version, record.created_us, parse_schema(record.schema_document))
-
-
-def _cursor(event: Event, sort_by: str) -> tuple[Any, int]:
-    if sort_by in SORT_FIELDS:
-        return ({"time": event.time_us, "received": event.received_us, "seq": event.seq}[sort_by], event.seq)
-    value: Any = event.body
-    for name in sort_by.split("."):
-        value = value.get(name) if isinstance(value, dict) else None
-    # As the stores read it: booleans as 1/0, anything not a scalar as missing.
-    if isinstance(value, bool):
-        value = int(value)
-    elif not isinstance(value, (int, float, str)):
-        value = None
-    return (value, event.seq)
-
-
-_SORT_KINDS = {FieldType.INTEGER: "number", FieldType.FLOAT: "number", FieldType.BOOLEAN: "boolean"}
-
-
-def _sort_kind(schema: Schema | None, sort_by: str) -> str:
-    """How the channel's body field ``sort_by`` sorts; raise InvalidQuery when it cannot be sorted by."""
-    if schema is None:
-        raise InvalidQuery(
-            f"sort_by: sorting by the body field {sort_by[:80]!r} needs a channel (its schema gives the type)",
-            field="sort_by",
-        )
-    found = schema.field(sort_by)
-    if found is None or found.type is FieldType.RECORD or found.mode is Mode.REPEATED:
-        raise InvalidQuery(
-            f"sort_by: {sort_by[:80]!r} is not a single-valued field of the channel's schema; use one that is, "
-            f"or one of {', '.join(SORT_FIELDS)}",
-            field="sort_by",
-        )
-    return _SORT_KINDS.get(found.type, "text")
