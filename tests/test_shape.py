@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,55 @@ def test_start_up_does_not_load_the_table_libraries() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+_LOADED_SERVER = "print(sorted(m for m in ('starlette', 'uvicorn') if m in sys.modules))"
+
+
+def _server_modules_after(code: str, tmp_path: Path) -> tuple[str, list[str]]:
+    """Run ``code`` in a fresh Python (the vault at tmp_path/v); return what it printed and the server
+    libraries it loaded."""
+    env = {**os.environ, "TRAILVAULT_VAULT": str(tmp_path / "v"), "TRAILVAULT_SIGNING_KEY": str(tmp_path / "v.key")}
+    env = {name: value for name, value in env.items() if name not in ("TRAILVAULT_SERVER", "TRAILVAULT_TOKEN")}
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}\n{_LOADED_SERVER}"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+    )  # fmt: skip
+    printed, _, loaded = done.stdout.strip().rpartition("\n")
+    return printed, ast.literal_eval(loaded)
+
+
+def test_help_loads_no_server(tmp_path: Path) -> None:
+    """`trailvault --help` loads neither Starlette nor uvicorn: only `serve` needs them."""
+    code = "from trailvault.edges.cli import main\nmain(['--help'], standalone_mode=False)"
+    printed, loaded = _server_modules_after(code, tmp_path)
+    assert "Usage: " in printed and loaded == []
+
+
+def test_listing_events_loads_no_server(tmp_path: Path) -> None:
+    """`trailvault events list` on a local vault lists the event and loads neither Starlette nor uvicorn."""
+    with trailvault.open_vault(tmp_path / "v", signing_key=tmp_path / "v.key") as vault:
+        vault.open("orders", {"fields": [{"name": "n", "type": "INTEGER"}]})
+        vault.post("orders", {"n": 7})
+    code = (
+        "from trailvault.edges.cli import main\n"
+        "main(['events', 'list', '--channel', 'orders', '--output', 'json'], standalone_mode=False)"
+    )
+    printed, loaded = _server_modules_after(code, tmp_path)
+    assert '"n": 7' in printed and loaded == []
+
+
+def test_the_platform6_binding_loads_no_server(tmp_path: Path) -> None:
+    """`from trailvault import audit` then open and post load neither Starlette nor uvicorn."""
+    code = (
+        "from trailvault import audit\n"
+        "audit.open('orders', {'fields': [{'name': 'n', 'type': 'INTEGER'}]})\n"
+        "print('seq', audit.post('orders', {'n': 1}).seq)\naudit.close()"
+    )
+    printed, loaded = _server_modules_after(code, tmp_path)
+    assert printed.startswith("seq ") and loaded == []
+
+
+def test_the_server_check_sees_a_server_import(tmp_path: Path) -> None:
+    """The check itself: importing the server package is seen."""
+    assert "starlette" in _server_modules_after("import trailvault.edges.server", tmp_path)[1]

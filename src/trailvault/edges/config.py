@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from trailvault.core.batches import DEFAULT_MAX_BATCH_EVENTS, DEFAULT_RETENTION, ArchiveSettings
-from trailvault.edges.server.state import ServerOptions
 from trailvault.errors import InvalidInput
 from trailvault.workflows.archive.automatic import ArchivePlan
 from trailvault.workflows.vault.opening import open_vault
@@ -33,7 +32,7 @@ from trailvault.workflows.vault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MA
 
 __all__ = [
     "ARCHIVE_KEYS", "SETTINGS", "Setting", "archive_plan", "config_file", "load_settings", "open_configured_vault",
-    "parse_duration", "server_options",
+    "parse_duration",
 ]  # fmt: skip
 
 
@@ -211,19 +210,6 @@ def archive_plan(settings: Mapping[str, Any]) -> ArchivePlan | None:
         storage_options=dict(section.get("storage_options") or {}),
         schedule=parse_duration(section.get("schedule", "1h"), field="archive.schedule"),
         lag=parse_duration(section.get("lag", "10m"), field="archive.lag"),
-    )
-
-
-def server_options(settings: Mapping[str, Any]) -> ServerOptions:
-    """Return the server's options from ``settings`` (from :func:`load_settings`)."""
-    return ServerOptions(
-        max_request_bytes=settings["max_request_bytes"],
-        rate_limit=settings["rate_limit"],
-        request_timeout=settings["request_timeout"],
-        statement_timeout=settings["statement_timeout"],
-        app_concurrency=settings["app_concurrency"],
-        audit_reads=settings["audit_reads"],
-        cors_origins=tuple(origin.strip() for origin in settings["cors_origins"].split(",") if origin.strip()),
     )
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from trailvault.core.api_key import Scope
 from trailvault.core.batches import shown_location
 from trailvault.edges.cli.session import Session
-from trailvault.edges.config import archive_plan, server_options
-from trailvault.edges.server import create_app
-from trailvault.edges.server import serve as run_server
+from trailvault.edges.config import archive_plan
 from trailvault.workflows.archive.automatic import Archiver
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from trailvault.edges.server.state import ServerOptions
+
+__all__ = ["serve", "server_options"]
 
 
 @click.command()
@@ -58,6 +62,11 @@ def serve(
     plan = archive_plan(settings)
     if plan is not None:
         click.echo(f"trailvault: archiving every {plan.schedule:g} s to {shown_location(plan.destination)}", err=True)
+    # Imported here, not at the top: every command loads this module for --help, and only
+    # serve needs Starlette, uvicorn and the routes (about 100 ms).
+    from trailvault.edges.server import create_app
+    from trailvault.edges.server import serve as run_server
+
     archiver = Archiver(vault, plan)
     archiver.start()
     try:
@@ -71,3 +80,18 @@ def serve(
         )
     finally:
         archiver.stop()
+
+
+def server_options(settings: Mapping[str, Any]) -> ServerOptions:
+    """Return the server's options from ``settings`` (from :func:`load_settings`)."""
+    from trailvault.edges.server.state import ServerOptions
+
+    return ServerOptions(
+        max_request_bytes=settings["max_request_bytes"],
+        rate_limit=settings["rate_limit"],
+        request_timeout=settings["request_timeout"],
+        statement_timeout=settings["statement_timeout"],
+        app_concurrency=settings["app_concurrency"],
+        audit_reads=settings["audit_reads"],
+        cors_origins=tuple(origin.strip() for origin in settings["cors_origins"].split(",") if origin.strip()),
+    )
