@@ -1,4 +1,4 @@
-"""The key store (:class:`trailvault.adapters.store.contract.keys.KeyStore`): API keys as every backend keeps them."""
+"""The key store (:class:`~trailvault.adapters.store.contract.api_keys.KeyStore`): API keys as backends keep them."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trailvault.adapters.store.base import Store
+from trailvault.adapters.store.contract.log import LogStore
 from trailvault.core.integrity.merkle import (
     consistency_proof,
     inclusion_plan,
@@ -85,7 +85,7 @@ class ConsistencyProof:
         }
 
 
-def build_inclusion(store: Store, index: int, size: int, checkpoint: str | None) -> InclusionProof:
+def build_inclusion(store: LogStore, index: int, size: int, checkpoint: str | None) -> InclusionProof:
     """Read the leaf and the O(log n) nodes of its inclusion proof in the tree of ``size``, in one read."""
     plan = inclusion_plan(index, size)
     nodes = store.tree_nodes([(0, index), *plan_nodes(plan)])
@@ -93,14 +93,14 @@ def build_inclusion(store: Store, index: int, size: int, checkpoint: str | None)
 
 
 def build_consistency(
-    store: Store, old_size: int, new_size: int, old_root: bytes, new_root: bytes, checkpoint: str | None
+    store: LogStore, old_size: int, new_size: int, old_root: bytes, new_root: bytes, checkpoint: str | None
 ) -> ConsistencyProof:
     """Read the nodes of the consistency proof between two tree sizes."""
     hashes = consistency_proof(old_size, new_size, store.tree_nodes)
     return ConsistencyProof(old_size, new_size, old_root, new_root, hashes, checkpoint)
 
 
-def proof_hashes(store: Store, seqs: Sequence[int], size: int) -> Iterator[bytes]:
+def proof_hashes(store: LogStore, seqs: Sequence[int], size: int) -> Iterator[bytes]:
     """The multi-entry proof of ``seqs`` in a log of ``size``, from the store's tree, in chunks of hashes."""
     ranges = list(multiproof_ranges(LeafIndexes(seqs), size))
     for start in range(0, len(ranges), _NODE_CHUNK):

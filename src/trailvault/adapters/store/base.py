@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from trailvault.adapters.store.contract.api_keys import KeyStore
 from trailvault.adapters.store.contract.archive import ArchiveStore
 from trailvault.adapters.store.contract.channels import ChannelRecord, ChannelStore
-from trailvault.adapters.store.contract.keys import KeyStore
 from trailvault.adapters.store.contract.log import AppendOutcome, LogStore, StoredCheckpoint
 from trailvault.core.event import StoredEntry
 

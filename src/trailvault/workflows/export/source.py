@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from trailvault.adapters.formats.columns import EntryColumns, EntryList, Page
-from trailvault.adapters.store.base import Store
+from trailvault.adapters.store.contract.log import LogStore
 from trailvault.core.query import And, Compare, EventQuery, Filter, Op
 from trailvault.core.schema import Schema
 from trailvault.core.scim import parse_filter
@@ -66,7 +66,7 @@ class StoreSource:
 
     def __init__(
         self,
-        store: Store,
+        store: LogStore,
         query: EventQuery,
         size: int,
         schemas: Callable[[str], Schema],

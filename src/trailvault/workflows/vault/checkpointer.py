@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from trailvault.adapters.signing_key import read_signer_record, write_signer_record
-from trailvault.adapters.store.base import Store, StoredCheckpoint
+from trailvault.adapters.store.contract.log import LogStore, StoredCheckpoint
 from trailvault.core.integrity.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from trailvault.core.integrity.merkle import consistency_proof, root_hash, subtree_nodes, verify_consistency
 from trailvault.core.integrity.note import Verifier, verifier_key
@@ -38,7 +38,7 @@ IDLE_INTERVAL = 60.0
 _POLL = 0.05
 
 
-def tree_root(store: Store, size: int) -> bytes:
+def tree_root(store: LogStore, size: int) -> bytes:
     """Return the root of the log's tree of ``size`` entries.
 
     Raises IntegrityFailure when the stored tree does not hold ``size`` leaves.
@@ -57,7 +57,7 @@ class Checkpointer:
 
     def __init__(
         self,
-        store: Store,
+        store: LogStore,
         key: Ed25519PrivateKey,
         origin: str,
         *,

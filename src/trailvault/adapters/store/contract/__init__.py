@@ -3,7 +3,7 @@
 - :class:`~trailvault.adapters.store.contract.channels.ChannelStore`: apps, channels and their schema versions.
 - :class:`~trailvault.adapters.store.contract.log.LogStore`: the append-only log, its Merkle tree, checkpoints
   and the vault's own values (its id, the verifier key).
-- :class:`~trailvault.adapters.store.contract.keys.KeyStore`: API keys.
+- :class:`~trailvault.adapters.store.contract.api_keys.KeyStore`: API keys.
 - :class:`~trailvault.adapters.store.contract.archive.ArchiveStore`: batching tasks, archive batches, marks,
   purge and legal holds.
 
@@ -13,9 +13,9 @@ provide every role. ``tests/conformance/`` holds one module per role, run agains
 
 from __future__ import annotations
 
+from trailvault.adapters.store.contract.api_keys import KeyStore
 from trailvault.adapters.store.contract.archive import ArchiveStore
 from trailvault.adapters.store.contract.channels import ChannelRecord, ChannelStore
-from trailvault.adapters.store.contract.keys import KeyStore
 from trailvault.adapters.store.contract.log import AppendOutcome, LogStore, StoredCheckpoint
 
 __all__ = ["AppendOutcome", "ArchiveStore", "ChannelRecord", "ChannelStore", "KeyStore", "LogStore", "StoredCheckpoint"]
