@@ -28,7 +28,7 @@ from trailvault.errors import Conflict, InvalidInput, StoreUnavailable
 from trailvault.export import verify_export
 from trailvault.formats.rows import _drop_absent, rebuild_body
 
-from .conftest import ACCESS, CLI, MYINDEX, access_event, run_cli, without_pyarrow
+from .conftest import ACCESS, CLI, MYINDEX, access_event, run_cli, run_cli_process, without_pyarrow
 
 
 @pytest.fixture
@@ -290,16 +290,16 @@ def test_without_the_export_extra_typed_formats_are_refused_before_anything_is_w
     for args, field in ((["--out", str(tmp_path / "all")], "format"),
                         (["--out", str(tmp_path / "csv"), "--format", "jsonl.gz,csv"], "format"),
                         (["--to-db", f"sqlite:///{tmp_path / 'audit.db'}"], "to_db")):  # fmt: skip
-        refused = run_cli("export", *args, vault=vault, env=bare)
+        refused = run_cli_process("export", *args, vault=vault, env=bare)
         assert refused.returncode == 1, refused.stdout
         assert f"{field}:" in refused.stderr and "trailvault[export]" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert not (tmp_path / "all").exists() and not (tmp_path / "csv").exists()
     assert not (tmp_path / "audit.db").exists()
-    jsonl = run_cli("export", "--out", str(tmp_path / "jsonl"), "--format", "jsonl.gz", vault=vault, env=bare)
+    jsonl = run_cli_process("export", "--out", str(tmp_path / "jsonl"), "--format", "jsonl.gz", vault=vault, env=bare)
     assert jsonl.returncode == 0, jsonl.stderr
     key = run_cli("key", "show", vault=vault).stdout.strip()
-    checked = run_cli("verify", "export", str(tmp_path / "jsonl"), "--key", key, vault=vault, env=bare)
+    checked = run_cli_process("verify", "export", str(tmp_path / "jsonl"), "--key", key, vault=vault, env=bare)
     assert checked.returncode == 0 and checked.stdout.startswith("ok: 2 events"), checked.stderr
 
 
