@@ -82,6 +82,19 @@ ACCESS = {
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``postgresql`` every case that needs the PostgreSQL server, so that ``-m "not postgresql"``
+    (``make test-fast``) runs without one: those that request it through a fixture, and those run on it
+    by a ``postgresql`` parameter of :data:`BACKENDS` (their fixture asks for the database only then)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres_server" in getattr(item, "fixturenames", ()) or any(
+            isinstance(value, str) and value == "postgresql" for value in params
+        ):
+            item.add_marker(pytest.mark.postgresql)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The superuser URL of the test PostgreSQL server."""

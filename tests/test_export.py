@@ -257,7 +257,7 @@ def test_a_damaged_manifest_is_named_not_a_crash(filled: Vault, tmp_path: Path, 
 
 
 def test_cli_export_and_verify_export(tmp_path: Path) -> None:
-    """trailvault export and trailvault verify export as subprocesses; a changed file exits 1."""
+    """trailvault export and trailvault verify export on the command line; a changed file exits 1."""
     vault = tmp_path / "vault"
     assert run_cli("init", vault=vault).returncode == 0
     assert run_cli("channels", "open", "myindex", "--schema", "examples/platform6/myindex.json", vault=vault,
@@ -275,6 +275,7 @@ def test_cli_export_and_verify_export(tmp_path: Path) -> None:
     assert failed.returncode == 1 and "myindex.csv" in failed.stderr
 
 
+@pytest.mark.system
 def test_without_the_export_extra_typed_formats_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     """Without pyarrow, an export asking for Parquet or CSV (the default) or --to-db exits 1
     naming the field and the extra, no traceback and no folder or database; JSONL.gz still
@@ -670,6 +671,7 @@ def long_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("stop", "code", "prepared"), [(signal.SIGTERM, 143, False), (signal.SIGINT, 1, True)])
 def test_an_export_stopped_by_a_signal_removes_its_files(
     long_vault: Path, tmp_path: Path, stop: int, code: int, prepared: bool

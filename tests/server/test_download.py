@@ -1,4 +1,4 @@
-"""trailvault download (SAS CI360's job) as a subprocess against a running server."""
+"""trailvault download (SAS CI360's job) against a running server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
+import pytest
 
 import trailvault
 from tests.conftest import ACCESS, access_event, run_cli, run_cli_process, without_pyarrow
@@ -102,6 +103,7 @@ def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server
     assert failed.returncode == 1 and "outputdir: cannot create" in failed.stderr and "Traceback" not in failed.stderr
 
 
+@pytest.mark.system
 def test_without_the_export_extra_csv_parquet_and_databaseurl_are_refused_up_front(
     own_server: Callable[..., Server], tmp_path: Path
 ) -> None:
