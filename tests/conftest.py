@@ -207,10 +207,19 @@ def run_cli(
         changes["TRAILVAULT_VAULT"] = str(vault)
     from trailvault.cli import main  # here, not at the top: a test of what a module loads must not find it loaded
 
+    # Help is wrapped as the script wraps it in a pipe (COLUMNS, else 80 columns), not at CliRunner's 80.
+    columns = int(changes.get("COLUMNS") or os.environ.get("COLUMNS") or 80)
+    width = max(min(columns, main.context_settings.get("max_content_width", 80)) - 2, 50)
     threads, files = set(threading.enumerate()), _open_files()
     with _process_state_restored(), contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
         result = CliRunner().invoke(
-            main, list(args), input=stdin, env=changes, catch_exceptions=False, prog_name="trailvault"
+            main,
+            list(args),
+            input=stdin,
+            env=changes,
+            catch_exceptions=False,
+            prog_name="trailvault",
+            terminal_width=width,
         )
     _assert_nothing_left(args, threads, files)
     return CliResult(result.exit_code, result.stdout, result.stderr)

@@ -351,3 +351,25 @@ def test_no_progress_bar_in_a_pipe(opened: Path) -> None:
     """In a pipe, stderr stays clean."""
     result = run_cli("post", "myindex", "-", stdin='{"company": "a"}\n', vault=opened)
     assert result.stderr == ""
+
+
+@pytest.mark.system
+def test_a_command_run_in_process_answers_as_the_installed_script(opened: Path) -> None:
+    """run_cli (in-process, what most tests here use) and the installed script give the same exit code,
+    stdout and stderr: for help, JSON and table output, a refused body, a usage error and a setting."""
+    run_cli("post", "myindex", '{"company": "Amalto", "amount": 101.12}', "--id", "a1", vault=opened)
+    cases: list[tuple[tuple[str, ...], dict[str, str], str | None]] = [
+        (("--version",), {}, None),
+        (("post", "--help"), {}, None),
+        (("channels", "show", "myindex", "--output", "json"), {}, None),
+        (("events", "list", "--output", "table"), {}, None),
+        (("post", "myindex", '{"amount": 1}'), {}, None),
+        (("post", "myindex", "-", "--atomic"), {}, '{"company": "a"}\n{"oops": 1}\n'),
+        (("post", "myindex", '{"company": "' + "x" * 600 + '"}'), {"TRAILVAULT_MAX_EVENT_BYTES": "500"}, None),
+        (("events", "list", "--limit", "0"), {}, None),
+        (("nonsense",), {}, None),
+    ]
+    for args, env, stdin in cases:
+        here = run_cli(*args, vault=opened, env=env, stdin=stdin)
+        there = run_cli_process(*args, vault=opened, env=env, stdin=stdin)
+        assert (here.returncode, here.stdout, here.stderr) == (there.returncode, there.stdout, there.stderr), args
