@@ -100,7 +100,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def own_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
     """A factory of servers with their own vault and settings, stopped after the test.
 
-    Each server stops before any fixture set up ahead of it is torn down: a PostgreSQL database
+    Each server stops before the fixtures set up before it started are torn down: a PostgreSQL database
     (``postgres_url``) outlives the server that uses it, as in production, instead of being dropped
     under it (the server's pool would then retry the vanished database until killed).
     """
