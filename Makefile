@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,17 @@ run: $(VENV)/.installed
 	$(BIN)/trailvault checkpoint show
 	$(BIN)/trailvault serve
 
-## test: lint, type-check, start a throwaway PostgreSQL server, run the whole suite on both backends, stop it
+## test: lint, type-check, start a throwaway PostgreSQL server, run the whole suite on both backends (listing the 15 slowest tests), stop it
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	scripts/test-postgres start
-	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python -m pytest -n 2 -q; \
+	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python -m pytest -n 2 -q --durations=15; \
 	status=$$?; scripts/test-postgres stop; exit $$status
+
+## test-fast: the inner loop: the suite on SQLite only (no PostgreSQL server), without the real-process system tests, stopping at the first failure
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -q -x -m "not system and not postgresql"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -1,4 +1,4 @@
-"""Fixtures that start real components: SQLite vault files, PostgreSQL databases and the installed CLI.
+"""Fixtures that start real components: SQLite vault files, PostgreSQL databases and the CLI.
 
 PostgreSQL comes from ``make test``, which starts a throwaway server
 (scripts/test-postgres) and passes its superuser URL in ``TRAILVAULT_TEST_POSTGRES``.
@@ -8,15 +8,22 @@ one backend would prove nothing about the other.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import settings
 
 import trailvault
@@ -74,6 +81,19 @@ ACCESS = {
 
 #: Every backend a vault can live on; backend-neutral tests run once per backend.
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``postgresql`` every case that needs the PostgreSQL server, so that ``-m "not postgresql"``
+    (``make test-fast``) runs without one: those that request it through a fixture, and those run on it
+    by a ``postgresql`` parameter of :data:`BACKENDS` (their fixture asks for the database only then)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres_server" in getattr(item, "fixturenames", ()) or any(
+            isinstance(value, str) and value == "postgresql" for value in params
+        ):
+            item.add_marker(pytest.mark.postgresql)
 
 
 @pytest.fixture(scope="session")
@@ -143,11 +163,23 @@ def myindex(vault: Vault) -> Vault:
 
 
 def without_pyarrow(folder: Path) -> dict[str, str]:
-    """Environment for :func:`run_cli` in which ``import pyarrow`` fails, as on an install
-    without the ``export`` extra: a ``sitecustomize`` on PYTHONPATH marks it missing."""
+    """Environment for :func:`run_cli_process` in which ``import pyarrow`` fails, as on an install
+    without the ``export`` extra: a ``sitecustomize`` on PYTHONPATH marks it missing.
+
+    Only a new interpreter honours it, so this stays a real subprocess: in this process the
+    modules that import pyarrow at their top may already be loaded."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sitecustomize.py").write_text("import sys\nsys.modules['pyarrow'] = None\n")
     return {"PYTHONPATH": str(folder)}
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a ``trailvault`` command did: the names of :class:`subprocess.CompletedProcess` that tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 def run_cli(
@@ -156,8 +188,51 @@ def run_cli(
     stdin: str | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+) -> CliResult:
+    """Run a ``trailvault`` command in this process (click's CliRunner): its exit code, stdout and stderr.
+
+    The command sees what the installed script would: no ``TRAILVAULT_*`` variable of the test
+    process, ``env`` on top, ``TRAILVAULT_VAULT`` from ``vault``, ``cwd`` as the working folder
+    and ``stdin`` (else nothing) on stdin, which is no terminal. An exception the command does
+    not turn into an exit code fails the test with its traceback. Afterwards the process is as
+    before (SIGTERM handler, log handlers), and a thread or file the command left open fails
+    the test. What needs a process of its own (signals, a terminal, the entry point, ``serve``,
+    an environment read at start-up such as PYTHONPATH) uses :func:`run_cli_process`.
+    """
+    if env and "PYTHONPATH" in env:
+        raise ValueError("PYTHONPATH acts only when an interpreter starts: use run_cli_process")
+    changes: dict[str, str | None] = {key: None for key in os.environ if key.startswith("TRAILVAULT_")}
+    changes.update(env or {})
+    if vault is not None:
+        changes["TRAILVAULT_VAULT"] = str(vault)
+    from trailvault.cli import main  # here, not at the top: a test of what a module loads must not find it loaded
+
+    # Help is wrapped as the script wraps it in a pipe (COLUMNS, else 80 columns), not at CliRunner's 80.
+    columns = int(changes.get("COLUMNS") or os.environ.get("COLUMNS") or 80)
+    width = max(min(columns, main.context_settings.get("max_content_width", 80)) - 2, 50)
+    threads, files = set(threading.enumerate()), _open_files()
+    with _process_state_restored(), contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = CliRunner().invoke(
+            main,
+            list(args),
+            input=stdin,
+            env=changes,
+            catch_exceptions=False,
+            prog_name="trailvault",
+            terminal_width=width,
+        )
+    _assert_nothing_left(args, threads, files)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def run_cli_process(
+    *args: str,
+    vault: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``trailvault`` console script as a real subprocess."""
+    """Run the installed ``trailvault`` console script as a real subprocess (same arguments as :func:`run_cli`)."""
     full_env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
     full_env.update(env or {})
     if vault is not None:
@@ -165,6 +240,67 @@ def run_cli(
     return subprocess.run(
         [str(CLI), *args], input=stdin, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120
     )
+
+
+@contextlib.contextmanager
+def _process_state_restored() -> Iterator[None]:
+    """Undo what a command changes for the whole process: the SIGTERM handler it installs
+    (to unwind like Ctrl-C) and the log handlers and levels it sets (``download`` logs to a file)."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+    loggers = [logging.getLogger(), logging.getLogger("trailvault")]
+    kept = [(logger, list(logger.handlers), logger.level) for logger in loggers]
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+        for logger, handlers, level in kept:
+            for handler in logger.handlers:
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+                    handler.close()
+            logger.setLevel(level)
+
+
+def _open_files() -> dict[str, str]:
+    """This process's open file descriptors (Linux's /proc) and what each is: a path or a socket."""
+    folder = Path("/proc/self/fd")
+    if not folder.is_dir():
+        return {}
+    found: dict[str, str] = {}
+    for fd in os.listdir(folder):
+        try:
+            found[fd] = os.readlink(folder / fd)
+        except OSError:  # the descriptor listdir itself used, closed since
+            continue
+    return found
+
+
+def _new_files(files: dict[str, str]) -> set[str]:
+    """The files and sockets open now that were not in ``files``.
+
+    A path the test itself holds open is left out: SQLite defers closing a file while another
+    connection of the process holds locks on it (closing would drop that one's POSIX locks).
+    """
+    return {
+        target
+        for target in set(_open_files().values()) - set(files.values())
+        if target.startswith(("/", "socket:")) and not target.startswith(("/dev/", "/proc/"))
+    }
+
+
+def _assert_nothing_left(args: tuple[str, ...], threads: set[threading.Thread], files: dict[str, str]) -> None:
+    """Fail when the command left a thread running or a file or socket open (a vault not closed)."""
+    started = [thread for thread in threading.enumerate() if thread not in threads]
+    for thread in started:
+        thread.join(timeout=10)  # a daemon helper (group commit) ends once its queue is empty
+    running = [thread.name for thread in started if thread.is_alive()]
+    # pyarrow's own I/O threads (not Python's) may close a file they read ahead a moment later.
+    deadline = time.monotonic() + 5
+    while (opened := _new_files(files)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    command = " ".join(["trailvault", *args])
+    assert not running, f"`{command}` left threads running: {running}"
+    assert not opened, f"`{command}` left files or sockets open: {sorted(opened)}"
 
 
 def access_event(index: int, **changes: Any) -> dict[str, Any]:

@@ -115,6 +115,7 @@ def test_lag_keeps_recent_events_for_a_later_run(vault_location: str | Path, tmp
     assert run.written == [] and len(kept_ids(vault_location)) == 10
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("step", "nth"), [("batched", 1), ("written", 1), ("written", 2), ("marked", 2)])
 def test_a_run_stopped_at_any_step_loses_nothing_and_the_next_one_finishes(
     vault_location: str | Path, tmp_path: Path, step: str, nth: int
@@ -226,6 +227,7 @@ def test_a_destination_that_cannot_be_reached_marks_and_purges_nothing(vault_dir
     assert len(kept_ids(vault_dir)) == 10
 
 
+@pytest.mark.system
 def test_a_server_archives_on_its_schedule(tmp_path: Path) -> None:
     vault = str(tmp_path / "vault")
     ids = fill(vault, 30)
@@ -249,6 +251,7 @@ def test_a_server_archives_on_its_schedule(tmp_path: Path) -> None:
         assert opened.verify().ok
 
 
+@pytest.mark.system
 def test_a_file_damaged_after_a_stopped_run_is_written_anew(vault_dir: Path, tmp_path: Path) -> None:
     ids = fill(vault_dir, 30)
     out = tmp_path / "archives"
@@ -297,6 +300,7 @@ def test_credentials_in_a_destination_never_show(vault_dir: Path, tmp_path: Path
     assert "destination" in run.stderr
 
 
+@pytest.mark.system
 def test_a_run_after_a_crash_mid_batching_reports_the_unbatched_events_and_a_later_run_archives_them(
     vault_location: str | Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

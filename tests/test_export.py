@@ -28,7 +28,7 @@ from trailvault.adapters.formats.rows import _drop_absent, rebuild_body
 from trailvault.errors import Conflict, InvalidInput, StoreUnavailable
 from trailvault.workflows.export.verify import verify_export
 
-from .conftest import ACCESS, CLI, MYINDEX, access_event, run_cli, without_pyarrow
+from .conftest import ACCESS, CLI, MYINDEX, access_event, run_cli, run_cli_process, without_pyarrow
 
 
 @pytest.fixture
@@ -257,7 +257,7 @@ def test_a_damaged_manifest_is_named_not_a_crash(filled: Vault, tmp_path: Path, 
 
 
 def test_cli_export_and_verify_export(tmp_path: Path) -> None:
-    """trailvault export and trailvault verify export as subprocesses; a changed file exits 1."""
+    """trailvault export and trailvault verify export on the command line; a changed file exits 1."""
     vault = tmp_path / "vault"
     assert run_cli("init", vault=vault).returncode == 0
     assert run_cli("channels", "open", "myindex", "--schema", "examples/platform6/myindex.json", vault=vault,
@@ -275,6 +275,7 @@ def test_cli_export_and_verify_export(tmp_path: Path) -> None:
     assert failed.returncode == 1 and "myindex.csv" in failed.stderr
 
 
+@pytest.mark.system
 def test_without_the_export_extra_typed_formats_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     """Without pyarrow, an export asking for Parquet or CSV (the default) or --to-db exits 1
     naming the field and the extra, no traceback and no folder or database; JSONL.gz still
@@ -290,16 +291,16 @@ def test_without_the_export_extra_typed_formats_are_refused_before_anything_is_w
     for args, field in ((["--out", str(tmp_path / "all")], "format"),
                         (["--out", str(tmp_path / "csv"), "--format", "jsonl.gz,csv"], "format"),
                         (["--to-db", f"sqlite:///{tmp_path / 'audit.db'}"], "to_db")):  # fmt: skip
-        refused = run_cli("export", *args, vault=vault, env=bare)
+        refused = run_cli_process("export", *args, vault=vault, env=bare)
         assert refused.returncode == 1, refused.stdout
         assert f"{field}:" in refused.stderr and "trailvault[export]" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert not (tmp_path / "all").exists() and not (tmp_path / "csv").exists()
     assert not (tmp_path / "audit.db").exists()
-    jsonl = run_cli("export", "--out", str(tmp_path / "jsonl"), "--format", "jsonl.gz", vault=vault, env=bare)
+    jsonl = run_cli_process("export", "--out", str(tmp_path / "jsonl"), "--format", "jsonl.gz", vault=vault, env=bare)
     assert jsonl.returncode == 0, jsonl.stderr
     key = run_cli("key", "show", vault=vault).stdout.strip()
-    checked = run_cli("verify", "export", str(tmp_path / "jsonl"), "--key", key, vault=vault, env=bare)
+    checked = run_cli_process("verify", "export", str(tmp_path / "jsonl"), "--key", key, vault=vault, env=bare)
     assert checked.returncode == 0 and checked.stdout.startswith("ok: 2 events"), checked.stderr
 
 
@@ -670,6 +671,7 @@ def long_vault(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("stop", "code", "prepared"), [(signal.SIGTERM, 143, False), (signal.SIGINT, 1, True)])
 def test_an_export_stopped_by_a_signal_removes_its_files(
     long_vault: Path, tmp_path: Path, stop: int, code: int, prepared: bool

@@ -1,4 +1,5 @@
-"""The trailvault command, run as a real subprocess against real vault files."""
+"""The trailvault command against real vault files: in-process (run_cli), and as the installed script where
+only a process shows it (a terminal, the entry point)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import CLI, EXAMPLES, run_cli
+from ..conftest import CLI, EXAMPLES, run_cli, run_cli_process
 
 
 @pytest.fixture
@@ -293,8 +294,9 @@ def test_events_get(listed: Path) -> None:
     assert run_cli("events", "get", "missing", vault=listed).returncode == 1
 
 
+@pytest.mark.system
 def test_make_run_commands_work(tmp_path: Path) -> None:
-    """The commands of `make run` succeed in a fresh folder and list the posted events."""
+    """The commands of `make run` succeed in a fresh folder and list the posted events, through the installed script."""
     steps = [
         ["init"],
         ["channels", "open", "myindex", "--schema", str(EXAMPLES / "myindex.json")],
@@ -302,12 +304,16 @@ def test_make_run_commands_work(tmp_path: Path) -> None:
         ["post", "myindex", f"@{EXAMPLES / 'invoice.json'}"],
     ]
     for step in steps:
-        assert run_cli(*step, cwd=tmp_path).returncode == 0
-    assert run_cli("post", "myindex", "-", stdin=(EXAMPLES / "events.ndjson").read_text(), cwd=tmp_path).returncode == 0
-    table = run_cli("events", "list", "--channel", "myindex", "--sort-order", "desc", "--output", "table", cwd=tmp_path)
+        assert run_cli_process(*step, cwd=tmp_path).returncode == 0
+    events = (EXAMPLES / "events.ndjson").read_text()
+    assert run_cli_process("post", "myindex", "-", stdin=events, cwd=tmp_path).returncode == 0
+    table = run_cli_process(
+        "events", "list", "--channel", "myindex", "--sort-order", "desc", "--output", "table", cwd=tmp_path
+    )
     assert table.returncode == 0 and "Initech" in table.stdout and "Amalto" in table.stdout
 
 
+@pytest.mark.system
 def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
     """Posting from stdin for over a second shows a progress bar on a terminal's stderr.
 
@@ -345,3 +351,25 @@ def test_no_progress_bar_in_a_pipe(opened: Path) -> None:
     """In a pipe, stderr stays clean."""
     result = run_cli("post", "myindex", "-", stdin='{"company": "a"}\n', vault=opened)
     assert result.stderr == ""
+
+
+@pytest.mark.system
+def test_a_command_run_in_process_answers_as_the_installed_script(opened: Path) -> None:
+    """run_cli (in-process, what most tests here use) and the installed script give the same exit code,
+    stdout and stderr: for help, JSON and table output, a refused body, a usage error and a setting."""
+    run_cli("post", "myindex", '{"company": "Amalto", "amount": 101.12}', "--id", "a1", vault=opened)
+    cases: list[tuple[tuple[str, ...], dict[str, str], str | None]] = [
+        (("--version",), {}, None),
+        (("post", "--help"), {}, None),
+        (("channels", "show", "myindex", "--output", "json"), {}, None),
+        (("events", "list", "--output", "table"), {}, None),
+        (("post", "myindex", '{"amount": 1}'), {}, None),
+        (("post", "myindex", "-", "--atomic"), {}, '{"company": "a"}\n{"oops": 1}\n'),
+        (("post", "myindex", '{"company": "' + "x" * 600 + '"}'), {"TRAILVAULT_MAX_EVENT_BYTES": "500"}, None),
+        (("events", "list", "--limit", "0"), {}, None),
+        (("nonsense",), {}, None),
+    ]
+    for args, env, stdin in cases:
+        here = run_cli(*args, vault=opened, env=env, stdin=stdin)
+        there = run_cli_process(*args, vault=opened, env=env, stdin=stdin)
+        assert (here.returncode, here.stdout, here.stderr) == (there.returncode, there.stdout, there.stderr), args

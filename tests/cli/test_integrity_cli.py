@@ -1,4 +1,4 @@
-"""trailvault key, checkpoint and proof, as subprocesses; their output checked with the pure verifiers."""
+"""trailvault key, checkpoint and proof (run_cli); their output checked with the pure verifiers."""
 
 from __future__ import annotations
 

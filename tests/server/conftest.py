@@ -97,13 +97,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """A factory of servers with their own vault and settings, stopped after the test."""
+def own_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Server]]:
+    """A factory of servers with their own vault and settings, stopped after the test.
+
+    Each server stops before the fixtures set up before it started are torn down: a PostgreSQL database
+    (``postgres_url``) outlives the server that uses it, as in production, instead of being dropped
+    under it (the server's pool would then retry the vanished database until killed).
+    """
     started: list[Server] = []
 
     def factory(vault: str | None = None, **settings: Any) -> Server:
         running = start_server(vault or str(tmp_path / f"vault{len(started)}"), tmp_path / "server.log", **settings)
         started.append(running)
+        # The test item's finalizers run last-in first-out, fixtures' teardowns among them.
+        request.node.addfinalizer(running.stop)
         return running
 
     yield factory

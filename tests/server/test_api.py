@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from tests.conftest import access_event
 from tests.server.conftest import Server
@@ -366,6 +367,7 @@ def test_unknown_route_has_the_error_body(server: Server) -> None:
     assert wrong_method.status_code == 405 and _error(wrong_method)["code"] == "method_not_allowed"
 
 
+@pytest.mark.system
 def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> None:
     """A time-bounded schemathesis run over the OpenAPI document (every phase) gets no 5xx answer.
 

@@ -1,4 +1,4 @@
-"""trailvault download (SAS CI360's job) as a subprocess against a running server."""
+"""trailvault download (SAS CI360's job) against a running server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
+import pytest
 
 import trailvault
-from tests.conftest import ACCESS, access_event, run_cli, without_pyarrow
+from tests.conftest import ACCESS, access_event, run_cli, run_cli_process, without_pyarrow
 from tests.server.conftest import Server
 from trailvault.core.event import canonical_body
 
@@ -102,6 +103,7 @@ def test_a_failed_run_exits_1_and_moves_nothing(own_server: Callable[..., Server
     assert failed.returncode == 1 and "outputdir: cannot create" in failed.stderr and "Traceback" not in failed.stderr
 
 
+@pytest.mark.system
 def test_without_the_export_extra_csv_parquet_and_databaseurl_are_refused_up_front(
     own_server: Callable[..., Server], tmp_path: Path
 ) -> None:
@@ -122,14 +124,14 @@ def test_without_the_export_extra_csv_parquet_and_databaseurl_are_refused_up_fro
         config = _ini(tmp_path / "config.ini", {
             "TENANT": {"gatewayhost": server.url}, "PROGRAM": {"outputdir": "out", "logging": "false", **keys},
         })  # fmt: skip
-        refused = run_cli("download", "--config", str(config), "--credentials", str(credentials), env=bare)
+        refused = run_cli_process("download", "--config", str(config), "--credentials", str(credentials), env=bare)
         assert refused.returncode == 1, refused.stdout
         assert f"{field}:" in refused.stderr and "trailvault[export]" in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr
         assert not (tmp_path / "out").exists() and not (tmp_path / "audit.db").exists()
     jsonl = {"outputdir": "out", "logging": "false", "outputformat": "JSONL"}
     config = _ini(tmp_path / "config.ini", {"TENANT": {"gatewayhost": server.url}, "PROGRAM": jsonl})
-    run = run_cli("download", "--config", str(config), "--credentials", str(credentials), env=bare)
+    run = run_cli_process("download", "--config", str(config), "--credentials", str(credentials), env=bare)
     assert run.returncode == 0, run.stderr
     assert sorted(_downloaded(tmp_path / "out")) == [1, 2, 3, 4, 5]
 

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 import trailvault
 from tests.conftest import ACCESS, CLI
 from tests.server.conftest import Server, free_port
 
 
+@pytest.mark.system
 def test_the_access_log_has_method_path_and_status_never_the_query(tmp_path: Path) -> None:
     """serve --access-log logs `GET /v1/events 200` for a request whose query carries a filter value and a
     password=, and neither value reaches the log."""

@@ -44,6 +44,7 @@ def test_sender_batches_and_delivers_everything(server: Server, tmp_path: Path) 
     assert _ids_in(server, channel) == sent
 
 
+@pytest.mark.system
 def test_sender_spools_while_the_server_is_down_and_delivers_after(tmp_path: Path) -> None:
     """Events sent while no server listens survive in the spool, across a restart of the producer."""
     port = free_port()
@@ -69,6 +70,7 @@ def test_sender_spools_while_the_server_is_down_and_delivers_after(tmp_path: Pat
         server.stop()
 
 
+@pytest.mark.system
 def test_sigkill_during_sustained_ingest_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     """Kill -9 the server mid-stream: every acknowledged event survives, the sender delivers the rest
     once each after the restart, and verify passes."""
@@ -172,6 +174,7 @@ def test_reads_are_not_recorded_when_audit_reads_is_off(own_server: Callable[...
         assert admin.get("/v1/channels/trailvault.reads").status_code == 404
 
 
+@pytest.mark.system
 def test_tls(tmp_path: Path) -> None:
     """serve --tls-cert --tls-key answers HTTPS with that certificate, and a client that does not trust it fails."""
     key = ec.generate_private_key(ec.SECP256R1())

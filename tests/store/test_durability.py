@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import trailvault
 
 from ..conftest import MYINDEX
@@ -23,6 +25,7 @@ for i in range(200):
 """
 
 
+@pytest.mark.system
 def test_acknowledged_posts_survive_sigkill(vault_dir: Path) -> None:
     """Every post acknowledged before SIGKILL is in the vault afterwards, and nothing after it."""
     with trailvault.open_vault(vault_dir) as vault:

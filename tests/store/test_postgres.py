@@ -249,6 +249,7 @@ def _writer(url: str, key: str, config: str, start: Any, index: int, count: int)
             vault.post("myindex", {"company": f"w{index}-single{i}"})
 
 
+@pytest.mark.system
 def test_four_writer_processes(postgres_url: str, key: Path, tmp_path: Path) -> None:
     """4 processes x 25,000 events at once into one vault: no gap in seq, every event there once,
     and verify passes (tree and every checkpoint exact)."""

@@ -188,6 +188,7 @@ def test_listing_uses_channel_time_index(filled: Path) -> None:
     assert "events_by_channel_time" in plan and "TEMP B-TREE" not in plan
 
 
+@pytest.mark.system
 def test_two_processes_append_to_one_file(vault_dir: Path) -> None:
     """Two OS processes posting to one vault file keep seqs gap-free."""
     with trailvault.open_vault(vault_dir) as vault:
