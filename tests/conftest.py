@@ -205,7 +205,7 @@ def run_cli(
     changes.update(env or {})
     if vault is not None:
         changes["TRAILVAULT_VAULT"] = str(vault)
-    from trailvault.cli import main  # here, not at the top: a test of what a module loads must not find it loaded
+    from trailvault.edges.cli import main  # here, not at the top: a test of what a module loads must not find it loaded
 
     # Help is wrapped as the script wraps it in a pipe (COLUMNS, else 80 columns), not at CliRunner's 80.
     columns = int(changes.get("COLUMNS") or os.environ.get("COLUMNS") or 80)
