@@ -38,10 +38,11 @@ from trailvault.core.api_key import Scope
 from trailvault.core.event import Event, canonical_body
 from trailvault.core.timestamps import format_timestamp, parse_timestamp
 from trailvault.errors import Conflict, InvalidInput
-from trailvault.workflows.client import RemoteVault
 
+# RemoteVault is named for types only: the job's caller connects, so the CLI loads httpx only then.
 if TYPE_CHECKING:
     from trailvault.adapters.formats.database import DatabaseLoader
+    from trailvault.workflows.client import RemoteVault
 
 __all__ = ["WATERMARK_FILE", "DownloadResult", "DownloadSettings", "run_download"]
 

@@ -11,7 +11,6 @@ import click
 from trailvault.adapters.formats import parse_formats
 from trailvault.edges.cli.output import emit_json
 from trailvault.errors import InvalidInput
-from trailvault.workflows.client import connect
 from trailvault.workflows.download import DownloadSettings, run_download
 
 __all__ = ["download"]
@@ -107,6 +106,8 @@ def download(config_path: str, credentials_path: str) -> None:
         database_url=database_url,
     )
     try:
+        from trailvault.workflows.client import connect
+
         with connect(host, secret.strip()) as vault:
             result = run_download(vault, settings)
     except Exception as exc:

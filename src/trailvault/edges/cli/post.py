@@ -17,8 +17,7 @@ from trailvault.core.jsontext import decode_json
 from trailvault.edges.cli.output import emit_line
 from trailvault.edges.cli.session import Session, read_argument
 from trailvault.errors import BatchRejected, InvalidInput
-from trailvault.workflows.client import RemoteVault
-from trailvault.workflows.vault.vault import Vault
+from trailvault.workflows.api import VaultAPI
 
 __all__ = ["post"]
 
@@ -111,7 +110,7 @@ def _item(value: Any, envelope: bool, line: int | None) -> Any:
 
 
 def _post_stream(
-    vault: Vault | RemoteVault, channel: str, stream: TextIO, *, batch_size: int, atomic: bool, envelope: bool
+    vault: VaultAPI, channel: str, stream: TextIO, *, batch_size: int, atomic: bool, envelope: bool
 ) -> None:
     posted: list[Posted] = []
     items: list[Any] = []

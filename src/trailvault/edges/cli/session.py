@@ -7,7 +7,7 @@ from typing import Any
 
 from trailvault.edges.config import load_settings, open_configured_vault
 from trailvault.errors import InvalidInput
-from trailvault.workflows.client import RemoteVault, connect
+from trailvault.workflows.api import VaultAPI
 from trailvault.workflows.vault.vault import Vault
 
 __all__ = ["Session", "read_argument", "read_file"]
@@ -19,12 +19,12 @@ class Session:
 
     overrides: dict[str, Any]
     config: str | None
-    _vault: Vault | RemoteVault | None = field(default=None, repr=False)
+    _vault: VaultAPI | None = field(default=None, repr=False)
 
     def settings(self) -> dict[str, Any]:
         return load_settings(config=self.config, overrides=self.overrides)
 
-    def vault(self, *, create: bool = False, sign: bool = True) -> Vault | RemoteVault:
+    def vault(self, *, create: bool = False, sign: bool = True) -> VaultAPI:
         """The vault the command acts on: the server's (``--server``) or the local one.
 
         ``sign=False`` opens a local vault that signs no checkpoint (``verify`` checks what it found).
@@ -36,6 +36,9 @@ class Session:
                     raise InvalidInput(
                         "token: --server needs an API key; pass --token or set TRAILVAULT_TOKEN", field="token"
                     )
+                # Imported here: httpx (about 50 ms) is for commands that reach a server.
+                from trailvault.workflows.client import connect
+
                 self._vault = connect(settings["server"], settings["token"])
             else:
                 self._vault = open_configured_vault(settings, create=create, sign=sign)
