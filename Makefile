@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/integrity.py
+	$(BIN)/python bench/startup.py
 	scripts/test-postgres start
 	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python bench/postgres.py; \
 	status=$$?; scripts/test-postgres stop; exit $$status
