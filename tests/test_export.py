@@ -697,3 +697,20 @@ def test_an_export_stopped_by_a_signal_removes_its_files(
     assert process.returncode == code, stderr
     assert (list(out.iterdir()) == []) if prepared else not out.exists()
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "field"),
+    [({"out": "blocker/inside"}, "out"), ({"to_db": "bogus://x"}, "to_db")],
+)
+def test_an_export_wrong_twice_names_its_destination_first(
+    filled: Vault, tmp_path: Path, target: dict[str, str], field: str
+) -> None:
+    """A destination that cannot be written is named before a bad filter or an unknown channel: the
+    query is read when the first page is, after the folder is made or the database opened."""
+    (tmp_path / "blocker").write_text("a file, so no folder can be made under it")
+    where = {name: str(tmp_path / value) if name == "out" else value for name, value in target.items()}
+    for query in ({"filter": "zz eq"}, {"channel": "nosuch"}):
+        with pytest.raises(InvalidInput) as refused:
+            filled.export(**where, **query)  # type: ignore[arg-type]
+        assert refused.value.field == field, refused.value.message

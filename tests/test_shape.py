@@ -272,3 +272,18 @@ def test_the_platform6_binding_loads_no_server(tmp_path: Path) -> None:
 def test_the_server_check_sees_a_server_import(tmp_path: Path) -> None:
     """The check itself: importing the server package is seen."""
     assert "starlette" in _server_modules_after("import trailvault.edges.server", tmp_path)[1]
+
+
+def test_the_vault_export_and_archive_packages_import_nothing_on_their_own() -> None:
+    """Their `__init__.py` holds a docstring only: importing one module of them loads just that module."""
+    for package in ("vault", "export", "archive"):
+        tree = ast.parse((SRC / "workflows" / package / "__init__.py").read_text())
+        assert [type(node).__name__ for node in tree.body] == ["Expr"], package
+
+
+def test_a_verify_archive_worker_loads_no_vault_client_or_server() -> None:
+    """A `verify archive --jobs` worker imports the archive verifier: not the Vault, httpx, Starlette or pyarrow."""
+    heavy = ("trailvault.workflows.vault.vault", "httpx", "starlette", "pyarrow")
+    code = f"import sys, trailvault.workflows.archive.verify; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -200,3 +200,25 @@ def test_time_from_a_sensitive_field_is_masked_and_not_filterable_without_unmask
     assert remote.time_masked and remote.to_dict()["time"] == "[masked]"
     assert len(every) == 3 and all(event.time_masked for event in every)
     assert seen["time"] == "2024-10-07T09:15:00.000000Z"
+
+
+# -- which refusal comes first: the key's rules before the request's other faults ----------------------
+
+
+def test_a_limited_key_asking_by_seq_is_told_to_ask_by_id_before_its_size_is_read(server: Server) -> None:
+    """A key limited to channels that asks for an inclusion proof by seq, with a bad size too, is told
+    about the seq (what it may not do), not about the size."""
+    with server.client(server.key("read", channels=["plain"])) as limited:
+        response = limited.get("/v1/proofs/inclusion", params={"seq": 1, "size": "abc"})
+    assert response.status_code == 400
+    assert _error(response)["field"] == "seq" and "event id" in _error(response)["message"]
+
+
+@pytest.mark.parametrize("verb", ["list-events-in-archive-batch", "get-archive-batch-proof"])
+def test_archive_bodies_are_refused_before_the_request_is_read(server: Server, verb: str) -> None:
+    """An archive key without unmask, in an app with sensitive fields, gets the 403 naming unmask even when
+    its request also lacks the archiveId: the refusal does not depend on what it sent."""
+    with server.client(server.key("archive")) as archiver:
+        response = archiver.post(f"/v1/archive/{verb}", json={})
+    assert response.status_code == 403, response.text
+    assert _error(response)["field"] == "scopes" and "unmask" in _error(response)["message"]

@@ -41,7 +41,7 @@ class VaultAPI(Protocol):
 
     @property
     def location(self) -> str:
-        """Where the vault is stored (safe to show)."""
+        """Where the vault is: its store's location, or a server's URL (safe to show: no password, no token)."""
         ...
 
     def close(self) -> None:
@@ -165,7 +165,9 @@ class VaultAPI(Protocol):
         (:mod:`trailvault.core.scim`), such as ``'(time ge "2024-10-07T00:00Z") and
         (user.email eq "a@example.com")'``, or an already built filter tree; it and
         ``where`` must both hold. ``page`` is the ``next_page`` of the previous page of
-        the same query; pages stay exact while events arrive.
+        the same query; pages stay exact while events arrive. Over HTTP a filter tree is sent
+        as its SCIM text, and ``sort_by="time"`` leaves the order to the server, which sorts
+        by ``seq`` where the key reads ``time`` masked (docs/server.md, "Masking").
         """
         ...
 
@@ -180,7 +182,10 @@ class VaultAPI(Protocol):
         sort_by: str = "time",
         sort_order: str = "asc",
     ) -> Iterator[Event]:
-        """Yield every matching event, fetching pages as it goes (constant memory); arguments as :meth:`events`."""
+        """Yield every matching event, fetching pages as it goes (constant memory); arguments as :meth:`events`.
+
+        Over HTTP a page holds 1,000 events.
+        """
         ...
 
     # -- proving -----------------------------------------------------------------------------
@@ -223,7 +228,8 @@ class VaultAPI(Protocol):
         ...
 
     def receipt(self, event: str | int) -> dict[str, Any]:
-        """Return a self-contained receipt for an event (by id or seq): entry, body, proof, checkpoint.
+        """Return a self-contained receipt for an event (by id, or by seq on a local vault): entry, body,
+        proof, checkpoint.
 
         ``trailvault verify receipt`` (or :func:`trailvault.core.integrity.receipt.check_receipt`)
         checks it with nothing but the vault's verifier key. The proof is against a signed
@@ -253,7 +259,9 @@ class VaultAPI(Protocol):
         than ``max_uncovered_age`` seconds ago, or when the vault keeps no checkpoint at all.
         Where the signing key is at hand, the checkpoint the signer keeps beside it is
         checked too, as a trusted checkpoint is (it catches a truncated tail whose
-        checkpoints were deleted with it).
+        checkpoints were deleted with it). Over HTTP the server verifies its own vault in the
+        background (an ``admin`` key; ``jobs`` is the server's choice) and this follows the
+        job until it is done, however long that takes.
         """
         ...
 
@@ -277,7 +285,8 @@ class VaultAPI(Protocol):
         ``filter``), in seq order. On any error the files written so far are removed.
         With ``to_db`` (``sqlite:///FILE`` or ``postgresql://...``) instead of ``out``, the
         events are loaded into one table per channel (:mod:`trailvault.adapters.formats.database`)
-        and a summary is returned.
+        and a summary is returned. Over HTTP the server streams the export (an ``archive`` key)
+        and the client writes the same files and manifest.
         """
         ...
 
@@ -310,7 +319,8 @@ class VaultAPI(Protocol):
         """Start grouping the app's events of ``[from_timestamp, to_timestamp)`` into batches; return the task id.
 
         Raises Conflict while another batching task of the app is OPEN. The task runs in
-        a background thread, or in this one with ``wait=True``.
+        a background thread, or in this one with ``wait=True`` (over HTTP: the server runs it,
+        and ``wait=True`` returns once it is no longer OPEN).
         """
         ...
 

@@ -39,7 +39,6 @@ from trailvault.core.query import And, Compare, Filter, Not, Op, Present, overla
 from trailvault.core.scim import parse_filter
 from trailvault.errors import ChannelNotFound, Conflict, EventNotFound, Forbidden, InvalidQuery, NotFound
 from trailvault.workflows.proofs import ConsistencyProof, InclusionProof
-from trailvault.workflows.vault.exporting import export_stream
 from trailvault.workflows.vault.vault import Vault
 
 __all__ = ["KeyView"]
@@ -233,7 +232,7 @@ class KeyView:
         time_to: str | None = None,
         filter: str | None = None,  # noqa: A002 - the listing parameter's name everywhere
     ) -> Iterator[bytes]:
-        """The NDJSON lines of an export stream (:func:`~.vault.exporting.export_stream`) of what the key sees.
+        """The NDJSON lines of an export stream (:meth:`~.vault.exporting.Exporting.export_stream`) the key sees.
 
         Refused (Forbidden) without ``unmask`` when the app has sensitive fields: an export
         carries bodies as the log hashed them. A key limited to channels exports only
@@ -250,7 +249,7 @@ class KeyView:
             listed = ", ".join(f'"{name}"' for name in self.key.channels)
             text = f"(channel in [{listed}])" + (f" and ({text})" if text else "")
         self._record("export", {"channel": channel, "from": time_from, "to": time_to, "filter": filter}, None)
-        return export_stream(self.vault, channel, time_from, time_to, text, self.key.channels)
+        return self.vault.export_stream(channel, time_from, time_to, text, self.key.channels)
 
     # -- integrity --------------------------------------------------------------------------
 
@@ -275,13 +274,17 @@ class KeyView:
     ) -> InclusionProof:
         """Prove an event (by id, or by seq for a key not limited to channels) is in the log; refused like
         :meth:`receipt`; recorded as a read (``proofs.inclusion``)."""
-        if seq is not None and self.key.channels is not None:
-            raise InvalidQuery("seq: a key limited to channels asks by event id", field="seq")
+        self.require_seq_allowed(seq)
         found = self._event(event_id).seq if event_id is not None else seq or 0
         self._check_log_hashes("an inclusion proof")
         proof = self.vault.prove_inclusion(found, size)
         self._record("proofs.inclusion", {"event": event_id, "seq": seq, "size": size}, 1)
         return proof
+
+    def require_seq_allowed(self, seq: int | None) -> None:
+        """Refuse (InvalidQuery) an event asked by seq from a key limited to channels: seqs are the whole log's."""
+        if seq is not None and self.key.channels is not None:
+            raise InvalidQuery("seq: a key limited to channels asks by event id", field="seq")
 
     def consistency_proof(self, old_size: int, new_size: int) -> ConsistencyProof:
         """Prove the log of ``old_size`` is a prefix of that of ``new_size``; refused like :meth:`receipt`."""
@@ -290,11 +293,16 @@ class KeyView:
 
     # -- archive ----------------------------------------------------------------------------
 
+    def require_archive_bodies(self) -> None:
+        """Refuse (Forbidden) archive files' bodies to a key limited to channels, or one without ``unmask``
+        when the app has sensitive fields (the files carry bodies exactly as the log hashed them)."""
+        self.require_whole_app()
+        self._check_whole_bodies("archive files carry", "reading them needs")
+
     def archive_lines(self, archive_id: str) -> Iterator[tuple[int, bytes]]:
         """(seq, JSON line) of an outstanding batch's events, for a key not limited to channels that holds
         ``unmask`` when the app has sensitive fields; recorded as a read once the batch is found."""
-        self.require_whole_app()
-        self._check_whole_bodies("archive files carry", "reading them needs")
+        self.require_archive_bodies()
         lines = self.vault.archive_lines(archive_id)
         self._record("archive.list-events-in-archive-batch", {"archiveId": archive_id}, None)
         return lines
@@ -305,8 +313,7 @@ class KeyView:
         With ``event_count`` (and ``last_seq``, what the client wrote), a batch whose events
         changed meanwhile (purged) is a Conflict, so the client writes it again.
         """
-        self.require_whole_app()
-        self._check_whole_bodies("archive files carry", "reading them needs")
+        self.require_archive_bodies()
         seqs: array[int] = array("q", (seq for seq, _ in self.vault.archive_lines(archive_id)))
         if event_count is not None and (len(seqs) != event_count or (seqs and seqs[-1] != last_seq)):
             raise Conflict(

@@ -71,6 +71,8 @@ async def list_outstanding(call: Call) -> Response:
 
 async def list_events(call: Call) -> Response:
     document = await _document(call)
+    # The key's right to the bodies first: a key refused them learns nothing from a bad request.
+    await run_in_threadpool(call.view.require_archive_bodies)
     # Finding the batch happens here, so an unknown id is a 404, not a broken stream.
     lines = await run_in_threadpool(call.view.archive_lines, _text(document, "archiveId"))
     return StreamingResponse(audit_events_json(lines), media_type="application/json")
@@ -79,6 +81,7 @@ async def list_events(call: Call) -> Response:
 async def batch_proof(call: Call) -> Response:
     """The manifest's proving part for the batch's events still kept (a remote client writing the file)."""
     document = await _document(call)
+    await run_in_threadpool(call.view.require_archive_bodies)
     archive_id, count, last = _text(document, "archiveId"), document.get("eventCount"), document.get("lastSeq")
     return JSONResponse(await run_in_threadpool(call.view.archive_proof, archive_id, count, last))
 

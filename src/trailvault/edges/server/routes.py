@@ -274,6 +274,7 @@ async def prove_inclusion(call: Call) -> Response:
     seq = query_int(call.request, "seq", low=1)
     if (event_id is None) == (seq is None):
         raise InvalidQuery("event: give the event's id (event=) or its seq (seq=), one of them", field="event")
+    call.view.require_seq_allowed(seq)
     size = query_int(call.request, "size", low=1)
     proof = await run_in_threadpool(call.view.inclusion_proof, event_id, seq, size)
     return JSONResponse(proof.to_dict())

@@ -86,7 +86,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
 
     @property
     def location(self) -> str:
-        # The server's URL (safe to show: the token is never part of it).
         return self.url
 
     def close(self) -> None:
@@ -126,7 +125,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
     # -- channels ----------------------------------------------------------------------
 
     def open(self, channel: str, schema: SchemaSource | None = None) -> bool:
-        # Create the channel or evolve its schema, or confirm it exists (as :meth:`Vault.open`).
         if schema is None:
             self.channel(channel)
             return True
@@ -173,7 +171,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         time: datetime | str | None = None,
         wait: bool = False,
     ) -> Posted | dict[str, Any]:
-        # Record one event; durable when it returns (as :meth:`Vault.post`).
         content = values.encode() if isinstance(values, str) else values if isinstance(values, bytes) else None
         answer = self._call(
             "POST",
@@ -186,7 +183,7 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         return self.receipt(posted.id) if wait else posted
 
     def post_many(self, channel: str, items: Iterable[Mapping[str, Any] | str | bytes | NewEvent]) -> list[Posted]:
-        # Record several events all or nothing (as :meth:`Vault.post_many`); sent as envelope NDJSON.
+        # Sent as envelope NDJSON: each line keeps its id and time.
         lines = [_envelope_line(item) for item in items]
         if not lines:
             return []
@@ -211,7 +208,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         progress: Progress | None = None,
         to_db: str | None = None,
     ) -> dict[str, Any]:
-        # Export from the server's stream into files and a manifest, as :meth:`Vault.export` (an archive key).
         if out is None or to_db is not None:
             raise InvalidQuery("out: over HTTP, export into a folder (--to-db works on a local vault)", field="out")
         params = {"channel": channel, "from": time_text(time_from), "to": time_text(time_to), "filter": filter}
@@ -254,9 +250,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         limit: int = 100,
         page: str | None = None,
     ) -> EventPage:
-        # Return one page of events (as :meth:`Vault.events`; ``filter`` must be SCIM text here).
-        # ``sort_by="time"`` (the default) leaves the order to the server, which sorts by ``seq`` where this key
-        # reads ``time`` masked (docs/server.md, "Masking").
         answer = self._call(
             "GET",
             "/v1/events",
@@ -284,7 +277,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         sort_by: str = "time",
         sort_order: str = "asc",
     ) -> Iterator[Event]:
-        # Yield every matching event, a page of 1,000 at a time.
         page: str | None = None
         while True:
             found = self.events(
@@ -317,7 +309,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         return ConsistencyProof.from_dict(answer)
 
     def receipt(self, event: str | int) -> dict[str, Any]:
-        # Return an event's receipt (as :meth:`Vault.receipt`; by id only over HTTP).
         if not isinstance(event, str):
             raise InvalidQuery("event: over HTTP a receipt is asked for by event id, not by seq", field="event")
         return dict(self._call("GET", f"/v1/events/{segment(event)}/receipt"))
@@ -330,9 +321,6 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         jobs: int = 1,
         max_uncovered_age: float = MAX_UNCOVERED_AGE,
     ) -> VerifyReport:
-        # Have the server verify its vault (an admin key); for a proof you check yourself, use receipts. The
-        # server verifies in the background; this follows the job's status resource until it is done, however
-        # long that takes (``jobs`` is the server's choice).
         document = {"trusted_checkpoint": trusted_checkpoint, "key": key, "max_uncovered_age": max_uncovered_age}
         answer = self._call("POST", "/v1/verify", json=document)
         if "status" not in answer:  # a server older than the status resource answers the report itself

@@ -12,7 +12,7 @@ import time
 from array import array
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import orjson
@@ -30,32 +30,20 @@ from trailvault.core.batches import (
 )
 from trailvault.core.timestamps import format_timestamp
 from trailvault.errors import InvalidInput, ServerUnavailable
-from trailvault.workflows.api import VaultAPI
 from trailvault.workflows.archive.files import open_destination, write_archive
-from trailvault.workflows.client.wire import byte_lines, error_of, segment, time_text
+from trailvault.workflows.client.wire import RemoteParts, byte_lines, error_of, segment, time_text
 
 __all__ = ["RemoteArchiving"]
 
 _POLL_S = 0.2
 
 
-class RemoteArchiving(VaultAPI):
+class RemoteArchiving(RemoteParts):
     """Archiving verbs of a :class:`~trailvault.workflows.client.RemoteVault`; see the module docstring."""
-
-    url: str
-    app: str
-    _http: httpx.Client
-
-    if TYPE_CHECKING:
-
-        def _call(
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-        ) -> Any: ...
 
     def batch_events_for_archiving(
         self, from_timestamp: datetime | str, to_timestamp: datetime | str, *, wait: bool = False
     ) -> str:
-        # Start a batching task on the server; with ``wait``, return once it is no longer OPEN.
         answer = self._call(
             "POST",
             "/v1/archive/batch-events-for-archiving",
@@ -91,17 +79,14 @@ class RemoteArchiving(VaultAPI):
         return BatchPage(batches, answer.get("nextPageToken"))
 
     def archive_batch(self, archive_id: str) -> ArchiveBatch:
-        # Return one of the app's batches, marked or not.
         return ArchiveBatch.from_dict(
             self._call("POST", "/v1/archive/describe-archive-batch", json={"archiveId": archive_id})
         )
 
     def list_events_in_archive_batch(self, archive_id: str) -> Iterator[dict[str, Any]]:
-        # Stream the batch's events from the server, as the archive file's JSON objects.
         return (orjson.loads(line) for _, line in self.archive_lines(archive_id))
 
     def archive_lines(self, archive_id: str) -> Iterator[tuple[int, bytes]]:
-        # Stream (seq, JSON line) of the batch's events from the server.
         try:
             with self._http.stream(
                 "POST",
@@ -131,8 +116,6 @@ class RemoteArchiving(VaultAPI):
         storage_options: Mapping[str, Any] | None = None,
         dated: bool = False,
     ) -> ArchiveFile:
-        # As :meth:`trailvault.workflows.vault.archiving.Archiving.write_archive_batch`, from the server's
-        # stream.
         batch = outstanding(self.archive_batch(archive_id))
         fs, root = open_destination(destination, storage_options)
         now = time.time_ns() // 1000

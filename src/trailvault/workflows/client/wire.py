@@ -1,16 +1,36 @@
-"""What the remote client and its archiving half share about the wire: errors, times and path segments."""
+"""What the remote client and its archiving half share: the wire (errors, times, path segments) and RemoteParts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
 from trailvault.errors import from_wire
+from trailvault.workflows.api import VaultAPI
 
-__all__ = ["byte_lines", "error_of", "segment", "time_text"]
+__all__ = ["RemoteParts", "byte_lines", "error_of", "segment", "time_text"]
+
+
+class RemoteParts(VaultAPI, Protocol):
+    """What the remote client's archiving half uses of the :class:`~trailvault.workflows.client.RemoteVault`."""
+
+    url: str
+    _http: httpx.Client
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> Any: ...
 
 
 def error_of(response: httpx.Response) -> Exception:

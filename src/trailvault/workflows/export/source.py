@@ -59,29 +59,32 @@ class Source(Protocol):
 class StoreSource:
     """A query's entries read from a store a page at a time, and their proof from its tree.
 
-    ``query`` is the listing in seq order, ``limit`` entries a page, already bounded to the
-    first ``size`` entries (:func:`up_to`); ``schemas`` gives a channel's schema. Pages are
-    Arrow columns when ``columns`` (typed formats), else entry objects.
+    ``listing`` makes the listing (in seq order, ``limit`` entries a page, already bounded to
+    the first ``size`` entries by :func:`up_to`) when the first page is read, so a request
+    refused for another reason (its folder, its database) is refused for that one first.
+    ``schemas`` gives a channel's schema. Pages are Arrow columns when ``columns`` (typed
+    formats), else entry objects.
     """
 
     def __init__(
         self,
         store: LogStore,
-        query: EventQuery,
+        listing: Callable[[], EventQuery],
         size: int,
         schemas: Callable[[str], Schema],
         *,
+        app: str,
         columns: bool = False,
     ) -> None:
-        self.store, self.query, self.size, self.schemas = store, query, size, schemas
-        self.app = query.app
+        self.app = app
+        self.store, self.listing, self.size, self.schemas = store, listing, size, schemas
         self.columns = columns
 
     def vault_id(self) -> str:
         return self.store.vault_id()
 
     def pages(self) -> Iterator[Page]:
-        query = self.query
+        query = self.listing()
         if self.columns:
             # The store pages typed exports itself: a long one may be read another way (SQLite:
             # in a separate process), and the export only sees pages in seq order either way.
