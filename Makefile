@@ -18,6 +18,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The oci CLI (the OCI faces' acceptance tests run it unchanged) pins click below the version
+# trailvault uses, so it lives in a venv of its own; tests find it through TRAILVAULT_TEST_OCI_CLI.
+OCI_VENV := .venv-oci
+OCI_CLI_VERSION := 3.95.1
+$(OCI_VENV)/.installed:
+	$(PYTHON) -m venv $(OCI_VENV)
+	$(OCI_VENV)/bin/python -m pip --disable-pip-version-check --quiet install 'oci-cli==$(OCI_CLI_VERSION)'
+	touch $@
+
 ## run: create the embedded vault, open the Platform 6 example channel, post and list events, then serve the HTTP API
 run: $(VENV)/.installed
 	$(BIN)/trailvault init
@@ -30,10 +39,11 @@ run: $(VENV)/.installed
 	$(BIN)/trailvault serve
 
 ## test: lint, type-check, start a throwaway PostgreSQL server, run the whole suite on both backends (listing the 15 slowest tests), stop it
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(OCI_VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	scripts/test-postgres start
+	TRAILVAULT_TEST_OCI_CLI="$(CURDIR)/$(OCI_VENV)/bin/oci" \
 	TRAILVAULT_TEST_POSTGRES="$$(scripts/test-postgres url)" $(BIN)/python -m pytest -n 2 -q --durations=15; \
 	status=$$?; scripts/test-postgres stop; exit $$status
 
@@ -58,4 +68,4 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	scripts/test-postgres stop
-	rm -rf $(VENV) trailvault-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OCI_VENV) trailvault-data .pytest_cache .mypy_cache .ruff_cache

@@ -108,6 +108,18 @@ def postgres_server() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def oci_cli() -> Path:
+    """The real `oci` CLI, installed by `make test` in a venv of its own (it pins an older click)."""
+    found = os.environ.get("TRAILVAULT_TEST_OCI_CLI")
+    if not found or not Path(found).is_file():
+        pytest.fail(
+            "TRAILVAULT_TEST_OCI_CLI does not name the oci CLI: run the suite with `make test`, which installs it "
+            "in .venv-oci (make .venv-oci/.installed; then export TRAILVAULT_TEST_OCI_CLI=$PWD/.venv-oci/bin/oci)"
+        )
+    return Path(found)
+
+
 @pytest.fixture
 def new_database(postgres_server: str) -> Iterator[Callable[[], str]]:
     """A factory of fresh, empty PostgreSQL databases (dropped afterwards); returns each one's URL."""
