@@ -127,7 +127,7 @@ def test_a_date_over_five_minutes_away_is_refused_either_way() -> None:
     sent = email.utils.parsedate_to_datetime(request.headers["date"]).timestamp()
     verify(request, now_us=int((sent + 240) * 1e6))
     for offset in (-301, 301):
-        with pytest.raises(SignatureRefused, match="date: .* over 5 minutes"):
+        with pytest.raises(SignatureRefused, match=r"date: .* over 5 minutes"):
             verify(request, now_us=int((sent + offset) * 1e6))
 
 
