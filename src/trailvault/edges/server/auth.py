@@ -87,7 +87,8 @@ class Authenticator:
 def _target(request: Request) -> str:
     """The path and query exactly as the client sent them (what ``(request-target)`` signs)."""
     raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path
+    # Some servers put the query in raw_path too; the ASGI query_string is the one kept.
+    path = raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else request.url.path
     query = request.scope.get("query_string", b"")
     return f"{path}?{query.decode('latin-1')}" if query else path
 
