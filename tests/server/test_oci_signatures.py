@@ -216,6 +216,15 @@ def test_a_signed_body_over_the_request_limit_is_413(server: Server, identity: O
     assert response.json()["error"]["field"] == "body"
 
 
+def test_the_remote_client_registers_a_public_key(server: Server, tmp_path: Path) -> None:
+    """RemoteVault.create_key(oci_public_key=...) registers the key as the local Vault does; its signatures work."""
+    signer, public_pem = _identity(tmp_path, "remote")
+    with trailvault.connect(server.url, token=server.admin_token) as remote:
+        key, _ = remote.create_key("remote oci", ["read"], oci_public_key=public_pem)
+    assert key.oci_fingerprint is not None
+    assert _send(server, "GET", "/v1/keys/current", signer).json()["id"] == key.id
+
+
 def test_registering_a_public_key_twice_or_a_bad_one_is_refused(server: Server, identity: OciIdentity) -> None:
     """POST /v1/keys refuses a public key another key has (409) and text that is no RSA key (400), naming it."""
     with server.admin() as admin:
