@@ -36,6 +36,10 @@ class OciIdentity:
     key: dict[str, Any]
 
 
+def _config(folder: Path, name: str) -> Path:
+    return folder / f"{name}.config"
+
+
 def _identity(folder: Path, name: str) -> tuple[oci.signer.Signer, str]:
     """Make a key pair and an OCI config file in ``folder``; return the config's signer and the public PEM."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -47,7 +51,7 @@ def _identity(folder: Path, name: str) -> tuple[oci.signer.Signer, str]:
     ).decode()
     der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     fingerprint = ":".join(f"{byte:02x}" for byte in hashlib.md5(der).digest())
-    config_file = folder / f"{name}.config"
+    config_file = _config(folder, name)
     config_file.write_text(
         "[DEFAULT]\n"
         "user=ocid1.user.oc1..aaaaexampleuser\n"
@@ -132,6 +136,28 @@ def test_a_signed_post_stores_the_event_in_the_keys_app(server: Server, tmp_path
     assert found.status_code == 200 and found.json()["body"]["message"] == event["message"]
     with server.admin() as admin:  # app default does not see billing's event
         assert admin.get(f"/v1/events/{posted.json()['id']}").status_code == 404
+
+
+def test_the_sdks_own_client_signs_requests_trailvault_accepts(server: Server, tmp_path: Path) -> None:
+    """oci's BaseClient (what every SDK service client is), configured from its file, GETs and POSTs as the key."""
+    _, public_pem = _identity(tmp_path, "sdk")
+    with server.admin() as admin:
+        created = admin.post("/v1/keys", json={"name": "sdk", "scopes": ["ingest"], "oci_public_key": public_pem})
+    config = oci.config.from_file(str(_config(tmp_path, "sdk")))
+    client = oci.base_client.BaseClient(
+        "trailvault", config, oci.signer.Signer.from_config(config), {}, service_endpoint=server.url, base_path=""
+    )
+    current = client.call_api(resource_path="/v1/keys/current", method="GET", response_type="object")
+    assert current.data["id"] == created.json()["key"]["id"]
+    posted = client.call_api(
+        resource_path="/v1/channels/{channel}/events", method="POST", path_params={"channel": "access"},
+        header_params={"content-type": "application/json"}, body=access_event(4, message="by the sdk"),
+        response_type="object",
+    )  # fmt: skip
+    assert posted.status == 201 and _stored(server, "by the sdk") == 1
+    with pytest.raises(oci.exceptions.ServiceError) as refused:  # ingest only: listing is 403
+        client.call_api(resource_path="/v1/events", method="GET", response_type="object")
+    assert refused.value.status == 403
 
 
 def test_an_unsigned_request_is_401(server: Server) -> None:
