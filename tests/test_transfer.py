@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 import trailvault
 from trailvault.core.integrity.note import Verifier
@@ -16,12 +18,19 @@ from trailvault.workflows.vault.checkpointer import tree_root
 
 from .conftest import MYINDEX, run_cli
 
+_OCI_PUBLIC_KEY = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+
 
 def _fill(location: str | Path) -> tuple[dict[str, object], str]:
     """Two channel versions with an indexed field, producer ids, a redaction, checkpoints, API keys of two
-    apps (one revoked); return a receipt."""
+    apps (one revoked, one with an OCI public key); return a receipt."""
     with trailvault.open_vault(location) as vault:
-        live = vault.create_key("reader", ["read"], ["access"])[1]
+        live = vault.create_key("reader", ["read"], ["access"], oci_public_key=_OCI_PUBLIC_KEY)[1]
         revoked = vault.for_app("billing").create_key("old", ["ingest"])[0]
         vault.for_app("billing").revoke_key(revoked.id)
         _TOKENS[str(location)] = live
@@ -72,6 +81,10 @@ def test_copy_is_the_same_log(
         # API keys: the token still works on the copy, and the revoked key stays revoked.
         assert copy.authenticate(_TOKENS[str(source)]).channels == ("access",)
         assert [key.revoked_us is not None for key in copy.for_app("billing").keys()] == [True]
+        # The OCI public key goes too: its signatures still find the key.
+        (reader,) = copy.keys()
+        assert reader.oci_fingerprint is not None
+        assert copy._store.api_key_by_fingerprint(reader.oci_fingerprint) == (reader, _OCI_PUBLIC_KEY)
     assert report.api_keys == 2
 
 

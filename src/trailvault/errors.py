@@ -13,6 +13,7 @@
     │       └── TimeSkew             422  ``time`` is further in the future than allowed
     ├── BatchRejected                4xx  some events of an all-or-nothing batch were refused
     ├── Unauthorized                 401  no API key, or one that is unknown or revoked
+    │   └── SignatureRefused              an OCI request signature that does not verify (see its message)
     ├── Forbidden                    403  the API key lacks the scope the operation needs
     ├── RateLimited                  429  the API key's request rate is over ``rate_limit``
     ├── NotFound                     404
@@ -59,6 +60,7 @@ __all__ = [
     "RequestTooLarge",
     "SchemaChangeRefused",
     "ServerUnavailable",
+    "SignatureRefused",
     "StoreUnavailable",
     "TimeSkew",
     "TrailvaultError",
@@ -168,6 +170,15 @@ class BatchRejected(InvalidInput):
 class Unauthorized(TrailvaultError):
     code = "unauthorized"
     status = 401
+
+
+class SignatureRefused(Unauthorized):
+    """An OCI-signed request (:mod:`trailvault.core.ocisignature`) that does not verify.
+
+    Answered 401 like any refused key; an OCI face renders it in OCI's shape
+    (``{"code": "NotAuthenticated", "message": ...}``). The message names what is
+    wrong and never holds the signature or the ``Authorization`` header.
+    """
 
 
 class Forbidden(TrailvaultError):

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..conftest import CLI, EXAMPLES, run_cli, run_cli_process
 
@@ -373,3 +375,38 @@ def test_a_command_run_in_process_answers_as_the_installed_script(opened: Path) 
         here = run_cli(*args, vault=opened, env=env, stdin=stdin)
         there = run_cli_process(*args, vault=opened, env=env, stdin=stdin)
         assert (here.returncode, here.stdout, here.stderr) == (there.returncode, there.stdout, there.stderr), args
+
+
+def _public_key_file(folder: Path, bits: int = 2048) -> Path:
+    path = folder / f"oci_api_key_public_{bits}.pem"
+    path.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return path
+
+
+def test_keys_create_registers_an_oci_public_key_and_prints_its_fingerprint(tmp_path: Path) -> None:
+    """--oci-public-key stores the key's fingerprint, printed with the token and shown by keys list."""
+    vault = tmp_path / "vault"
+    created = run_cli("keys", "create", "oci", "--scope", "read", "--oci-public-key",
+                      str(_public_key_file(tmp_path)), vault=vault)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    fingerprint = json.loads(created.stdout)["key"]["oci_fingerprint"]
+    assert len(fingerprint.split(":")) == 16
+    assert f"OCI fingerprint {fingerprint}" in created.stderr
+    listed = run_cli("keys", "list", "--output", "json", vault=vault)
+    assert [key["oci_fingerprint"] for key in json.loads(listed.stdout)["keys"]] == [fingerprint]
+
+
+def test_keys_create_refuses_a_public_key_that_is_not_rsa_2048(tmp_path: Path) -> None:
+    """A small RSA key, or a file that is no public key, is refused on stderr naming oci_public_key; no key is made."""
+    vault = tmp_path / "vault"
+    (tmp_path / "not-a-key.pem").write_text("hello\n")
+    for path in (_public_key_file(tmp_path, 1024), tmp_path / "not-a-key.pem"):
+        refused = run_cli("keys", "create", "oci", "--scope", "read", "--oci-public-key", str(path), vault=vault)
+        assert refused.returncode != 0
+        assert "oci_public_key:" in refused.stderr and refused.stdout == ""
+    listed = run_cli("keys", "list", "--output", "json", vault=vault)
+    assert json.loads(listed.stdout)["keys"] == []

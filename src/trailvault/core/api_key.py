@@ -56,7 +56,8 @@ class ApiKey:
     """A stored API key, without its secret.
 
     ``channels`` is None for a key that may use every channel of its app.
-    ``revoked_us`` is None while the key works.
+    ``revoked_us`` is None while the key works. ``oci_fingerprint`` names the RSA public
+    key registered for OCI request signatures (:mod:`trailvault.core.ocisignature`), or is None.
     """
 
     id: str
@@ -66,6 +67,7 @@ class ApiKey:
     channels: tuple[str, ...] | None
     created_us: int
     revoked_us: int | None = None
+    oci_fingerprint: str | None = None
 
     def allows(self, scope: Scope) -> bool:
         """Return whether the key holds ``scope``, itself or through ``admin``."""
@@ -88,6 +90,7 @@ class ApiKey:
             None if channels is None else tuple(channels),
             parse_timestamp(document["created"], field="created"),
             None if revoked is None else parse_timestamp(revoked, field="revoked"),
+            document.get("oci_fingerprint"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +103,7 @@ class ApiKey:
             "channels": None if self.channels is None else list(self.channels),
             "created": format_timestamp(self.created_us),
             "revoked": None if self.revoked_us is None else format_timestamp(self.revoked_us),
+            "oci_fingerprint": self.oci_fingerprint,
         }
 
 

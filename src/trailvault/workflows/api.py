@@ -293,13 +293,20 @@ class VaultAPI(Protocol):
     # -- API keys ----------------------------------------------------------------------------
 
     def create_key(
-        self, name: str, scopes: Iterable[str | Scope], channels: Iterable[str] | None = None
+        self,
+        name: str,
+        scopes: Iterable[str | Scope],
+        channels: Iterable[str] | None = None,
+        oci_public_key: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Create an API key of this app; return it and its token, which is shown this once only.
 
         ``scopes`` are :class:`~trailvault.core.api_key.Scope` names (``ingest``, ``read``,
         ``archive``, ``admin``, ``unmask``); ``channels`` limits the key to those
-        channels (None: every channel of the app).
+        channels (None: every channel of the app). ``oci_public_key`` (PEM, RSA of at
+        least 2048 bits) lets the key's holder sign requests as OCI clients do instead of
+        sending the token; the key's ``oci_fingerprint`` names it. InvalidInput names
+        ``oci_public_key`` for any other text, Conflict when another key has that public key.
         """
         ...
 

@@ -334,7 +334,9 @@ class KeyView:
         """The app's keys this key manages, revoked ones included, oldest first."""
         return [key for key in self.vault.keys() if self.manages(key)]
 
-    def create_key(self, name: str, scopes: list[str], channels: list[str] | None = None) -> tuple[ApiKey, str]:
+    def create_key(
+        self, name: str, scopes: list[str], channels: list[str] | None = None, oci_public_key: str | None = None
+    ) -> tuple[ApiKey, str]:
         """Create a key (and return its token) with no scope this key lacks, limited to channels it may use."""
         if self.key.channels is not None and (channels is None or not set(channels) <= set(self.key.channels)):
             raise Forbidden("channels: a key limited to some channels may only create keys limited to those channels")
@@ -344,7 +346,7 @@ class KeyView:
         if missing:
             given = ", ".join(missing)
             raise Forbidden(f"scopes: this key cannot give {given}, which it does not hold", field="scopes")
-        return self.vault.create_key(name, scopes, channels)
+        return self.vault.create_key(name, scopes, channels, oci_public_key)
 
     def revoke_key(self, key_id: str) -> ApiKey:
         """Revoke a key this key manages; NotFound for any other, as for one that does not exist."""

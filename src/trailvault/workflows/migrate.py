@@ -138,7 +138,7 @@ def _copy(
     # API keys go too, digests and revocations included, so every token keeps working or failing.
     keys = origin.all_api_keys()
     for key, digest in keys:
-        copy.save_api_key(replace(key, revoked_us=None), digest)
+        copy.save_api_key(replace(key, revoked_us=None), digest, origin.oci_public_key(key.id))
         if key.revoked_us is not None:
             copy.revoke_api_key(key.app, key.id, key.revoked_us)
     root = _check_copy(origin, copy, size, verifier_key)

@@ -50,7 +50,8 @@ _LATEST_VERSIONS = """
 _SELECT_EVENT = "SELECT seq, id, channel_key, time, received, body FROM events"
 _SELECT_CHECKPOINT = "SELECT size, root, timestamp, note FROM checkpoints "
 _SELECT_API_KEY = (
-    "SELECT k.key_id, a.name, k.name, k.scopes, k.channels, k.created, k.revoked, k.secret_sha256 "
+    "SELECT k.key_id, a.name, k.name, k.scopes, k.channels, k.created, k.revoked, k.oci_fingerprint, "
+    "k.secret_sha256, k.oci_public_key "
     "FROM api_keys AS k JOIN apps AS a ON a.app_key = k.app_key "
 )
 
@@ -437,15 +438,23 @@ class RelationalStore(ArchiveTables):
 
     # -- API keys ----------------------------------------------------------------------
 
-    def save_api_key(self, key: ApiKey, secret_sha256: bytes) -> None:
+    def save_api_key(self, key: ApiKey, secret_sha256: bytes, oci_public_key: str | None = None) -> None:
         with self._transaction() as tx:
+            if key.oci_fingerprint is not None:
+                taken = "SELECT key_id FROM api_keys WHERE oci_fingerprint = ?"
+                if self._execute(tx, taken, (key.oci_fingerprint,)).fetchone() is not None:
+                    raise Conflict(
+                        f"oci_public_key: another API key has this public key ({key.oci_fingerprint}); "
+                        "make a new key pair for each API key",
+                        field="oci_public_key",
+                    )
             app_key = self._app_key(tx, key.app)
             if app_key is None:
                 app_key = self._insert_app(tx, key.app, key.created_us)
             self._execute(
                 tx,
-                "INSERT INTO api_keys (key_id, app_key, name, secret_sha256, scopes, channels, created, revoked) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO api_keys (key_id, app_key, name, secret_sha256, scopes, channels, created, revoked, "
+                "oci_public_key, oci_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                 (
                     key.id,
                     app_key,
@@ -454,16 +463,26 @@ class RelationalStore(ArchiveTables):
                     " ".join(sorted(key.scopes)),
                     None if key.channels is None else orjson.dumps(list(key.channels)).decode(),
                     key.created_us,
+                    oci_public_key,
+                    key.oci_fingerprint,
                 ),
             )
 
     def api_key(self, key_id: str) -> tuple[ApiKey, bytes] | None:
         rows = self._rows(_SELECT_API_KEY + "WHERE k.key_id = ?", (key_id,))
-        return (_api_key(rows[0]), bytes(rows[0][7])) if rows else None
+        return (_api_key(rows[0]), bytes(rows[0][8])) if rows else None
+
+    def api_key_by_fingerprint(self, fingerprint: str) -> tuple[ApiKey, str] | None:
+        rows = self._rows(_SELECT_API_KEY + "WHERE k.oci_fingerprint = ?", (fingerprint,))
+        return (_api_key(rows[0]), str(rows[0][9])) if rows else None
+
+    def oci_public_key(self, key_id: str) -> str | None:
+        value = self._value("SELECT oci_public_key FROM api_keys WHERE key_id = ?", (key_id,))
+        return None if value is None else str(value)
 
     def all_api_keys(self) -> list[tuple[ApiKey, bytes]]:
         rows = self._rows(_SELECT_API_KEY + "ORDER BY k.created, k.key_id")
-        return [(_api_key(row), bytes(row[7])) for row in rows]
+        return [(_api_key(row), bytes(row[8])) for row in rows]
 
     def list_api_keys(self, app: str) -> list[ApiKey]:
         rows = self._rows(_SELECT_API_KEY + "WHERE a.name = ? ORDER BY k.created, k.key_id", (app,))
@@ -527,7 +546,7 @@ def _channel_record(row: tuple[Any, ...]) -> ChannelRecord:
 
 
 def _api_key(row: tuple[Any, ...]) -> ApiKey:
-    key_id, app, name, scopes, channels, created, revoked = row[:7]
+    key_id, app, name, scopes, channels, created, revoked, oci_fingerprint = row[:8]
     return ApiKey(
         key_id,
         app,
@@ -536,4 +555,5 @@ def _api_key(row: tuple[Any, ...]) -> ApiKey:
         None if channels is None else tuple(orjson.loads(channels)),
         created,
         revoked,
+        oci_fingerprint,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import click
 from rich.table import Table
 
@@ -26,18 +28,33 @@ def keys() -> None:
     help="ingest, read, archive, admin or unmask (repeat, or comma-separate).",
 )
 @click.option("--channel", "channels", multiple=True, help="Limit the key to this channel (repeat for more).")
+@click.option(
+    "--oci-public-key",
+    "oci_public_key",
+    type=click.File("r"),
+    help="PEM file of an RSA public key: the key's holder may sign requests as OCI clients do.",
+)
 @click.pass_obj
-def create(session: Session, name: str, scopes: tuple[str, ...], channels: tuple[str, ...]) -> None:
+def create(
+    session: Session, name: str, scopes: tuple[str, ...], channels: tuple[str, ...], oci_public_key: TextIO | None
+) -> None:
     """Create an API key named NAME and print its token, which is shown this once only.
+
+    With --oci-public-key, also print the public key's fingerprint: the last part of
+    the keyId an OCI client signs with (``fingerprint`` in its config file).
 
     \b
     Example:
       trailvault keys create first-admin --scope admin
       trailvault keys create billing-producer --scope ingest --channel invoices
+      trailvault keys create datasafe-reader --scope read --oci-public-key oci_api_key_public.pem
     """
-    key, token = session.vault(create=True).create_key(name, scopes, list(channels) or None)
+    public_key = None if oci_public_key is None else oci_public_key.read()
+    key, token = session.vault(create=True).create_key(name, scopes, list(channels) or None, public_key)
     emit_json({"key": key.to_dict(), "token": token})
     click.echo("trailvault: keep the token now; only its hash is stored, it cannot be shown again", err=True)
+    if key.oci_fingerprint is not None:
+        click.echo(f"trailvault: OCI fingerprint {key.oci_fingerprint}", err=True)
 
 
 @keys.command("list")
@@ -55,7 +72,7 @@ def list_(session: Session, output: str | None) -> None:
         emit_json({"keys": [key.to_dict() for key in found]})
         return
     table = Table()
-    for column in ("id", "name", "scopes", "channels", "created", "revoked"):
+    for column in ("id", "name", "scopes", "channels", "created", "revoked", "oci fingerprint"):
         table.add_column(column)
     for key in found:
         shown = key.to_dict()
@@ -66,6 +83,7 @@ def list_(session: Session, output: str | None) -> None:
             "all" if key.channels is None else ",".join(key.channels),
             shown["created"],
             shown["revoked"] or "",
+            key.oci_fingerprint or "",
         )
     print_table(table)
 

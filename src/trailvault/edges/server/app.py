@@ -28,12 +28,12 @@ from starlette.routing import Route as StarletteRoute
 
 from trailvault.core.api_key import Scope
 from trailvault.edges.server.archive_routes import ARCHIVE_ROUTES
-from trailvault.edges.server.http import JSONResponse, check_query, error_response
+from trailvault.edges.server.http import OCI_PATH_PREFIXES, JSONResponse, check_query, error_response, not_authenticated
 from trailvault.edges.server.metrics import CONTENT_TYPE
 from trailvault.edges.server.openapi import accepted, openapi_document
 from trailvault.edges.server.routes import ROUTES, Call, Route
 from trailvault.edges.server.state import ServerOptions, ServerState
-from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
+from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError, Unauthorized
 from trailvault.workflows.vault.vault import Vault
 
 __all__ = ["create_app"]
@@ -73,10 +73,7 @@ def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable
     takes = accepted(route.method, route.path)
 
     async def authorized(request: Request) -> Response:
-        header = request.headers.get("authorization")
-        key = state.authenticator.cached(header)
-        if key is None:
-            key = await run_in_threadpool(state.authenticator.authenticate, header)
+        key = await state.authenticator.identify(request, state.options.max_request_bytes)
         state.limiter.check(key)
         if route.scope is not None and not key.allows(route.scope):
             raise Forbidden(
@@ -113,7 +110,8 @@ def _measured(
             async with asyncio.timeout(state.options.request_timeout):
                 response = await handler(request)
         except TrailvaultError as exc:
-            response = error_response(exc)
+            oci = isinstance(exc, Unauthorized) and request.url.path.startswith(OCI_PATH_PREFIXES)
+            response = not_authenticated(exc) if oci else error_response(exc)
         except TimeoutError:
             response = error_response(
                 StoreUnavailable(
@@ -136,12 +134,9 @@ def _measured(
 
 async def _health(state: ServerState, request: Request) -> Response:
     """Liveness for anyone; with a key that may read, also the log's size (what its checkpoints show it)."""
-    header = request.headers.get("authorization")
-    if header is None:
+    if request.headers.get("authorization") is None:
         return JSONResponse({"status": "ok"})
-    key = state.authenticator.cached(header)
-    if key is None:
-        key = await run_in_threadpool(state.authenticator.authenticate, header)
+    key = await state.authenticator.identify(request, state.options.max_request_bytes)
     state.limiter.check(key)
     if not (key.allows(Scope.READ) or key.allows(Scope.ARCHIVE)):
         return JSONResponse({"status": "ok"})

@@ -61,6 +61,7 @@ _KEY = {
         "channels": {"type": ["array", "null"], "items": {"type": "string"}},
         "created": {"type": "string"},
         "revoked": {"type": ["string", "null"]},
+        "oci_fingerprint": {"type": ["string", "null"], "description": "The registered OCI public key's fingerprint."},
     },
 }
 _OBJECT = {"type": "object"}
@@ -310,13 +311,15 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation("List the app's API keys.", "admin", _answer("Keys.", _OBJECT)),
             "post": _operation(
                 "Create an API key; the token is in this answer only.", "admin",
-                _answer("The key and its token.", _OBJECT, "201"), 400, 413,
+                _answer("The key and its token.", _OBJECT, "201"), 400, 409, 413,
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["name", "scopes"], "additionalProperties": False, "properties": {
                         "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
                         "scopes": {"type": "array", "items": {"type": "string", "enum": [
                             "ingest", "read", "archive", "admin", "unmask"]}},
-                        "channels": {"type": ["array", "null"], "items": _NAME}}}}}},
+                        "channels": {"type": ["array", "null"], "items": _NAME},
+                        "oci_public_key": {"type": ["string", "null"], "description":
+                            "PEM of an RSA public key (2048+ bits) to verify OCI request signatures with"}}}}}},
             ),
         },
         "/v1/keys/current": {"get": _operation("The key making this request.", None, _answer("The key.", _KEY))},

@@ -330,7 +330,11 @@ async def create_key(call: Call) -> Response:
         raise InvalidInput('scopes: a list such as ["ingest", "read"]', field="scopes")
     if channels is not None and (not isinstance(channels, list) or not all(isinstance(c, str) for c in channels)):
         raise InvalidInput("channels: a list of channel names, or null for every channel", field="channels")
-    key, token = await run_in_threadpool(call.view.create_key, name if isinstance(name, str) else "", scopes, channels)
+    public_key = document.get("oci_public_key")
+    if public_key is not None and not isinstance(public_key, str):
+        raise InvalidInput("oci_public_key: the PEM text of an RSA public key, or null", field="oci_public_key")
+    named = name if isinstance(name, str) else ""
+    key, token = await run_in_threadpool(call.view.create_key, named, scopes, channels, public_key)
     return JSONResponse({"key": key.to_dict(), "token": token}, status_code=201)
 
 

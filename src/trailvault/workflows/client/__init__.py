@@ -340,13 +340,17 @@ class RemoteVault(RemoteArchiving, VaultAPI):
     # -- keys ------------------------------------------------------------------------------------
 
     def create_key(
-        self, name: str, scopes: Iterable[str | Scope], channels: Iterable[str] | None = None
+        self,
+        name: str,
+        scopes: Iterable[str | Scope],
+        channels: Iterable[str] | None = None,
+        oci_public_key: str | None = None,
     ) -> tuple[ApiKey, str]:
-        answer = self._call(
-            "POST",
-            "/v1/keys",
-            json={"name": name, "scopes": [str(scope) for scope in scopes], "channels": _list(channels)},
-        )
+        scope_names = [str(scope) for scope in scopes]
+        document: dict[str, Any] = {"name": name, "scopes": scope_names, "channels": _list(channels)}
+        if oci_public_key is not None:
+            document["oci_public_key"] = oci_public_key
+        answer = self._call("POST", "/v1/keys", json=document)
         return ApiKey.from_dict(answer["key"]), str(answer["token"])
 
     def keys(self) -> list[ApiKey]:

@@ -18,10 +18,11 @@ import orjson
 from trailvault.core.api_key import ApiKey, Scope, new_token, parse_scopes, parse_token, secret_matches
 from trailvault.core.channel import READS_CHANNEL
 from trailvault.core.event import Event, Posted, check_name
+from trailvault.core.ocisignature import SignedRequest, key_fingerprint, parse_authorization, verify_request
 from trailvault.core.query import mask_filter
 from trailvault.core.schema.model import MASKED
 from trailvault.core.scim import parse_filter, render_filter
-from trailvault.errors import InvalidInput, InvalidQuery, NotFound, Unauthorized
+from trailvault.errors import InvalidInput, InvalidQuery, NotFound, SignatureRefused, Unauthorized
 from trailvault.workflows.vault.parts import VaultParts
 
 __all__ = ["READS_SCHEMA", "ApiKeys"]
@@ -43,7 +44,11 @@ class ApiKeys(VaultParts):
     """API keys of one app, and the record of reads; mixed into :class:`~trailvault.workflows.vault.vault.Vault`."""
 
     def create_key(
-        self, name: str, scopes: Iterable[str | Scope], channels: Iterable[str] | None = None
+        self,
+        name: str,
+        scopes: Iterable[str | Scope],
+        channels: Iterable[str] | None = None,
+        oci_public_key: str | None = None,
     ) -> tuple[ApiKey, str]:
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise InvalidInput("name: give the key a name of 1 to 200 characters, such as who holds it", field="name")
@@ -53,9 +58,11 @@ class ApiKeys(VaultParts):
             limited = tuple(sorted({check_name(channel, field="channels") for channel in channels}))
             if not limited:
                 raise InvalidInput("channels: list at least one channel, or leave it out for all", field="channels")
+        fingerprint = None if oci_public_key is None else key_fingerprint(oci_public_key)
         key_id, token, digest = new_token()
-        key = ApiKey(key_id, self.app, name.strip(), chosen, limited, time.time_ns() // 1000)
-        self._store.save_api_key(key, digest)
+        key = ApiKey(key_id, self.app, name.strip(), chosen, limited, time.time_ns() // 1000, None, fingerprint)
+        pem = None if oci_public_key is None else oci_public_key.strip() + "\n"
+        self._store.save_api_key(key, digest, pem)
         return key, token
 
     def keys(self) -> list[ApiKey]:
@@ -74,6 +81,27 @@ class ApiKeys(VaultParts):
         if found is None or not secret_matches(secret, found[1]) or found[0].revoked_us is not None:
             raise Unauthorized(_UNKNOWN_KEY)
         return found[0]
+
+    def authenticate_signed(self, authorization: str, request: SignedRequest, now_us: int | None = None) -> ApiKey:
+        """Return the live key whose OCI public key signed ``request``, of whichever app; raise SignatureRefused.
+
+        ``authorization`` is the request's ``Authorization: Signature ...`` header; the
+        key is found by the fingerprint in its ``keyId`` (tenancy and user are not
+        checked: the fingerprint alone names the key). ``now_us`` (default: the clock)
+        is what the ``date`` header is compared with.
+        """
+        parsed = parse_authorization(authorization)
+        found = self._store.api_key_by_fingerprint(parsed.fingerprint)
+        if found is None:
+            raise SignatureRefused(
+                "authorization: no API key has the public key of this keyId's fingerprint; register it with "
+                "`trailvault keys create NAME --oci-public-key FILE`"
+            )
+        key, public_key = found
+        if key.revoked_us is not None:
+            raise SignatureRefused(_UNKNOWN_KEY)
+        verify_request(parsed, public_key, request, time.time_ns() // 1000 if now_us is None else now_us)
+        return key
 
     def mask(self, event: Event) -> Event:
         """Return ``event`` with its ``sensitive`` fields' values masked (what a key without ``unmask`` sees).

@@ -20,14 +20,26 @@ class KeyStore(Protocol):
     another reads at once.
     """
 
-    def save_api_key(self, key: ApiKey, secret_sha256: bytes) -> None:
+    def save_api_key(self, key: ApiKey, secret_sha256: bytes, oci_public_key: str | None = None) -> None:
         """Keep a new API key (creating its app when needed) with the digest of its secret.
 
-        Raises Conflict when a key of that id exists (ids are random; this is a caller's bug).
+        ``oci_public_key`` is the PEM of the RSA key whose fingerprint is ``key.oci_fingerprint``
+        (both or neither). Raises Conflict when a key of that id exists (ids are random; this
+        is a caller's bug), or Conflict naming ``oci_public_key`` when another key, of any
+        app, revoked or not, has that fingerprint.
         """
 
     def api_key(self, key_id: str) -> tuple[ApiKey, bytes] | None:
         """Return a key of any app with its secret's digest, or None."""
+
+    def api_key_by_fingerprint(self, fingerprint: str) -> tuple[ApiKey, str] | None:
+        """Return the key of any app registered with the OCI public key of ``fingerprint``, and that key's PEM.
+
+        None when no key has it. Revoked keys are returned too (the caller refuses them).
+        """
+
+    def oci_public_key(self, key_id: str) -> str | None:
+        """Return the PEM of the OCI public key registered for a key, or None (for ``trailvault migrate``)."""
 
     def all_api_keys(self) -> list[tuple[ApiKey, bytes]]:
         """Return every app's keys with their secrets' digests, oldest first (for ``trailvault migrate``)."""

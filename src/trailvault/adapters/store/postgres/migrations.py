@@ -371,6 +371,21 @@ _ARCHIVING = (
     END $$""",
     "REVOKE EXECUTE ON FUNCTION trailvault_purge(bigint[], text) FROM PUBLIC",
 )
+_OCI_KEYS = (
+    # The RSA public key an API key's holder signs OCI requests with (issue 17); its
+    # fingerprint finds the key, so it is unique across the vault. Set once, at creation.
+    "ALTER TABLE api_keys ADD COLUMN oci_public_key text, ADD COLUMN oci_fingerprint text",
+    "CREATE UNIQUE INDEX api_keys_by_oci_fingerprint ON api_keys (oci_fingerprint) WHERE oci_fingerprint IS NOT NULL",
+    """CREATE FUNCTION api_keys_oci_key_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF (NEW.oci_public_key, NEW.oci_fingerprint) IS DISTINCT FROM (OLD.oci_public_key, OLD.oci_fingerprint) THEN
+            RAISE EXCEPTION 'trailvault: an API key is only ever revoked, once' USING ERRCODE = 'TV001';
+        END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER api_keys_oci_key_fixed BEFORE UPDATE ON api_keys
+    FOR EACH ROW EXECUTE FUNCTION api_keys_oci_key_fixed()""",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, channels, schema versions, append-only triggers", _INITIAL),
@@ -379,6 +394,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "API keys", _API_KEYS),
     Migration(5, "lower-case indexes of indexed body fields", _BODY_INDEX_CI),
     Migration(6, "archive tasks, batches, purged events and legal holds", _ARCHIVING),
+    Migration(7, "OCI public keys of API keys", _OCI_KEYS),
 )
 
 #: What the application role needs, for docs/storage.md and the role test: no UPDATE, no DELETE.

@@ -249,6 +249,17 @@ _ARCHIVING = (
     BEGIN SELECT RAISE(ABORT, 'trailvault: legal holds are kept on record'); END""",
 )
 
+_OCI_KEYS = (
+    # The RSA public key an API key's holder signs OCI requests with (issue 17); its
+    # fingerprint finds the key, so it is unique across the vault. Set once, at creation.
+    "ALTER TABLE api_keys ADD COLUMN oci_public_key TEXT",
+    "ALTER TABLE api_keys ADD COLUMN oci_fingerprint TEXT",
+    "CREATE UNIQUE INDEX api_keys_by_oci_fingerprint ON api_keys (oci_fingerprint) WHERE oci_fingerprint IS NOT NULL",
+    """CREATE TRIGGER api_keys_oci_key_fixed BEFORE UPDATE ON api_keys
+    WHEN NEW.oci_public_key IS NOT OLD.oci_public_key OR NEW.oci_fingerprint IS NOT OLD.oci_fingerprint
+    BEGIN SELECT RAISE(ABORT, 'trailvault: an API key is only ever revoked, once'); END""",
+)
+
 
 def _case_insensitive_indexes(conn: sqlite3.Connection) -> None:
     """Give every indexed body field built before migration 5 its lower-case index too."""
@@ -267,4 +278,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     # `eq` on text ignores case (SCIM); each indexed field gets an index it can use.
     Migration(5, "lower-case indexes of indexed body fields", (), after=_case_insensitive_indexes),
     Migration(6, "archive tasks, batches, purged events and legal holds", _ARCHIVING),
+    Migration(7, "OCI public keys of API keys", _OCI_KEYS),
 )
