@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -30,8 +30,8 @@ from trailvault.core.api_key import Scope
 from trailvault.edges.server.archive_routes import ARCHIVE_ROUTES
 from trailvault.edges.server.http import JSONResponse, check_query, error_response
 from trailvault.edges.server.metrics import CONTENT_TYPE
-from trailvault.edges.server.openapi import accepted, openapi_document
-from trailvault.edges.server.routes import ROUTES, Call, Route
+from trailvault.edges.server.openapi import Accepted, accepted, openapi_document
+from trailvault.edges.server.routes import ROUTES, Call, ErrorRenderer, Face, Route
 from trailvault.edges.server.state import ServerOptions, ServerState
 from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
 from trailvault.workflows.vault.vault import Vault
@@ -41,12 +41,22 @@ __all__ = ["create_app"]
 _log = logging.getLogger("trailvault.server")
 
 
-def create_app(vault: Vault, options: ServerOptions | None = None) -> Starlette:
-    """Return the ASGI app serving ``vault`` (any app's keys act on their own app's view of it)."""
+def create_app(vault: Vault, options: ServerOptions | None = None, faces: Iterable[Face] = ()) -> Starlette:
+    """Return the ASGI app serving ``vault`` (any app's keys act on their own app's view of it).
+
+    ``faces`` are other systems' wire protocols served beside ``/v1`` (``trailvault serve``
+    passes every face of :data:`trailvault.edges.faces.FACES`); their routes need keys,
+    scopes and limits as ``/v1`` routes do, and answer errors in their own shape.
+    """
     state = ServerState(vault, options or ServerOptions())
     routes = [
         StarletteRoute(route.path, _endpoint(state, route), methods=[route.method], name=route.path)
         for route in ROUTES + ARCHIVE_ROUTES
+    ]
+    routes += [
+        StarletteRoute(route.path, _endpoint(state, route, face.render_error), methods=[route.method], name=route.path)
+        for face in faces
+        for route in face.routes
     ]
     routes += [
         StarletteRoute("/healthz", _public(state, "/healthz", _health), methods=["GET"]),
@@ -68,9 +78,11 @@ def create_app(vault: Vault, options: ServerOptions | None = None) -> Starlette:
     return app
 
 
-def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(
+    state: ServerState, route: Route, render_error: ErrorRenderer | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     operation = f"{route.method} {route.path}"
-    takes = accepted(route.method, route.path)
+    takes = accepted(route.method, route.path) if route.query is None else Accepted(route.query, None)
 
     async def authorized(request: Request) -> Response:
         header = request.headers.get("authorization")
@@ -89,7 +101,7 @@ def _endpoint(state: ServerState, route: Route) -> Callable[[Request], Awaitable
             return await route.handler(call)
         return await state.app_requests.respond(key.app, lambda: route.handler(call))
 
-    return _measured(state, route.path, authorized)
+    return _measured(state, route.path, authorized, render_error)
 
 
 def _public(
@@ -102,10 +114,14 @@ def _public(
 
 
 def _measured(
-    state: ServerState, path: str, handler: Callable[[Request], Awaitable[Response]]
+    state: ServerState,
+    path: str,
+    handler: Callable[[Request], Awaitable[Response]],
+    render_error: ErrorRenderer | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Bound the request's time, turn errors into the error body, and count it."""
+    """Bound the request's time, turn errors into the error body (``render_error``'s), and count it."""
     latency = state.metrics.latency.labels(path)
+    render = render_error or _v1_error
 
     async def measured(request: Request) -> Response:
         started = time.perf_counter()
@@ -113,25 +129,33 @@ def _measured(
             async with asyncio.timeout(state.options.request_timeout):
                 response = await handler(request)
         except TrailvaultError as exc:
-            response = error_response(exc)
+            response = render(request, exc)
         except TimeoutError:
-            response = error_response(
+            response = render(
+                request,
                 StoreUnavailable(
                     f"request_timeout: no answer within {state.options.request_timeout:g} s; a post may still "
                     "complete, so resend it with the same event ids (duplicates are recognised)"
-                )
+                ),
             )
         except Exception:
             _log.exception("unexpected error answering %s %s", request.method, path)
-            response = JSONResponse(
-                {"error": {"code": "internal", "message": "internal error; the server log has details", "field": None}},
-                status_code=500,
-            )
+            response = render(request, None)
         latency.observe(time.perf_counter() - started)
         state.metrics.requests.labels(path, request.method, str(response.status_code)).inc()
         return response
 
     return measured
+
+
+def _v1_error(request: Request, error: TrailvaultError | None) -> Response:
+    """The ``/v1`` error body; an unexpected failure (None) says only that the server log has details."""
+    if error is not None:
+        return error_response(error)
+    return JSONResponse(
+        {"error": {"code": "internal", "message": "internal error; the server log has details", "field": None}},
+        status_code=500,
+    )
 
 
 async def _health(state: ServerState, request: Request) -> Response:
