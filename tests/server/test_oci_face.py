@@ -6,6 +6,7 @@ signatures land, a signer that sends a trailvault bearer token stands in for OCI
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -130,13 +131,11 @@ def audit_event(number: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faces]:
-    """A server with the [oci] section set, app dbsec's Data Safe events and keys of apps dbsec and siem."""
-    folder = tmp_path_factory.mktemp("oci")
+@contextlib.contextmanager
+def started_faces(vault: str, folder: Path) -> Iterator[Faces]:
+    """A server on ``vault`` with the [oci] section set, app dbsec's Data Safe events and keys of dbsec and siem."""
     config = folder / "trailvault.toml"
     config.write_text(CONFIG)
-    vault = str(folder / "vault")
     running = start_server(vault, folder / "server.log", rate_limit=0, max_request_bytes=4 << 20, config=config)
     events = [audit_event(number) for number in range(EVENT_COUNT)]
     ids = [f"ocid1.auditevent.oc1..aaaaaaaa{number:04d}" for number in range(EVENT_COUNT)]
@@ -150,15 +149,25 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faces]:
             for channel, suffix in (("datasafe", ""), ("masked", ".masked")):  # ids are unique in an app
                 posts = [NewEvent(e, i + suffix, e["auditEventTime"]) for e, i in zip(events, ids, strict=True)]
                 dbsec.post_many(channel, posts)
-        yield Faces(
+        started = Faces(
             running,
             running.key("read", "unmask", app="dbsec"),
             running.key("read", app="dbsec"),
             running.key("ingest", "read", "unmask", app="siem"),
             ids,
         )
+        yield started
+        started.close_clients()
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faces]:
+    """The OCI face on a SQLite vault (see :func:`started_faces`)."""
+    folder = tmp_path_factory.mktemp("oci")
+    with started_faces(str(folder / "vault"), folder) as started:
+        yield started
 
 
 @pytest.fixture(autouse=True)
@@ -493,6 +502,35 @@ def test_the_blog_flow_lists_newest_events_and_ships_them_with_put_logs(faces: F
         event = stored[item.id]
         assert datetime.fromisoformat(event["time"]) == item.audit_event_time
         assert json.loads(event["body"]["data"])["db_user_name"] == item.db_user_name
+
+
+def test_the_face_lists_and_pushes_on_postgresql(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging a body-field sort, a filter and an all-or-nothing PutLogs work with PostgreSQL behind the server."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with started_faces(postgres_url, tmp_path) as on_postgres:
+        client = on_postgres.datasafe()
+        everything = oci.pagination.list_call_get_all_results(
+            client.list_audit_events, COMPARTMENT, limit=2, sort_by="dbUserName", sort_order="DESC"
+        ).data
+        logons = client.list_audit_events(COMPARTMENT, scim_query='operation eq "logon"').data.items
+        entries = [{"data": "fine", "id": "pg-1"}, {"data": "late", "id": "pg-2", "time": "2023-01-16T12:00:00"}]
+        with on_postgres.http(on_postgres.siem) as http:
+            refused = http.post(f"/20200831/logs/{LOG}/actions/push", json=raw_details(entries))
+            entries[1]["time"] = "2023-01-16T12:00:00Z"
+            accepted = http.post(f"/20200831/logs/{LOG}/actions/push", json=raw_details(entries))
+        stored = log_events(on_postgres)
+    names = [item.db_user_name for item in everything]
+    assert names == sorted(names, reverse=True) and sorted(item.id for item in everything) == on_postgres.ids
+    assert [item.id for item in logons] == on_postgres.ids[1::2]
+    assert refused.status_code == 400 and accepted.status_code == 200 and sorted(stored) == ["pg-1", "pg-2"]
+
+
+def raw_details(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PutLogsDetails as JSON, one batch of ``entries``."""
+    batch = {"entries": entries, "source": "s", "type": "t", "defaultlogentrytime": "2023-01-16T12:21:35Z"}
+    return {"specversion": "1.0", "logEntryBatches": [batch]}
 
 
 def test_the_oci_section_of_the_config_file_is_checked(tmp_path: Path) -> None:
