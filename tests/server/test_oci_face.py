@@ -328,6 +328,17 @@ def test_listing_is_recorded_as_a_read(faces: Faces) -> None:
     assert {"channel": "datasafe", "filter": 'dbUserName eq "recorded"'} in requests
 
 
+def test_paths_and_methods_no_route_serves_are_answered_in_the_faces_shape(faces: Faces) -> None:
+    """An OCI operation trailvault lacks is 404 and a wrong method 405, in OCI's shape; /v1 keeps its own."""
+    with faces.http() as http:
+        missing = http.get("/20181201/auditTrails", params={"compartmentId": COMPARTMENT})
+        wrong = http.get(f"/oci/20200831/logs/{LOG}/actions/push")
+        v1 = http.get("/v1/nowhere")
+    assert oci_error(missing)[:2] == (404, "NotAuthorizedOrNotFound")
+    assert oci_error(wrong)[:2] == (405, "MethodNotAllowed")
+    assert v1.status_code == 404 and v1.json()["error"]["code"] == "not_found"
+
+
 # -- PutLogs -------------------------------------------------------------------------------------
 
 

@@ -13,9 +13,10 @@ closes it when uvicorn stops).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +34,7 @@ from trailvault.edges.server.metrics import CONTENT_TYPE
 from trailvault.edges.server.openapi import Accepted, accepted, openapi_document
 from trailvault.edges.server.routes import ROUTES, Call, ErrorRenderer, Face, Route
 from trailvault.edges.server.state import ServerOptions, ServerState
-from trailvault.errors import Forbidden, StoreUnavailable, TrailvaultError
+from trailvault.errors import Forbidden, NotFound, StoreUnavailable, TrailvaultError
 from trailvault.workflows.vault.vault import Vault
 
 __all__ = ["create_app"]
@@ -73,7 +74,11 @@ def create_app(vault: Vault, options: ServerOptions | None = None, faces: Iterab
                 allow_headers=["Authorization", "Content-Type"],
             )
         )
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error})
+    # A path under a face's first segment (/20181201, /oci) that no route serves is answered in the face's shape.
+    roots = {_root(route.path): face.render_error for face in faces for route in face.routes}
+    app = Starlette(
+        routes=routes, middleware=middleware, exception_handlers={HTTPException: functools.partial(_http_error, roots)}
+    )
     app.state.trailvault = state
     return app
 
@@ -181,12 +186,23 @@ async def _openapi(state: ServerState, request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own answers (no such route, method not allowed) in the same error body."""
+async def _http_error(roots: Mapping[str, ErrorRenderer], request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such route, method not allowed) in the same error body, or a face's."""
     assert isinstance(exc, HTTPException)
+    message = f"{request.method} {request.url.path[:200]}: {exc.detail}"
+    face = roots.get(_root(request.url.path))
+    if face is not None:
+        error = NotFound(message) if exc.status_code == 404 else TrailvaultError(message)
+        error.status = exc.status_code
+        return face(request, error)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
-        {"error": {"code": code, "message": f"{request.method} {request.url.path[:200]}: {exc.detail}", "field": None}},
+        {"error": {"code": code, "message": message, "field": None}},
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+def _root(path: str) -> str:
+    """A path's first segment, ``/20181201`` of ``/20181201/auditEvents``."""
+    return "/" + path.split("/", 2)[1] if path.startswith("/") and len(path) > 1 else path

@@ -24,6 +24,7 @@ _CODES = {
     401: (401, "NotAuthenticated"),
     403: (403, "NotAuthorized"),
     404: (404, "NotAuthorizedOrNotFound"),
+    405: (405, "MethodNotAllowed"),
     409: (409, "Conflict"),
     413: (413, "PayloadTooLarge"),
     422: (400, "InvalidParameter"),
