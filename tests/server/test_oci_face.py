@@ -545,7 +545,7 @@ def raw_details(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_the_oci_section_of_the_config_file_is_checked(tmp_path: Path) -> None:
-    """An unknown [oci] key and a log mapped to an app without a channel are refused, naming them."""
+    """An unknown [oci] key, a prefix inside /v1 and a log mapped to an app without a channel are refused."""
     from trailvault.edges.config import load_settings
     from trailvault.edges.faces import configured_faces
     from trailvault.errors import InvalidInput
@@ -554,6 +554,10 @@ def test_the_oci_section_of_the_config_file_is_checked(tmp_path: Path) -> None:
     bad_key.write_text('[oci]\nprefixe = "/oci"\n')
     with pytest.raises(InvalidInput, match=r"oci.prefixe: unknown key"):
         load_settings(config=bad_key, env={})
+    inside_v1 = tmp_path / "prefix.toml"
+    inside_v1.write_text('[oci]\nprefix = "/v1/oci"\n')
+    with pytest.raises(InvalidInput, match=r"oci.prefix: '/v1/oci' is not a path of its own"):
+        configured_faces(load_settings(config=inside_v1, env={}))
     bad_log = tmp_path / "log.toml"
     bad_log.write_text('[oci]\nlogs = { "ocid1.log.oc1..x" = "siem" }\n')
     with pytest.raises(InvalidInput, match=r"oci.logs.ocid1.log.oc1..x: 'siem' is not app/channel"):

@@ -50,6 +50,7 @@ def create_app(vault: Vault, options: ServerOptions | None = None, faces: Iterab
     scopes and limits as ``/v1`` routes do, and answer errors in their own shape.
     """
     state = ServerState(vault, options or ServerOptions())
+    faces = tuple(faces)
     routes = [
         StarletteRoute(route.path, _endpoint(state, route), methods=[route.method], name=route.path)
         for route in ROUTES + ARCHIVE_ROUTES

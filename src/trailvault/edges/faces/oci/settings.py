@@ -38,9 +38,10 @@ class OciSettings:
     def from_section(cls, section: Mapping[str, Any]) -> OciSettings:
         """Read the section (checked for kinds by edges/config.py); raise InvalidInput naming a bad entry."""
         prefix = str(section.get("prefix") or "").rstrip("/")
-        if prefix and not prefix.startswith("/"):
+        if prefix and (not prefix.startswith("/") or prefix.split("/")[1] in ("v1", "healthz", "metrics")):
             raise InvalidInput(
-                f"oci.prefix: {prefix[:80]!r} is not a path; start it with /, as /oci", field="oci.prefix"
+                f"oci.prefix: {prefix[:80]!r} is not a path of its own; start it with /, as /oci, outside /v1",
+                field="oci.prefix",
             )
         channel = str(section.get("listing_channel") or "datasafe")
         compartments = {
