@@ -254,6 +254,20 @@ def test_a_key_without_unmask_reads_sensitive_fields_masked(faces: Faces) -> Non
     assert refused.value.message.startswith("scimQuery: clientIp is or holds a sensitive field")
 
 
+def test_scopes_and_channel_limits_apply_as_on_v1(faces: Faces) -> None:
+    """A key without read is 403 NotAuthorized; a key limited to other channels finds the compartment's 404."""
+    ingest_only = faces.server.key("ingest", app="dbsec")
+    limited = faces.server.key("read", "unmask", channels=["masked"], app="dbsec")
+    with faces.http(ingest_only) as http:
+        unscoped = http.get("/20181201/auditEvents", params={"compartmentId": COMPARTMENT})
+    with faces.http(limited) as http:
+        elsewhere = http.get("/20181201/auditEvents", params={"compartmentId": COMPARTMENT})
+        own = http.get("/20181201/auditEvents", params={"compartmentId": MASKED_COMPARTMENT})
+    assert oci_error(unscoped)[:2] == (403, "NotAuthorized")
+    assert oci_error(elsewhere)[:2] == (404, "NotAuthorizedOrNotFound")
+    assert own.status_code == 200 and len(own.json()["items"]) == EVENT_COUNT
+
+
 def test_a_scim_query_that_does_not_parse_raises_a_service_error_naming_the_column(faces: Faces) -> None:
     """The SDK raises ServiceError 400 InvalidParameter whose message names scimQuery and the column."""
     with pytest.raises(oci.exceptions.ServiceError) as refused:
