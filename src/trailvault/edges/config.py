@@ -13,6 +13,11 @@ when it exists. Example::
     destination = "s3://audit-archive/trailvault"
     schedule = "1h"
     retention = "30d"
+
+    [oci]                          # the OCI face (docs/compat/oci.md); only in the file
+    prefix = "/oci"
+    compartments = { "ocid1.compartment.oc1..aaaa" = "billing" }
+    logs = { "ocid1.log.oc1.eu-frankfurt-1.amaa" = "billing/datasafe-log" }
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from trailvault.workflows.vault.opening import open_vault
 from trailvault.workflows.vault.vault import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_SKEW, Vault
 
 __all__ = [
-    "ARCHIVE_KEYS", "SETTINGS", "Setting", "archive_plan", "config_file", "load_settings", "open_configured_vault",
-    "parse_duration",
+    "ARCHIVE_KEYS", "OCI_KEYS", "SETTINGS", "Setting", "archive_plan", "config_file", "load_settings",
+    "open_configured_vault", "parse_duration",
 ]  # fmt: skip
 
 
@@ -118,6 +123,13 @@ ARCHIVE_KEYS: dict[str, tuple[Any, str]] = {
     "retention": ("30d", "how long an archived event stays in the vault after it was received, before purge"),
     "max_batch_events": (DEFAULT_MAX_BATCH_EVENTS, "the largest archive batch, in events"),
 }
+#: The keys of the ``[oci]`` section (the OCI face, docs/compat/oci.md), with their defaults and help.
+OCI_KEYS: dict[str, tuple[Any, str]] = {
+    "prefix": ("", "serve the OCI paths under this path too (/oci: /oci/20181201/auditEvents); empty: only at /"),
+    "listing_channel": ("datasafe", "the channel of an app that Data Safe's audit-event listing reads"),
+    "compartments": ({}, "a table: compartment OCID = app, or app/channel (an app's own name needs no entry)"),
+    "logs": ({}, "a table: log OCID = app/channel that PutLogs writes the log's entries to"),
+}
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -160,11 +172,14 @@ def load_settings(
     env = os.environ if env is None else env
     values = {setting.name: setting.default for setting in SETTINGS}
     values["archive"] = {name: default for name, (default, _) in ARCHIVE_KEYS.items()}
+    values["oci"] = {name: default for name, (default, _) in OCI_KEYS.items()}
     path = config_file(config, env)
     if path is not None:
         for name, value in _read_config(path).items():
             if name == "archive":
                 values["archive"].update(_check_archive(value, path))
+            elif name == "oci":
+                values["oci"].update(_check_oci(value, path))
             else:
                 values[name] = _check(name, value, f"{path}")
     for setting in SETTINGS:
@@ -221,7 +236,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise InvalidInput(f"config: cannot read {path} ({exc.strerror}); check --config", field="config") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config: {path} is not valid TOML ({exc})", field="config") from None
-    unknown = sorted(set(data) - set(_BY_NAME) - {"archive"})
+    unknown = sorted(set(data) - set(_BY_NAME) - {"archive", "oci"})
     if unknown:
         raise InvalidInput(
             f"{unknown[0]}: unknown setting in {path}; known settings are {', '.join(_BY_NAME)}", field=unknown[0]
@@ -250,6 +265,32 @@ def _check_archive(section: Any, path: Path) -> dict[str, Any]:
         raise InvalidInput(f"archive.storage_options: in {path}, use a table", field="archive.storage_options")
     if "destination" in section and not isinstance(section["destination"], str):
         raise InvalidInput(f"archive.destination: in {path}, give a folder or URL as text", field="archive.destination")
+    return dict(section)
+
+
+def _check_oci(section: Any, path: Path) -> dict[str, Any]:
+    """Check the ``[oci]`` section: known keys, text where text goes, tables of text for the mappings.
+
+    What the values mean (an app, ``app/channel``) is checked by the face when the server starts.
+    """
+    if not isinstance(section, dict):
+        raise InvalidInput(f"oci: in {path}, oci is a section ([oci]), not a value", field="oci")
+    unknown = sorted(set(section) - set(OCI_KEYS))
+    if unknown:
+        raise InvalidInput(
+            f"oci.{unknown[0]}: unknown key in {path}; the [oci] keys are {', '.join(OCI_KEYS)}",
+            field=f"oci.{unknown[0]}",
+        )
+    for name in ("prefix", "listing_channel"):
+        if name in section and not isinstance(section[name], str):
+            raise InvalidInput(f"oci.{name}: in {path}, give it as text", field=f"oci.{name}")
+    for name in ("compartments", "logs"):
+        table = section.get(name, {})
+        if not isinstance(table, dict) or not all(isinstance(value, str) for value in table.values()):
+            raise InvalidInput(
+                f'oci.{name}: in {path}, use a table of text, such as {{ "ocid1..." = "app/channel" }}',
+                field=f"oci.{name}",
+            )
     return dict(section)
 
 

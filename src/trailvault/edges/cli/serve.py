@@ -34,7 +34,7 @@ def serve(
     tls_key: str | None,
     access_log: bool,
 ) -> None:
-    """Serve the vault over HTTP: the /v1 API, /healthz, /metrics and /v1/openapi.json.
+    """Serve the vault over HTTP: the /v1 API, /healthz, /metrics, /v1/openapi.json and the OCI face.
 
     Creates the vault when it does not exist. Stops on Ctrl-C or SIGTERM after
     finishing the requests in flight.
@@ -64,14 +64,17 @@ def serve(
         click.echo(f"trailvault: archiving every {plan.schedule:g} s to {shown_location(plan.destination)}", err=True)
     # Imported here, not at the top: every command loads this module for --help, and only
     # serve needs Starlette, uvicorn and the routes (about 100 ms).
+    from trailvault.edges.faces import configured_faces
     from trailvault.edges.server import create_app
     from trailvault.edges.server import serve as run_server
+
+    faces = configured_faces(settings)
 
     archiver = Archiver(vault, plan)
     archiver.start()
     try:
         run_server(
-            create_app(vault, server_options(settings)),
+            create_app(vault, server_options(settings), faces),
             host=host,
             port=port,
             tls_cert=tls_cert,

@@ -19,19 +19,14 @@ from starlette.responses import Response
 from trailvault.errors import BatchRejected, InvalidInput, InvalidQuery, RateLimited, RequestTooLarge, TrailvaultError
 
 __all__ = [
-    "OCI_PATH_PREFIXES",
     "JSONResponse",
     "check_keys",
     "check_query",
     "error_response",
-    "not_authenticated",
     "query_int",
     "read_body",
     "takes",
 ]
-
-#: Paths of the OCI faces (Data Safe, Logging), whose clients read errors in OCI's shape.
-OCI_PATH_PREFIXES = ("/20181201/", "/20200831/")
 
 _INT64_MAX = (1 << 63) - 1
 
@@ -67,14 +62,6 @@ def error_response(error: TrailvaultError) -> JSONResponse:
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(max(1, int(error.retry_after + 0.999)))
     return JSONResponse({"error": body}, status_code=error.status, headers=headers)
-
-
-def not_authenticated(error: TrailvaultError) -> JSONResponse:
-    """Render a refused key or signature as OCI does: 401 ``{"code": "NotAuthenticated", "message"}``.
-
-    The ``oci`` SDK raises it as a ``ServiceError`` with that code and message.
-    """
-    return JSONResponse({"code": "NotAuthenticated", "message": error.message}, status_code=401)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -31,7 +31,7 @@ from trailvault.errors import BatchRejected, InvalidInput, InvalidQuery, Trailva
 from trailvault.workflows.keyview import KeyView
 from trailvault.workflows.vault.vault import Vault
 
-__all__ = ["ROUTES", "Call", "Route"]
+__all__ = ["ROUTES", "Call", "ErrorRenderer", "Face", "Route"]
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,34 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Route:
-    """A path, its method, the scope it needs (None: any live key) and its handler."""
+    """A path, its method, the scope it needs (None: any live key) and its handler.
+
+    ``query`` names the query parameters a face's route takes; a ``/v1`` route leaves it
+    None and takes what the OpenAPI document says.
+    """
 
     path: str
     method: str
     scope: Scope | None
     handler: Handler
+    query: frozenset[str] | None = None
+
+
+#: How a face answers an error: the request and the error (None: an unexpected failure, logged).
+ErrorRenderer = Callable[[Request, TrailvaultError | None], Response]
+
+
+@dataclass(frozen=True)
+class Face:
+    """Another system's wire protocol served beside ``/v1`` (:mod:`trailvault.edges.faces` makes them).
+
+    Its routes are authorized, limited and measured as ``/v1`` routes are; every error,
+    including a refused key or a rate limit, is answered by ``render_error``.
+    """
+
+    name: str
+    routes: tuple[Route, ...]
+    render_error: ErrorRenderer
 
 
 def _posted(posted: Posted) -> dict[str, Any]:
