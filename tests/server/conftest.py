@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -13,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import oci
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 import trailvault
 from tests.conftest import ACCESS, CLI
@@ -116,3 +120,32 @@ def own_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Calla
     yield factory
     for running in started:
         running.stop()
+
+
+def oci_config_file(folder: Path, name: str) -> Path:
+    """Where :func:`oci_identity` writes the OCI config file named ``name``."""
+    return folder / f"{name}.config"
+
+
+def oci_identity(folder: Path, name: str) -> tuple[oci.signer.Signer, str]:
+    """Make a key pair and an OCI config file in ``folder``; return the config's signer and the public PEM."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = folder / f"{name}.pem"
+    encoding, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    key_file.write_bytes(private.private_bytes(encoding, pkcs8, serialization.NoEncryption()))
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fingerprint = ":".join(f"{byte:02x}" for byte in hashlib.md5(der).digest())
+    config_file = oci_config_file(folder, name)
+    config_file.write_text(
+        "[DEFAULT]\n"
+        "user=ocid1.user.oc1..aaaaexampleuser\n"
+        f"fingerprint={fingerprint}\n"
+        f"key_file={key_file}\n"
+        "tenancy=ocid1.tenancy.oc1..aaaaexampletenancy\n"
+        "region=us-ashburn-1\n"
+    )
+    config = oci.config.from_file(str(config_file))
+    return oci.signer.Signer.from_config(config), public_pem

@@ -1,7 +1,8 @@
 """The OCI face with the real ``oci`` SDK: Data Safe's audit-event listing and OCI Logging's PutLogs.
 
-The SDK runs unchanged but for its endpoint, a config and its signer: until OCI request
-signatures land, a signer that sends a trailvault bearer token stands in for OCI's.
+The SDK runs unchanged but for its endpoint: each client is made from an OCI config file
+and key pair that the test writes, whose public key is registered on a trailvault API key,
+so every request is signed by the SDK's own signer. Raw HTTP checks use bearer tokens.
 """
 
 from __future__ import annotations
@@ -17,24 +18,15 @@ from typing import Any
 import httpx
 import oci
 import pytest
-import requests
 
 import trailvault
-from tests.server.conftest import Server, start_server
+from tests.server.conftest import Server, oci_config_file, oci_identity, start_server
 from trailvault import NewEvent
 
 COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaadbsec"
 MASKED_COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaamasked"
 LOG = "ocid1.log.oc1.eu-frankfurt-1.amaaaaaasiem"
 UNMAPPED_LOG = "ocid1.log.oc1.eu-frankfurt-1.amaaaaaanowhere"
-#: A config as ``oci.config.from_file`` reads one; the key file is never read, the signer replaces it.
-OCI_CONFIG = {
-    "region": "eu-frankfurt-1",
-    "user": "ocid1.user.oc1..trailvault",
-    "tenancy": "ocid1.tenancy.oc1..trailvault",
-    "fingerprint": "00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00",
-    "key_file": "/nonexistent/oci_api_key.pem",
-}
 CONFIG = f"""
 [oci]
 prefix = "/oci"
@@ -63,21 +55,6 @@ def datasafe_schema() -> dict[str, Any]:
     }
 
 
-class BearerSigner(requests.auth.AuthBase):
-    """What the SDK takes as ``signer``: a requests auth, here sending a trailvault token."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def __call__(self, request: Any, enforce_content_headers: bool = True) -> Any:
-        request.headers["Authorization"] = f"Bearer {self.token}"
-        return request
-
-    @property
-    def without_content_headers(self) -> BearerSigner:
-        return self
-
-
 @dataclass
 class Faces:
     server: Server
@@ -85,6 +62,7 @@ class Faces:
     masked_reader: str  # read only in app dbsec
     siem: str  # ingest + read + unmask in app siem
     ids: list[str]  # the Data Safe events, oldest first
+    configs: dict[str, Path]  # each key's OCI config file, by its token
 
     clients: list[Any] = field(default_factory=list)
 
@@ -95,10 +73,9 @@ class Faces:
         return self._kept(oci.loggingingestion.LoggingClient, token or self.siem, "")
 
     def _kept(self, kind: Any, token: str, prefix: str) -> Any:
-        """An SDK client, unchanged but for its endpoint and signer; kept to close its session after the test."""
-        client = kind(
-            OCI_CONFIG, signer=BearerSigner(token), service_endpoint=self.server.url + prefix, retry_strategy=NO_RETRY
-        )
+        """An SDK client from the key's OCI config file, unchanged but for its endpoint; kept to close its session."""
+        config = oci.config.from_file(str(self.configs[token]))
+        client = kind(config, service_endpoint=self.server.url + prefix, retry_strategy=NO_RETRY)
         self.clients.append(client)
         return client
 
@@ -149,12 +126,23 @@ def started_faces(vault: str, folder: Path) -> Iterator[Faces]:
             for channel, suffix in (("datasafe", ""), ("masked", ".masked")):  # ids are unique in an app
                 posts = [NewEvent(e, i + suffix, e["auditEventTime"]) for e, i in zip(events, ids, strict=True)]
                 dbsec.post_many(channel, posts)
+        configs: dict[str, Path] = {}
+
+        def signing_key(name: str, app: str, *scopes: str) -> str:
+            """A key of ``app`` whose OCI public key is registered; its config file signs the SDK's requests."""
+            _, public_pem = oci_identity(folder, name)
+            with trailvault.open_vault(vault, app=app, create=False) as opened:
+                token = opened.create_key(name, scopes, oci_public_key=public_pem)[1]
+            configs[token] = oci_config_file(folder, name)
+            return token
+
         started = Faces(
             running,
-            running.key("read", "unmask", app="dbsec"),
-            running.key("read", app="dbsec"),
-            running.key("ingest", "read", "unmask", app="siem"),
+            signing_key("reader", "dbsec", "read", "unmask"),
+            signing_key("masked-reader", "dbsec", "read"),
+            signing_key("siem", "siem", "ingest", "read", "unmask"),
             ids,
+            configs,
         )
         yield started
         started.close_clients()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,10 @@ from typing import Any
 import oci
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 import trailvault
 from tests.conftest import ACCESS, access_event
-from tests.server.conftest import Server
+from tests.server.conftest import Server, oci_config_file, oci_identity
 
 
 @dataclass
@@ -36,38 +33,10 @@ class OciIdentity:
     key: dict[str, Any]
 
 
-def _config(folder: Path, name: str) -> Path:
-    return folder / f"{name}.config"
-
-
-def _identity(folder: Path, name: str) -> tuple[oci.signer.Signer, str]:
-    """Make a key pair and an OCI config file in ``folder``; return the config's signer and the public PEM."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = folder / f"{name}.pem"
-    encoding, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
-    key_file.write_bytes(private.private_bytes(encoding, pkcs8, serialization.NoEncryption()))
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    fingerprint = ":".join(f"{byte:02x}" for byte in hashlib.md5(der).digest())
-    config_file = _config(folder, name)
-    config_file.write_text(
-        "[DEFAULT]\n"
-        "user=ocid1.user.oc1..aaaaexampleuser\n"
-        f"fingerprint={fingerprint}\n"
-        f"key_file={key_file}\n"
-        "tenancy=ocid1.tenancy.oc1..aaaaexampletenancy\n"
-        "region=us-ashburn-1\n"
-    )
-    config = oci.config.from_file(str(config_file))
-    return oci.signer.Signer.from_config(config), public_pem
-
-
 @pytest.fixture
 def identity(server: Server, tmp_path: Path) -> OciIdentity:
     """A read and ingest key of app ``default`` with a registered OCI public key."""
-    signer, public_pem = _identity(tmp_path, "reader")
+    signer, public_pem = oci_identity(tmp_path, "reader")
     with server.admin() as admin:
         created = admin.post(
             "/v1/keys", json={"name": "oci reader", "scopes": ["read", "ingest"], "oci_public_key": public_pem}
@@ -123,7 +92,7 @@ def test_a_signed_get_acts_as_the_key(server: Server, identity: OciIdentity) -> 
 
 def test_a_signed_post_stores_the_event_in_the_keys_app(server: Server, tmp_path: Path) -> None:
     """A POST with a JSON body signed by the oci SDK posts as the key, in the key's own app."""
-    signer, public_pem = _identity(tmp_path, "billing")
+    signer, public_pem = oci_identity(tmp_path, "billing")
     with trailvault.open_vault(server.vault, app="billing") as vault:
         vault.open("access", ACCESS)
         key, _ = vault.create_key("billing producer", ["ingest", "read"], oci_public_key=public_pem)
@@ -140,10 +109,10 @@ def test_a_signed_post_stores_the_event_in_the_keys_app(server: Server, tmp_path
 
 def test_the_sdks_own_client_signs_requests_trailvault_accepts(server: Server, tmp_path: Path) -> None:
     """oci's BaseClient (what every SDK service client is), configured from its file, GETs and POSTs as the key."""
-    _, public_pem = _identity(tmp_path, "sdk")
+    _, public_pem = oci_identity(tmp_path, "sdk")
     with server.admin() as admin:
         created = admin.post("/v1/keys", json={"name": "sdk", "scopes": ["ingest"], "oci_public_key": public_pem})
-    config = oci.config.from_file(str(_config(tmp_path, "sdk")))
+    config = oci.config.from_file(str(oci_config_file(tmp_path, "sdk")))
     client = oci.base_client.BaseClient(
         "trailvault", config, oci.signer.Signer.from_config(config), {}, service_endpoint=server.url, base_path=""
     )
@@ -180,7 +149,7 @@ def test_a_wrong_signature_is_401(server: Server, identity: OciIdentity) -> None
 
 def test_a_signature_by_an_unregistered_key_is_401(server: Server, tmp_path: Path) -> None:
     """A valid signature by a key pair no API key has registered is refused 401, telling how to register it."""
-    signer, _ = _identity(tmp_path, "stranger")
+    signer, _ = oci_identity(tmp_path, "stranger")
     message = _refused(_send(server, "GET", "/v1/events", signer), server)
     assert "--oci-public-key" in message
 
@@ -244,7 +213,7 @@ def test_a_signed_body_over_the_request_limit_is_413(server: Server, identity: O
 
 def test_the_remote_client_registers_a_public_key(server: Server, tmp_path: Path) -> None:
     """RemoteVault.create_key(oci_public_key=...) registers the key as the local Vault does; its signatures work."""
-    signer, public_pem = _identity(tmp_path, "remote")
+    signer, public_pem = oci_identity(tmp_path, "remote")
     with trailvault.connect(server.url, token=server.admin_token) as remote:
         key, _ = remote.create_key("remote oci", ["read"], oci_public_key=public_pem)
     assert key.oci_fingerprint is not None
