@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from trailvault.core.event import NewEvent
-from trailvault.errors import BatchRejected
+from trailvault.errors import BatchRejected, ChannelNotFound
 from trailvault.workflows.api import VaultAPI
 
-__all__ = ["ImportResult", "ImportedRecord", "RecordProblem", "Refusal", "import_records"]
+__all__ = ["ImportResult", "ImportedRecord", "RecordProblem", "Refusal", "import_records", "open_if_missing"]
 
 
 class ImportedRecord(Protocol):
@@ -63,6 +63,20 @@ class ImportResult:
     refused: list[Refusal] = field(default_factory=list)
 
 
+def open_if_missing(vault: VaultAPI, channel: str, schema: str) -> bool:
+    """Open ``channel`` with ``schema`` (such as ``builtin:datasafe``) unless it exists; True when opened.
+
+    An existing channel is used as it is: its schema (perhaps a later version with
+    more fields) checks the records.
+    """
+    try:
+        vault.channel(channel)
+    except ChannelNotFound:
+        vault.open(channel, schema)
+        return True
+    return False
+
+
 def import_records(
     vault: VaultAPI,
     channel: str,
@@ -84,7 +98,8 @@ def import_records(
     batch: list[ImportedRecord] = []
     for record in records:
         if isinstance(record, RecordProblem):
-            result.refused.append(Refusal(record.position, record.field, record.message))
+            message = f"{record.field}: {record.message}" if record.field else record.message
+            result.refused.append(Refusal(record.position, record.field, message))
             continue
         batch.append(record)
         if len(batch) >= batch_size:
