@@ -77,7 +77,10 @@ def test_two_event_time_fields_are_refused() -> None:
 
 def test_the_event_time_field_wins_over_time() -> None:
     """timestamp_field() names the field marked event_time, before a field called time."""
-    schema = parse_schema([{"name": "time", "type": "TIMESTAMP"}, {"name": "at", "type": "TIMESTAMP", "event_time": True}])
+    schema = parse_schema([
+        {"name": "time", "type": "TIMESTAMP"},
+        {"name": "at", "type": "TIMESTAMP", "event_time": True},
+    ])  # fmt: skip
     assert schema.timestamp_field() == "at"
 
 

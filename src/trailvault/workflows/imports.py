@@ -135,4 +135,3 @@ def _post_batch(vault: VaultAPI, channel: str, batch: list[ImportedRecord], resu
         break
     positions = {record.position: order for order, record in enumerate(batch)}
     result.refused.extend(sorted(refused, key=lambda refusal: positions[refusal.position]))
-

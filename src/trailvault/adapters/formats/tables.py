@@ -78,7 +78,7 @@ def _body_type(schema: Schema, *, csv: bool) -> Any:
 
 
 def _json_names(schema: Schema) -> list[str]:
-    """The JSON fields (top-level only, by the schema's rules): Arrow's reader cannot type them, Python writes their text."""
+    """The JSON fields (top level only, by the schema's rules): Arrow cannot type them, so Python writes their text."""
     return [f.name for f in schema.fields if f.type is FieldType.JSON]
 
 

@@ -173,7 +173,7 @@ class _Scanner:
             self.offset += 1
             return
         if char != '"':
-            raise self._syntax(self.offset, 'expected a key (a string in double quotes)')
+            raise self._syntax(self.offset, "expected a key (a string in double quotes)")
         key = self._value()
         if not self._skip_space() or self.text[self.offset] != ":":
             raise self._syntax(self.offset, 'expected ":" after a key')

@@ -3,9 +3,9 @@
 A field is ``{"name", "type", "mode", "nested": [...]}``; BigQuery's own ``"fields"``
 key for children and ``"description"`` are accepted too, plus trailvault's keys
 ``"index"``, ``"sensitive"``, ``"time_formats"``, ``"epoch_unit"``, ``"enum"`` (the
-values a STRING may take) and ``"event_time"`` (what ``Schema.to_document`` writes). Types and modes are case-insensitive; BigQuery's
-aliases INT64, FLOAT64, BOOL and STRUCT are understood. Any other key is refused,
-so a typo such as ``"mdoe"`` cannot silently make a field NULLABLE.
+values a STRING may take) and ``"event_time"`` (what ``Schema.to_document`` writes).
+Types and modes are case-insensitive; BigQuery's aliases INT64, FLOAT64, BOOL and
+STRUCT are understood. Any other key is refused, so a typo such as ``"mdoe"`` cannot silently make a field NULLABLE.
 """
 
 from __future__ import annotations

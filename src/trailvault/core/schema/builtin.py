@@ -29,6 +29,10 @@ def _field(name: str, kind: str = "STRING", mode: str = "NULLABLE", **more: Any)
     return {"name": name, "type": kind, "mode": mode, **more}
 
 
+_AUDIT_TYPES = [
+    "STANDARD", "FINE_GRAINED", "XS", "DATABASE_VAULT", "LABEL_SECURITY", "RMAN", "DATAPUMP", "DIRECT_PATH_API",
+]  # fmt: skip
+
 _DATASAFE_FIELDS = [
     _field("compartmentId", description="OCID of the compartment Data Safe collected the event in"),
     _field("dbUserName"),
@@ -64,13 +68,7 @@ _DATASAFE_FIELDS = [
     _field("osTerminal"),
     _field("clientId"),
     _field("auditPolicies"),
-    _field(
-        "auditType",
-        enum=[
-            "STANDARD", "FINE_GRAINED", "XS", "DATABASE_VAULT",
-            "LABEL_SECURITY", "RMAN", "DATAPUMP", "DIRECT_PATH_API",
-        ],
-    ),  # fmt: skip
+    _field("auditType", enum=_AUDIT_TYPES),
     _field("externalUserId"),
     _field("targetUser"),
     _field("peerTargetDatabaseKey", "INTEGER"),

@@ -217,7 +217,9 @@ def _check_fields(fields: tuple[Field, ...], prefix: str, *, inside_repeated: bo
         _check_fields(f.fields, f"{path}.", inside_repeated=inside_repeated or f.mode is Mode.REPEATED)
         if prefix and (f.event_time or f.type is FieldType.JSON):
             what = '"event_time"' if f.event_time else "a JSON field"
-            raise InvalidSchema(f"{path}: {what} must sit at the top level of the schema, not inside a RECORD", field=path)
+            raise InvalidSchema(
+                f"{path}: {what} must sit at the top level of the schema, not inside a RECORD", field=path
+            )
 
 
 def _check_field(f: Field, path: str, *, inside_repeated: bool) -> None:
@@ -268,7 +270,9 @@ def _check_event_time(fields: tuple[Field, ...]) -> None:
         )
     for f in marked:
         if f.type is not FieldType.TIMESTAMP or f.mode is Mode.REPEATED:
-            raise InvalidSchema(f'{f.name}: "event_time" needs a single TIMESTAMP field (this is {f.mode} {f.type})', field=f.name)
+            raise InvalidSchema(
+                f'{f.name}: "event_time" needs a single TIMESTAMP field (this is {f.mode} {f.type})', field=f.name
+            )
 
 
 def _check_index(f: Field, path: str, *, inside_repeated: bool) -> None:

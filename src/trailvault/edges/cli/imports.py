@@ -77,9 +77,7 @@ def datasafe(session: Session, source: str, channel: str, batch_size: int) -> No
             )
         else:
             with _open(source) as stream:
-                result = import_records(
-                    vault, channel, read_datasafe(stream), batch_size=batch_size, on_batch=advance
-                )
+                result = import_records(vault, channel, read_datasafe(stream), batch_size=batch_size, on_batch=advance)
     finally:
         progress.stop()
     for refusal in result.refused:
@@ -91,7 +89,7 @@ def datasafe(session: Session, source: str, channel: str, batch_size: int) -> No
 
 def _open(path: str) -> BinaryIO:
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
+        return open(path, "rb")  # closed by the caller's with
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         raise InvalidInput(f"FILE: cannot read {path} ({reason}); check the path", field="FILE") from None
