@@ -147,6 +147,10 @@ def test_a_record_without_id_or_not_an_object_is_a_problem_and_broken_json_stops
         read('{"data": {"items": [\n{"id": "a"},\n{"id": ]}}')
     with pytest.raises(InvalidInput, match="input: line 1: the input ends inside a document"):
         read('{"data": {"items": [{"id": "a"}')
+    with pytest.raises(InvalidInput, match='input: line 2: expected "," or "]" after an item'):
+        read('[{"id": "a"}\n {"id": "b"}]')
+    with pytest.raises(InvalidInput, match="not UTF-8 text"):
+        list(read_datasafe(io.BytesIO(b'[{"id": "\xff"}]')))
 
 
 def test_a_large_document_is_read_one_record_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:

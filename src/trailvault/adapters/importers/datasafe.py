@@ -88,12 +88,13 @@ def _record(value: Any, position: str) -> DatasafeRecord | RecordProblem:
 class _Frame:
     """An open array of records (``item`` counts them) or an open wrapper object."""
 
-    __slots__ = ("item", "key", "records")
+    __slots__ = ("after_value", "item", "key", "records")
 
     def __init__(self, *, records: bool, key: str | None = None) -> None:
         self.records = records
         self.key = key
         self.item = 0
+        self.after_value = False  # a comma or the closing bracket must come next
 
 
 class _Scanner:
@@ -158,8 +159,14 @@ class _Scanner:
             self.offset += 1
             self.stack.pop()
         elif char == ",":
+            if not frame.after_value:
+                raise self._syntax(self.offset, 'expected a value before ","')
             self.offset += 1
+            frame.after_value = False
+        elif frame.after_value:
+            raise self._syntax(self.offset, 'expected "," or "]" after an item')
         else:
+            frame.after_value = True
             frame.item += 1
             where = self._position(self.offset)
             yield f"document {self.document}, item {frame.item} ({where})", self._value()
@@ -240,7 +247,10 @@ class _Scanner:
             return False
         chunk = self.stream.read(_CHUNK)
         self.eof = not chunk
-        text = self.utf8.decode(chunk, final=self.eof)
+        try:
+            text = self.utf8.decode(chunk, final=self.eof)
+        except UnicodeDecodeError:
+            raise self._syntax(len(self.text), "not UTF-8 text; export the events as JSON in UTF-8") from None
         if self.eof and not text:
             return False
         self._position(self.offset)
