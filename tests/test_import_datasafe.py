@@ -201,6 +201,18 @@ def test_refused_records_are_named_and_nothing_of_them_is_stored(vault: Vault) -
     assert sorted(e.id for e in vault.iter_events(channel="audit")) == sorted(IDS[:2])
 
 
+def test_an_id_kept_with_another_body_is_refused_by_name_and_the_rest_stored(vault: Vault) -> None:
+    """Re-importing an event whose body changed is an IdConflict for that record only, not the batch."""
+    vault.open("audit", "datasafe")
+    import_records(vault, "audit", read(json.dumps([rest(EVENTS[0])])))
+    changed = {**rest(EVENTS[0]), "dbUserName": "OTHER"}
+    result = import_records(vault, "audit", read(json.dumps([rest(EVENTS[1]), changed, rest(EVENTS[0])])))
+    assert (result.imported, result.duplicates) == (1, 1)
+    assert [(r.position, r.field) for r in result.refused] == [("document 1, item 2 (line 1)", "id")]
+    assert "is taken in this app" in result.refused[0].message
+    assert vault.get(IDS[0]).body["dbUserName"] == "SYS"
+
+
 def test_an_unknown_enum_value_from_the_sdk_is_refused(vault: Vault) -> None:
     """The SDK turns a value it does not know into UNKNOWN_ENUM_VALUE; the channel refuses it by name."""
     vault.open("audit", "datasafe")

@@ -6,7 +6,8 @@ event id, its body and where it was read, or a problem with where it was read.
 importing the same file twice stores each event once (the second time as
 duplicates). A batch is all or nothing in the vault; when some of its records are
 refused, they are set aside, named with their position and field, and the rest of
-the batch is posted again, so a refused record is never stored, not even in part.
+the batch is posted again, so a refused record is never stored, not even in part. A
+record whose id is kept already with another body (IdConflict) is refused the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from trailvault.core.event import NewEvent
-from trailvault.errors import BatchRejected, ChannelNotFound
+from trailvault.errors import BatchRejected, ChannelNotFound, IdConflict, InvalidInput
 from trailvault.workflows.api import VaultAPI
 
 __all__ = ["ImportResult", "ImportedRecord", "RecordProblem", "Refusal", "import_records", "open_if_missing"]
@@ -95,12 +96,8 @@ def import_records(
     batches stored stays stored, and importing again completes it.
     """
     result = ImportResult()
-    batch: list[ImportedRecord] = []
+    batch: list[ImportedRecord | RecordProblem] = []
     for record in records:
-        if isinstance(record, RecordProblem):
-            message = f"{record.field}: {record.message}" if record.field else record.message
-            result.refused.append(Refusal(record.position, record.field, message))
-            continue
         batch.append(record)
         if len(batch) >= batch_size:
             _post_batch(vault, channel, batch, result)
@@ -114,9 +111,17 @@ def import_records(
     return result
 
 
-def _post_batch(vault: VaultAPI, channel: str, batch: list[ImportedRecord], result: ImportResult) -> None:
-    pending = batch
+def _post_batch(
+    vault: VaultAPI, channel: str, batch: list[ImportedRecord | RecordProblem], result: ImportResult
+) -> None:
+    pending: list[ImportedRecord] = []
     refused: list[Refusal] = []
+    for record in batch:
+        if isinstance(record, RecordProblem):
+            message = f"{record.field}: {record.message}" if record.field else record.message
+            refused.append(Refusal(record.position, record.field, message))
+        else:
+            pending.append(record)
     # Each round sets aside at least one record, so this ends.
     while pending:
         try:
@@ -130,8 +135,28 @@ def _post_batch(vault: VaultAPI, channel: str, batch: list[ImportedRecord], resu
                     refused.append(Refusal(pending[index].position, error.field, error.message))
             pending = [record for index, record in enumerate(pending) if index not in failed]
             continue
+        except IdConflict:
+            # An id kept with another body fails the whole batch without saying which
+            # record; one at a time, each tells.
+            _post_one_by_one(vault, channel, pending, result, refused)
+            break
         result.duplicates += sum(1 for p in posted if p.duplicate)
         result.imported += sum(1 for p in posted if not p.duplicate)
         break
     positions = {record.position: order for order, record in enumerate(batch)}
     result.refused.extend(sorted(refused, key=lambda refusal: positions[refusal.position]))
+
+
+def _post_one_by_one(
+    vault: VaultAPI, channel: str, records: list[ImportedRecord], result: ImportResult, refused: list[Refusal]
+) -> None:
+    for record in records:
+        try:
+            posted = vault.post(channel, record.body, id=record.id)
+        except (IdConflict, InvalidInput) as error:
+            refused.append(Refusal(record.position, error.field, error.message))
+            continue
+        if posted.duplicate:
+            result.duplicates += 1
+        else:
+            result.imported += 1

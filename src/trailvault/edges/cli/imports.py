@@ -62,13 +62,17 @@ def datasafe(session: Session, source: str, channel: str, batch_size: int) -> No
     vault = session.vault()
     open_if_missing(vault, channel, "builtin:datasafe")
     progress = LazyProgress()
-    done = 0
+    done = named = 0
 
     def advance(result: ImportResult) -> None:
-        nonlocal done
+        nonlocal done, named
         total = result.imported + result.duplicates + len(result.refused)
         progress.advance(total - done)
         done = total
+        # Named as they come, so a long import shows its refusals before it ends.
+        for refusal in result.refused[named:]:
+            progress.echo(f"trailvault: refused: {refusal.position}: {refusal.message}")
+        named = len(result.refused)
 
     try:
         if source == "-":
@@ -80,8 +84,6 @@ def datasafe(session: Session, source: str, channel: str, batch_size: int) -> No
                 result = import_records(vault, channel, read_datasafe(stream), batch_size=batch_size, on_batch=advance)
     finally:
         progress.stop()
-    for refusal in result.refused:
-        click.echo(f"trailvault: refused: {refusal.position}: {refusal.message}", err=True)
     emit_line({"imported": result.imported, "duplicates": result.duplicates, "refused": len(result.refused)})
     if result.refused:
         raise click.exceptions.Exit(1)

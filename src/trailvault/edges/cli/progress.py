@@ -41,6 +41,13 @@ class LazyProgress:
         rate = self._done / max(time.monotonic() - self._started, 1e-9)
         self._bar.update(self._task, completed=self._done, rate=f"{rate:,.0f} events/s")
 
+    def echo(self, line: str) -> None:
+        """Write a line to stderr, above the bar when it shows."""
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            sys.stderr.write(line + "\n")
+
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
