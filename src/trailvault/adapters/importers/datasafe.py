@@ -108,6 +108,8 @@ class _Scanner:
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
+        # read1 answers with what a pipe has now, so records flow as a producer writes them.
+        self._read = getattr(stream, "read1", stream.read)
         self.utf8 = codecs.getincrementaldecoder("utf-8")()
         self.json = json.JSONDecoder()
         self.text = ""
@@ -245,7 +247,7 @@ class _Scanner:
         """Read the next chunk, dropping what was read before the offset; False at the end."""
         if self.eof:
             return False
-        chunk = self.stream.read(_CHUNK)
+        chunk = self._read(_CHUNK)
         self.eof = not chunk
         try:
             text = self.utf8.decode(chunk, final=self.eof)
