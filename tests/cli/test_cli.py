@@ -349,6 +349,39 @@ def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
     assert b"events" in shown and b"events/s" in shown
 
 
+@pytest.mark.system
+def test_import_shows_a_progress_bar_on_a_terminal_for_slow_stdin(tmp_path: Path) -> None:
+    """trailvault import datasafe - shows its progress bar on a terminal while records keep coming."""
+    run_cli("init", vault=tmp_path / "vault")
+    leader, follower = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
+    env.update({"TRAILVAULT_VAULT": str(tmp_path / "vault"), "COLUMNS": "100", "TERM": "xterm"})
+    process = subprocess.Popen(
+        [str(CLI), "import", "datasafe", "-", "--batch-size", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    assert process.stdin is not None
+    shown, sent, deadline = b"", 0, time.monotonic() + 30
+    while b"events/s" not in shown and time.monotonic() < deadline:
+        record = {"id": f"ev{sent}", "targetId": "t", "targetName": "db", "databaseType": "AUTONOMOUS_DATABASE",
+                  "auditEventTime": "2023-01-16T18:40:26Z", "isAlerted": False}  # fmt: skip
+        process.stdin.write(json.dumps(record) + "\n")
+        process.stdin.flush()
+        sent += 1
+        ready, _, _ = select.select([leader], [], [], 0.3)
+        if ready:
+            shown += os.read(leader, 65536)
+    process.stdin.close()
+    assert process.stdout is not None
+    with process.stdout:
+        out = process.stdout.read()
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert json.loads(out) == {"imported": sent, "duplicates": 0, "refused": 0}
+    assert b"events/s" in shown
+
+
 def test_no_progress_bar_in_a_pipe(opened: Path) -> None:
     """In a pipe, stderr stays clean."""
     result = run_cli("post", "myindex", "-", stdin='{"company": "a"}\n', vault=opened)

@@ -152,6 +152,6 @@ def test_every_refused_difference_is_listed() -> None:
         "schema change refused: amount: type FLOAT -> STRING; "
         "vat: a new field must be NULLABLE (it is REQUIRED). "
         "Only adding NULLABLE fields is allowed (also turning on index, sensitive or additional_fields, "
-        "and changing descriptions); open a new channel for other changes",
+        "changing descriptions and adding enum values); open a new channel for other changes",
         "amount",
     )

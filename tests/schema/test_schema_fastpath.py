@@ -23,6 +23,7 @@ LEAVES: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.FLOAT: st.floats(allow_nan=True, allow_infinity=True),
     FieldType.BOOLEAN: st.booleans(),
     FieldType.TIMESTAMP: CANONICAL_TIMES,
+    FieldType.JSON: JSON,
 }
 
 
@@ -47,6 +48,8 @@ def nearly_valid(fields: tuple[Field, ...], data: st.DataObject, depth: int = 0)
 def _value(f: Field, data: st.DataObject, depth: int) -> Any:
     if f.type is FieldType.RECORD:
         return nearly_valid(f.fields, data, depth + 1)
+    if f.allowed and data.draw(st.booleans()):
+        return data.draw(st.sampled_from(f.allowed))
     leaf = LEAVES[f.type] | JSON if data.draw(st.integers(0, 5)) == 0 else LEAVES[f.type]
     return data.draw(leaf)
 

@@ -42,7 +42,7 @@ def test_public_names() -> None:
 def test_enum_values_are_upper_case_names() -> None:
     """FieldType and Mode values are their upper-case names."""
     assert ([t.value for t in FieldType], [m.value for m in Mode]) == (
-        ["STRING", "INTEGER", "FLOAT", "BOOLEAN", "TIMESTAMP", "RECORD"],
+        ["STRING", "INTEGER", "FLOAT", "BOOLEAN", "TIMESTAMP", "RECORD", "JSON"],
         ["NULLABLE", "REQUIRED", "REPEATED"],
     )
 

@@ -95,7 +95,7 @@ def test_unknown_type_names_path_and_choices() -> None:
     """An unknown type inside a RECORD names the dotted path and the valid types."""
     document = [{"name": "taxes", "type": "RECORD", "nested": [{"name": "taxrate", "type": "FLAOT"}]}]
     assert refusal(document) == (
-        'taxes.taxrate: unknown type "FLAOT"; use one of STRING, INTEGER, FLOAT, BOOLEAN, TIMESTAMP, RECORD'
+        'taxes.taxrate: unknown type "FLAOT"; use one of STRING, INTEGER, FLOAT, BOOLEAN, TIMESTAMP, RECORD, JSON'
     )
 
 

@@ -11,7 +11,8 @@ from trailvault.core.schema import Field, FieldType, Mode, Schema, evolve, parse
 from trailvault.errors import InvalidSchema, ValidationFailed
 
 NAMES = st.from_regex(r"[A-Za-z_@][A-Za-z0-9_@-]{0,12}", fullmatch=True)
-LEAF_TYPES = st.sampled_from([t for t in FieldType if t is not FieldType.RECORD])
+LEAF_TYPES = st.sampled_from([t for t in FieldType if t not in (FieldType.RECORD, FieldType.JSON)])
+ENUMS = st.lists(st.sampled_from(["A", "B", "SUCCESS", "x y"]), max_size=3, unique=True).map(tuple)
 TIME_FORMATS = st.lists(
     st.sampled_from(["strict_date_optional_time", "epoch_millis", "epoch_second", "YYYY-MM-dd HH:mm:ss.SSSZ"]),
     max_size=2,
@@ -38,6 +39,8 @@ def fields(draw: st.DrawFn, depth: int = 0, inside_repeated: bool = False) -> Fi
         children_inside_repeated = inside_repeated or mode is Mode.REPEATED
         children = draw(st.lists(fields(depth + 1, children_inside_repeated), min_size=1, max_size=4))
         return Field(name, FieldType.RECORD, mode, unique_by_case(children), **common)
+    if depth == 0 and mode is not Mode.REPEATED and draw(st.integers(0, 5)) == 0:
+        return Field(name, FieldType.JSON, mode, **common)
     field_type = draw(LEAF_TYPES)
     can_index = not inside_repeated and mode is not Mode.REPEATED
     index = can_index and draw(st.booleans())
@@ -45,7 +48,8 @@ def fields(draw: st.DrawFn, depth: int = 0, inside_repeated: bool = False) -> Fi
         formats = draw(TIME_FORMATS)
         unit = draw(st.sampled_from(["s", "ms"]))
         return Field(name, field_type, mode, index=index, time_formats=formats, epoch_unit=unit, **common)
-    return Field(name, field_type, mode, index=index, **common)
+    allowed = draw(ENUMS) if field_type is FieldType.STRING else ()
+    return Field(name, field_type, mode, index=index, allowed=allowed, **common)
 
 
 schemas = st.builds(

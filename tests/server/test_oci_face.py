@@ -8,6 +8,7 @@ so every request is signed by the SDK's own signer. Raw HTTP checks use bearer t
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import pytest
 import trailvault
 from tests.server.conftest import Server, oci_config_file, oci_identity, start_server
 from trailvault import NewEvent
+from trailvault.core.schema.builtin import BUILTIN_SCHEMAS
 
 COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaadbsec"
 MASKED_COMPARTMENT = "ocid1.compartment.oc1..aaaaaaaamasked"
@@ -38,21 +40,8 @@ NO_RETRY = oci.retry.NoneRetryStrategy()
 
 
 def datasafe_schema() -> dict[str, Any]:
-    """A channel schema holding AuditEventSummary's fields in their REST spelling (camelCase).
-
-    Derived from the SDK's model; ``id`` and ``timeCollected`` are the envelope's, and the
-    map-typed tags are left out (no schema type holds a map). Swap for the built-in
-    ``datasafe`` schema once it lands.
-    """
-    model = oci.data_safe.models.AuditEventSummary()
-    kinds = {"str": "STRING", "datetime": "TIMESTAMP", "bool": "BOOLEAN", "int": "INTEGER"}
-    return {
-        "fields": [
-            {"name": model.attribute_map[name], "type": kinds[kind]}
-            for name, kind in model.swagger_types.items()
-            if kind in kinds and name not in ("id", "time_collected")
-        ]
-    }
+    """The built-in ``datasafe`` schema's document (a copy: a test may mark a field sensitive)."""
+    return copy.deepcopy(BUILTIN_SCHEMAS["datasafe"])
 
 
 @dataclass
@@ -94,6 +83,7 @@ def audit_event(number: int) -> dict[str, Any]:
     return {
         "compartmentId": COMPARTMENT,
         "dbUserName": ["SYS", "ADMIN", "APP"][number % 3],
+        "targetId": "ocid1.datasafetargetdatabase.oc1..aaaaaaaaep71pod",
         "targetName": "ep71pod",
         "databaseType": "AUTONOMOUS_DATABASE",
         "auditEventTime": moment.isoformat(),
@@ -441,6 +431,7 @@ def test_put_logs_refuses_what_oci_requires_naming_the_field(
 
 def test_an_entry_over_one_megabyte_stores_nothing_of_the_request(faces: Faces) -> None:
     """An entry whose data is over 1 MB is a 400 naming it, and the valid entry beside it is not stored."""
+    faces.logging().put_logs(LOG, put_logs_details([{"data": "before", "id": "big-0"}]))  # the channel exists
     entries = [{"data": "fine", "id": "big-1"}, {"data": "x" * 1_000_001, "id": "big-2"}]
     with pytest.raises(oci.exceptions.ServiceError) as refused:
         faces.logging().put_logs(LOG, put_logs_details(entries))

@@ -11,9 +11,31 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from trailvault.core.jsontext import decode_json
+from trailvault.core.schema.builtin import BUILTIN_PREFIX, BUILTIN_SCHEMAS
 from trailvault.errors import InvalidSchema
 
-__all__ = ["read_json_document"]
+__all__ = ["read_json_document", "read_schema_document"]
+
+
+def read_schema_document(location: str | Path) -> Any:
+    """Return the schema document ``location`` names: a built-in schema, or a file's JSON.
+
+    ``builtin:NAME`` always names a built-in schema (core/schema/builtin.py); a bare
+    NAME of a built-in (``datasafe``) names it too when no file of that name exists
+    here, so a file always wins over a bare name. A Path is always a file. Anything
+    else is read by :func:`read_json_document`. An unknown built-in raises InvalidSchema
+    listing the names.
+    """
+    if isinstance(location, str):
+        if location.startswith(BUILTIN_PREFIX):
+            name = location[len(BUILTIN_PREFIX) :]
+            if name not in BUILTIN_SCHEMAS:
+                known = ", ".join(f"{BUILTIN_PREFIX}{known}" for known in BUILTIN_SCHEMAS)
+                raise InvalidSchema(f'schema: no built-in schema "{name}"; use one of {known}', field="schema")
+            return BUILTIN_SCHEMAS[name]
+        if location in BUILTIN_SCHEMAS and not Path(location).exists():
+            return BUILTIN_SCHEMAS[location]
+    return read_json_document(location, field="schema")
 
 
 def read_json_document(location: str | Path, *, field: str) -> Any:

@@ -54,8 +54,10 @@ class VaultAPI(Protocol):
     def open(self, channel: str, schema: SchemaSource | None = None) -> bool:
         """Create the channel, or confirm it exists; return True (Platform 6's ``open``).
 
-        ``schema`` is a ``file:`` URI, a path or URL, or the parsed document (a
-        BigQuery-style list, an Elasticsearch mapping, or ``{"fields": [...]}``).
+        ``schema`` is a ``file:`` URI, a path or URL, the parsed document (a
+        BigQuery-style list, an Elasticsearch mapping, or ``{"fields": [...]}``), or a
+        built-in schema's name: ``builtin:datasafe`` always, a bare ``datasafe`` when no
+        file of that name exists (a remote vault sends the built-in's document).
         Opening again with the same schema changes nothing; a schema that only adds
         NULLABLE fields (or turns on ``index``/``sensitive``) becomes a new version;
         any other change raises SchemaChangeRefused. Without a schema the channel

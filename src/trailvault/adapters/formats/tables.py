@@ -3,7 +3,8 @@
 Parquet: ``id``, ``app``, ``channel``, ``body_sha256`` strings, ``time`` and
 ``received`` ``timestamp[us, UTC]``, ``seq`` int64, ``body_nulls`` list<string>, and
 ``body`` a struct of the schema's fields (RECORD a struct, REPEATED a list,
-TIMESTAMP ``timestamp[us, UTC]``, INTEGER int64, FLOAT double, BOOLEAN bool);
+TIMESTAMP ``timestamp[us, UTC]``, INTEGER int64, FLOAT double, BOOLEAN bool, JSON
+the value's JSON text);
 ``body_additional`` (JSON text) when the schema lets in other fields. A free-form channel
 (a schema naming no field) has no typed column to give: its ``body`` is the body's JSON
 text, nulls and all, and ``body_nulls`` is empty (null for a redacted body, as elsewhere).
@@ -51,6 +52,7 @@ __all__ = ["CsvWriter", "ParquetWriter", "empty_table", "flatten", "is_timestamp
 
 _SCALARS = {
     FieldType.STRING: "string",
+    FieldType.JSON: "string",
     FieldType.INTEGER: "int64",
     FieldType.FLOAT: "float64",
     FieldType.BOOLEAN: "bool",
@@ -73,6 +75,11 @@ def _body_type(schema: Schema, *, csv: bool) -> Any:
     if _free_form(schema):
         return pa.string()
     return pa.struct([pa.field(f.name, _field_type(f, csv=csv)) for f in schema.fields])
+
+
+def _json_names(schema: Schema) -> list[str]:
+    """The JSON fields (top level only, by the schema's rules): Arrow cannot type them, so Python writes their text."""
+    return [f.name for f in schema.fields if f.type is FieldType.JSON]
 
 
 def _row_schema(schema: Schema, *, csv: bool) -> Any:
@@ -133,11 +140,13 @@ class _ArrowWriter:
         self.path = path
         self._schema = schema
         self._final = _row_schema(schema, csv=self.csv)
+        self._json = _json_names(schema)
         self._parse = (
             None
             if _free_form(schema)
             else pa_json.ParseOptions(
-                explicit_schema=pa.schema(list(_body_type(schema, csv=False))), unexpected_field_behavior="ignore"
+                explicit_schema=pa.schema([f for f in _body_type(schema, csv=False) if f.name not in self._json]),
+                unexpected_field_behavior="ignore",
             )
         )
         self._writer: Any = None
@@ -164,10 +173,13 @@ class _ArrowWriter:
         filled = texts.fill_null("{}") if texts.null_count else texts
         data = _values_buffer(filled)
         body = self._parse_bodies(data, count)
+        if self._json:
+            body = self._with_json(body, filled)
         # Only a body that holds a null or an empty record needs a look from Python. When the
         # parsed page has no null anywhere, none can (an empty record parses as nulls, and the
-        # schema admits no other field); else one scan of the page's text tells.
-        if (self._schema.additional_fields or _has_null(body)) and _may_hold_nulls(data.to_pybytes()):
+        # schema admits no other field); else one scan of the page's text tells. A JSON
+        # field's text hides its nulls from Arrow, so its bodies are always looked at.
+        if (self._schema.additional_fields or self._json or _has_null(body)) and _may_hold_nulls(data.to_pybytes()):
             nulls = [None if text is None else _nulls_of(text) for text in texts.to_pylist()]
             body_nulls = (
                 pa.array([json_text(n) for n in nulls], pa.string())
@@ -223,6 +235,18 @@ class _ArrowWriter:
         return pa.StructArray.from_arrays(
             [parsed.column(name).combine_chunks() for name in parsed.column_names], names=parsed.column_names
         )
+
+    def _with_json(self, parsed: Any, texts: Any) -> Any:
+        """The body struct with each JSON field's column (its value's JSON text) in its declared place."""
+        bodies = [orjson.loads(text) for text in texts.to_pylist()]
+        columns = []
+        for f in self._schema.fields:
+            if f.type is FieldType.JSON:
+                values = [body.get(f.name) if isinstance(body, dict) else None for body in bodies]
+                columns.append(pa.array([None if v is None else json_text(v) for v in values], pa.string()))
+            else:
+                columns.append(parsed.field(f.name))
+        return pa.StructArray.from_arrays(columns, names=[f.name for f in self._schema.fields])
 
     def _write(self, table: Any) -> None:
         raise NotImplementedError
@@ -436,6 +460,7 @@ class _BodyShape:
         # CSV keeps REPEATED fields as JSON text; only a schema with TIMESTAMP fields
         # has datetimes to turn back into text.
         self.repeated = list(repeated_paths(schema.fields)) if csv else []
+        self.repeated += [(name,) for name in _json_names(schema)]
         self.times = _holds_timestamps(schema.fields)
 
     def body(self, read: dict[str, Any] | str | None, nulls: list[str] | str | None, additional: str | None) -> Any:

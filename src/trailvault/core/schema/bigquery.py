@@ -2,10 +2,10 @@
 
 A field is ``{"name", "type", "mode", "nested": [...]}``; BigQuery's own ``"fields"``
 key for children and ``"description"`` are accepted too, plus trailvault's keys
-``"index"``, ``"sensitive"``, ``"time_formats"`` and ``"epoch_unit"`` (what
-``Schema.to_document`` writes). Types and modes are case-insensitive; BigQuery's
-aliases INT64, FLOAT64, BOOL and STRUCT are understood. Any other key is refused,
-so a typo such as ``"mdoe"`` cannot silently make a field NULLABLE.
+``"index"``, ``"sensitive"``, ``"time_formats"``, ``"epoch_unit"``, ``"enum"`` (the
+values a STRING may take) and ``"event_time"`` (what ``Schema.to_document`` writes).
+Types and modes are case-insensitive; BigQuery's aliases INT64, FLOAT64, BOOL and
+STRUCT are understood. Any other key is refused, so a typo such as ``"mdoe"`` cannot silently make a field NULLABLE.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _ALIASES = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT":
 _DECIMAL_TYPES = {"NUMERIC", "BIGNUMERIC", "DECIMAL", "BIGDECIMAL"}
 _KEYS = (
     "name", "type", "mode", "nested", "fields", "description",
-    "index", "sensitive", "time_formats", "epoch_unit",
+    "index", "sensitive", "time_formats", "epoch_unit", "enum", "event_time",
 )  # fmt: skip
 _TYPES = ", ".join(FieldType)
 _MODES = ", ".join(Mode)
@@ -66,6 +66,8 @@ def _parse_field(item: Any, prefix: str, position: int) -> Field:
         description=_parse_description(item.get("description"), path),
         time_formats=_parse_time_formats(item.get("time_formats"), path),
         epoch_unit=_parse_epoch_unit(item.get("epoch_unit"), path),
+        allowed=_parse_enum(item.get("enum"), path),
+        event_time=_parse_flag(item, "event_time", path),
     )
 
 
@@ -110,6 +112,14 @@ def _parse_time_formats(value: Any, path: str) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list) or not all(isinstance(fmt, str) for fmt in value):
         raise InvalidSchema(f'{path}: "time_formats" must be a list of strings', field=path)
+    return tuple(value)
+
+
+def _parse_enum(value: Any, path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
+        raise InvalidSchema(f'{path}: "enum" must be a non-empty list of strings', field=path)
     return tuple(value)
 
 

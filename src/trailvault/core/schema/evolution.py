@@ -3,8 +3,11 @@
 Events already kept must stay valid under every later version of their channel's
 schema, and readers must keep finding the values they found before. So a new
 version may only add NULLABLE fields (at any depth, also inside REPEATED records),
-turn ``index``, ``sensitive`` or ``additional_fields`` on, reorder fields, or
-change descriptions. Everything else is refused, listing every refused difference.
+turn ``index``, ``sensitive`` or ``additional_fields`` on, reorder fields, change
+descriptions, add values to an enum or lift it. Removing an enum value (or
+putting an enum on a field that had none) is refused, since a kept event may hold
+the value; so is moving ``event_time``, which says what every kept event's time
+was read from. Everything else is refused, listing every refused difference.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ __all__ = ["evolve"]
 
 _ALLOWED = (
     "Only adding NULLABLE fields is allowed (also turning on index, sensitive or additional_fields, "
-    "and changing descriptions); open a new channel for other changes"
+    "changing descriptions and adding enum values); open a new channel for other changes"
 )
 
 
@@ -66,6 +69,14 @@ def _compare_field(before: Field, after: Field, path: str, refused: list[tuple[s
         shown_before = "||".join(before.time_formats) or "RFC 3339"
         shown_after = "||".join(after.time_formats) or "RFC 3339"
         refused.append((path, f"time_formats {shown_before} -> {shown_after}"))
+    if before.event_time != after.event_time:
+        refused.append((path, f"event_time turned {'on' if after.event_time else 'off'}"))
+    if after.allowed and not before.allowed:
+        refused.append((path, "enum added (kept events may hold other values)"))
+    elif after.allowed:
+        removed = [value for value in before.allowed if value not in after.allowed]
+        if removed:
+            refused.append((path, f"enum values removed: {', '.join(removed)} (kept events may hold them)"))
     if before.epoch_unit != after.epoch_unit:
         refused.append((path, f"epoch_unit {before.epoch_unit} -> {after.epoch_unit}"))
     if before.type is FieldType.RECORD and after.type is FieldType.RECORD:

@@ -10,7 +10,8 @@ runs and produces normalisation or the error messages. So the fast path can only
 ever be stricter than the validator, never more lenient (a property test checks it).
 
 Field names enter the source only through ``repr()``, which yields a valid string
-literal for any text; nothing else from a schema is written into the source.
+literal for any text; an enum's allowed values are passed in as a set bound to a
+generated name; nothing else from a schema is written into the source.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names = 0
+        # Values the source refers to by name (sets of allowed values), never written into it.
+        self.constants: dict[str, Any] = {}
 
     def line(self, depth: int, text: str) -> None:
         self.lines.append(_INDENT * depth + text)
@@ -68,6 +71,7 @@ def compile_fast_path(fields: tuple[Field, ...]) -> Callable[[Any], bool]:
         "INT_MAX": _INT64_MAX,
         "INF": math.inf,
         "canonical_time": _canonical_time,
+        **writer.constants,
     }
     exec(compile("\n".join(writer.lines), "<trailvault fast path>", "exec"), namespace)
     fast: Callable[[Any], bool] = namespace["fast"]
@@ -108,6 +112,10 @@ def _record(writer: _Writer, depth: int, record: str, fields: tuple[Field, ...])
 def _value(writer: _Writer, depth: int, value: str, field: Field) -> None:
     """Write the check of one present, non-null value (or list element)."""
     kind = field.type
+    if kind is FieldType.JSON:
+        # Plain JSON needs a walk through the value: the full validator does it.
+        writer.line(depth, "return False")
+        return
     if kind is FieldType.RECORD:
         writer.line(depth, f"if type({value}) is not dict:")
         writer.line(depth + 1, "return False")
@@ -121,6 +129,10 @@ def _value(writer: _Writer, depth: int, value: str, field: Field) -> None:
         FieldType.FLOAT: f"type({value}) is not float or not -INF < {value} < INF",
         FieldType.TIMESTAMP: f"type({value}) is not str or not canonical_time({value})",
     }[kind]
+    if field.allowed:
+        allowed = writer.fresh("allowed")
+        writer.constants[allowed] = frozenset(field.allowed)
+        condition = f"type({value}) is not str or {value} not in {allowed}"
     if kind is FieldType.TIMESTAMP and field.time_formats:
         # A canonical text may not match the field's own formats: let the full validator judge.
         condition = "True"

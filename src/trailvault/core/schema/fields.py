@@ -18,6 +18,8 @@ class FieldType(enum.StrEnum):
     BOOLEAN = "BOOLEAN"
     TIMESTAMP = "TIMESTAMP"
     RECORD = "RECORD"
+    #: Any JSON value kept as it is (an object of free-form keys, such as OCI's tags).
+    JSON = "JSON"
 
 
 class Mode(enum.StrEnum):
@@ -33,7 +35,9 @@ class Field:
     """One field of a channel schema; ``fields`` holds the children of a RECORD.
 
     ``time_formats`` lists Elasticsearch date formats (empty means RFC 3339) and
-    ``epoch_unit`` says what a bare number means for a TIMESTAMP. Fields are checked
+    ``epoch_unit`` says what a bare number means for a TIMESTAMP. ``allowed`` lists the
+    values a STRING may take (empty: any text), ``event_time`` marks the top-level
+    TIMESTAMP whose value becomes the event's time. Fields are checked
     when the :class:`Schema` holding them is built, where their path is known.
     """
 
@@ -46,3 +50,5 @@ class Field:
     description: str = ""
     time_formats: tuple[str, ...] = ()
     epoch_unit: Literal["s", "ms"] = "s"
+    allowed: tuple[str, ...] = ()
+    event_time: bool = False

@@ -10,7 +10,11 @@ the same checks run in ``Schema.__post_init__``, so a Schema that exists is vali
   into an expression index, which cannot reach into lists);
 - ``time_formats`` and a non-default ``epoch_unit`` appear on TIMESTAMP fields only,
   and every time format compiles;
-- a schema without fields must allow additional fields.
+- a schema without fields must allow additional fields;
+- ``allowed`` values (an enum) appear on STRING fields only, as distinct strings;
+- a JSON field (any JSON value, kept as given) sits at the top level, is not
+  REPEATED and is not indexed;
+- at most one field has ``event_time``, a top-level single TIMESTAMP.
 
 Breaking a rule raises InvalidSchema naming the dotted field path and the fix.
 """
@@ -53,6 +57,7 @@ class Schema:
         if not self.fields and not self.additional_fields:
             raise InvalidSchema("the schema declares no fields; declare at least one, or allow additional fields")
         _check_fields(self.fields, "", inside_repeated=False)
+        _check_event_time(self.fields)
 
     def validate(self, body: Any) -> dict[str, Any]:
         """Check ``body`` and return it normalised, or raise ValidationFailed.
@@ -118,7 +123,14 @@ class Schema:
         return masked
 
     def timestamp_field(self) -> str | None:
-        """Return "time" or "timestamp" (in that preference) when it is a top-level, single TIMESTAMP."""
+        """Return the field whose value becomes the event's time, or None.
+
+        The field marked ``event_time`` when there is one; else "time" or "timestamp"
+        (in that preference) when it is a top-level, single TIMESTAMP.
+        """
+        for f in self.fields:
+            if f.event_time:
+                return f.name
         for name in ("time", "timestamp"):
             for f in self.fields:
                 if f.name == name and f.type is FieldType.TIMESTAMP and f.mode is not Mode.REPEATED:
@@ -180,6 +192,10 @@ def _field_document(f: Field) -> dict[str, Any]:
         document["time_formats"] = list(f.time_formats)
     if f.epoch_unit != "s":
         document["epoch_unit"] = f.epoch_unit
+    if f.allowed:
+        document["enum"] = list(f.allowed)
+    if f.event_time:
+        document["event_time"] = True
     return document
 
 
@@ -199,6 +215,11 @@ def _check_fields(fields: tuple[Field, ...], prefix: str, *, inside_repeated: bo
             )
         seen[folded] = f.name
         _check_fields(f.fields, f"{path}.", inside_repeated=inside_repeated or f.mode is Mode.REPEATED)
+        if prefix and (f.event_time or f.type is FieldType.JSON):
+            what = '"event_time"' if f.event_time else "a JSON field"
+            raise InvalidSchema(
+                f"{path}: {what} must sit at the top level of the schema, not inside a RECORD", field=path
+            )
 
 
 def _check_field(f: Field, path: str, *, inside_repeated: bool) -> None:
@@ -225,9 +246,38 @@ def _check_field(f: Field, path: str, *, inside_repeated: bool) -> None:
     if f.index:
         _check_index(f, path, inside_repeated=inside_repeated)
     _check_time(f, path)
+    _check_allowed(f, path)
+    if f.type is FieldType.JSON and f.mode is Mode.REPEATED:
+        raise InvalidSchema(f"{path}: a JSON field cannot be REPEATED (its value may be a list already)", field=path)
+
+
+def _check_allowed(f: Field, path: str) -> None:
+    if not isinstance(f.allowed, tuple) or not all(isinstance(value, str) for value in f.allowed):
+        raise InvalidSchema(f'{path}: "enum" must be a list of strings', field=path)
+    if f.allowed and f.type is not FieldType.STRING:
+        raise InvalidSchema(f'{path}: "enum" applies to STRING fields only (this is {f.type})', field=path)
+    if len(set(f.allowed)) != len(f.allowed):
+        raise InvalidSchema(f'{path}: "enum" lists a value twice; list each value once', field=path)
+    if not isinstance(f.event_time, bool):
+        raise InvalidSchema(f'{path}: "event_time" must be true or false', field=path)
+
+
+def _check_event_time(fields: tuple[Field, ...]) -> None:
+    marked = [f for f in fields if f.event_time]
+    if len(marked) > 1:
+        raise InvalidSchema(
+            f'{marked[1].name}: "event_time" is on {marked[0].name} already; mark one field', field=marked[1].name
+        )
+    for f in marked:
+        if f.type is not FieldType.TIMESTAMP or f.mode is Mode.REPEATED:
+            raise InvalidSchema(
+                f'{f.name}: "event_time" needs a single TIMESTAMP field (this is {f.mode} {f.type})', field=f.name
+            )
 
 
 def _check_index(f: Field, path: str, *, inside_repeated: bool) -> None:
+    if f.type is FieldType.JSON:
+        raise InvalidSchema(f'{path}: a JSON field cannot be indexed; remove "index"', field=path)
     if f.type is FieldType.RECORD:
         raise InvalidSchema(f'{path}: "index" applies to leaf fields; set it on the fields inside', field=path)
     if inside_repeated or f.mode is Mode.REPEATED:

@@ -16,7 +16,8 @@ Rules (the contract of ``Schema.validate``):
   booleans and the texts "true"/"false" in any case; TIMESTAMP takes RFC 3339 text
   (or the field's ``time_formats``), aware datetimes and epoch numbers in the field's
   ``epoch_unit``, and becomes the canonical UTC text of trailvault.core.timestamps;
-  RECORD takes an object checked by the same rules;
+  RECORD takes an object checked by the same rules; a STRING with ``allowed`` values
+  (an enum) takes only those, exactly; JSON takes any plain JSON value, kept as given;
 - unknown keys, at any depth, are refused unless the schema allows additional
   fields; then they are kept as given but must be plain JSON values.
 
@@ -171,7 +172,7 @@ def _record_check(fields: tuple[Field, ...], additional: bool, prefix: str) -> C
 
 def _fast_type(f: Field) -> type[Any]:
     """Return the type whose values the record loop checks itself, without calling the field's check."""
-    if f.mode is Mode.REPEATED:
+    if f.mode is Mode.REPEATED or f.allowed:
         return _NoFastPath
     return _FAST_TYPES.get(f.type, _NoFastPath)
 
@@ -188,12 +189,14 @@ def _value_check(f: Field, additional: bool, record_prefix: str) -> Check:
         return _record_check(f.fields, additional, record_prefix)
     if f.type is FieldType.TIMESTAMP:
         return _timestamp_check(f)
+    if f.allowed:
+        return _enum_check(f.allowed)
     return _SCALAR_CHECKS[f.type]
 
 
 def _repeated_check(f: Field, element: Check, path: str) -> Check:
     # Only text and booleans skip the call here; numbers in lists are rarer than in records.
-    fast_type = {FieldType.STRING: str, FieldType.BOOLEAN: bool}.get(f.type, _NoFastPath)
+    fast_type = _NoFastPath if f.allowed else {FieldType.STRING: str, FieldType.BOOLEAN: bool}.get(f.type, _NoFastPath)
 
     def check_list(value: Any, problems: list[Problem]) -> Any:
         if type(value) is not list:
@@ -272,7 +275,28 @@ def _check_boolean(value: Any, problems: list[Problem]) -> Any:
     raise _BadValueError(f"expected BOOLEAN, got {describe(value)}")
 
 
+def _check_json(value: Any, problems: list[Problem]) -> Any:
+    problem = plain_json_problem(value)
+    if problem is not None:
+        raise _BadValueError(problem)
+    return value
+
+
+def _enum_check(allowed: tuple[str, ...]) -> Check:
+    values = frozenset(allowed)
+    listed = ", ".join(allowed)
+
+    def check_enum(value: Any, problems: list[Problem]) -> Any:
+        text = _check_string(value, problems)
+        if text not in values:
+            raise _BadValueError(f"{describe(value)} is not an allowed value; use one of {listed}")
+        return text
+
+    return check_enum
+
+
 _SCALAR_CHECKS: dict[FieldType, Check] = {
+    FieldType.JSON: _check_json,
     FieldType.STRING: _check_string,
     FieldType.INTEGER: _check_integer,
     FieldType.FLOAT: _check_float,

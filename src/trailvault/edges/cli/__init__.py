@@ -78,6 +78,7 @@ def _register() -> None:
         download,
         events,
         export,
+        imports,
         init,
         integrity,
         keys,
@@ -101,6 +102,7 @@ def _register() -> None:
     main.add_command(download.download)
     main.add_command(archive.archive)
     main.add_command(archive.hold)
+    main.add_command(imports.import_)
 
 
 _register()

@@ -21,7 +21,11 @@ def channels() -> None:
 
 @channels.command("open")
 @click.argument("name")
-@click.option("--schema", required=True, help="Schema file: a path, file: URI or URL (BigQuery or Elasticsearch).")
+@click.option(
+    "--schema",
+    required=True,
+    help="Schema file (a path, file: URI or URL; BigQuery or Elasticsearch), or a built-in: builtin:datasafe.",
+)
 @click.pass_obj
 def open_(session: Session, name: str, schema: str) -> None:
     """Create channel NAME with a schema, or add NULLABLE fields to its schema.
@@ -29,6 +33,7 @@ def open_(session: Session, name: str, schema: str) -> None:
     \b
     Example:
       trailvault channels open myindex --schema file:///etc/audit/myindex.json
+      trailvault channels open audit --schema builtin:datasafe
     """
     vault = session.vault()
     vault.open(name, schema)

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
 import click
 import orjson
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from trailvault.core.event import NewEvent, Posted
 from trailvault.core.jsontext import decode_json
 from trailvault.edges.cli.output import emit_line
+from trailvault.edges.cli.progress import LazyProgress
 from trailvault.edges.cli.session import Session, read_argument
 from trailvault.errors import BatchRejected, InvalidInput
 from trailvault.workflows.api import VaultAPI
 
 __all__ = ["post"]
-
-_PROGRESS_AFTER_SECONDS = 1.0
 
 
 @click.command()
@@ -115,7 +111,7 @@ def _post_stream(
     posted: list[Posted] = []
     items: list[Any] = []
     lines: list[int] = []
-    progress = _LazyProgress()
+    progress = LazyProgress()
 
     def flush() -> None:
         if not items:
@@ -167,35 +163,3 @@ def _summary(posted: Iterable[Posted]) -> dict[str, Any]:
         "first_seq": min(new) if new else None,
         "last_seq": max(new) if new else None,
     }
-
-
-class _LazyProgress:
-    """A progress bar on stderr that appears only when posting takes over a second."""
-
-    def __init__(self) -> None:
-        self._started = time.monotonic()
-        self._done = 0
-        self._bar: Progress | None = None
-        self._task: Any = None
-
-    def advance(self, count: int) -> None:
-        self._done += count
-        if self._bar is None:
-            if time.monotonic() - self._started < _PROGRESS_AFTER_SECONDS or not sys.stderr.isatty():
-                return
-            self._bar = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.completed:,} events"),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._task = self._bar.add_task("post", total=None, rate="")
-            self._bar.start()
-        rate = self._done / max(time.monotonic() - self._started, 1e-9)
-        self._bar.update(self._task, completed=self._done, rate=f"{rate:,.0f} events/s")
-
-    def stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()

@@ -28,7 +28,7 @@ from typing import Any, Literal, overload
 import httpx
 import orjson
 
-from trailvault.adapters.sources import read_json_document
+from trailvault.adapters.sources import read_schema_document
 from trailvault.adapters.store.base import StoredCheckpoint
 from trailvault.core.api_key import ApiKey, Scope
 from trailvault.core.channel import Channel
@@ -128,7 +128,7 @@ class RemoteVault(RemoteArchiving, VaultAPI):
         if schema is None:
             self.channel(channel)
             return True
-        document = read_json_document(schema, field="schema") if isinstance(schema, (str, Path)) else schema
+        document = read_schema_document(schema) if isinstance(schema, (str, Path)) else schema
         self._call("PUT", f"/v1/channels/{segment(channel)}", json=document)
         return True
 

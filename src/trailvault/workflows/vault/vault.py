@@ -20,7 +20,7 @@ from typing import Any, Literal, overload
 import orjson
 import uuid_utils
 
-from trailvault.adapters.sources import read_json_document
+from trailvault.adapters.sources import read_schema_document
 from trailvault.adapters.store import Store
 from trailvault.adapters.store.base import ChannelRecord
 from trailvault.core.batches import ArchiveSettings
@@ -179,7 +179,7 @@ class Vault(Finding, Proving, ApiKeys, Exporting, Archiving, VaultAPI):
         if schema is None:
             self._channel_state(channel)
             return True
-        document = schema if not isinstance(schema, (str, Path)) else read_json_document(schema, field="schema")
+        document = schema if not isinstance(schema, (str, Path)) else read_schema_document(schema)
         proposed = parse_schema(document)
         with self._open_lock:
             for attempt in range(2):
