@@ -555,3 +555,16 @@ def test_the_oci_section_of_the_config_file_is_checked(tmp_path: Path) -> None:
     bad_log.write_text('[oci]\nlogs = { "ocid1.log.oc1..x" = "siem" }\n')
     with pytest.raises(InvalidInput, match=r"oci.logs.ocid1.log.oc1..x: 'siem' is not app/channel"):
         configured_faces(load_settings(config=bad_log, env={}))
+
+
+def test_a_client_signing_with_an_unregistered_key_gets_not_authenticated(faces: Faces, tmp_path: Path) -> None:
+    """The real SDK signing with a key pair registered on no trailvault key gets 401 NotAuthenticated in OCI's
+    shape, naming the fingerprint's absence and not the signature."""
+    oci_identity(tmp_path, "stranger")
+    config = oci.config.from_file(str(oci_config_file(tmp_path, "stranger")))
+    client = oci.data_safe.DataSafeClient(config, service_endpoint=faces.server.url, retry_strategy=NO_RETRY)
+    faces.clients.append(client)
+    with pytest.raises(oci.exceptions.ServiceError) as refused:
+        client.list_audit_events(COMPARTMENT)
+    assert refused.value.status == 401 and refused.value.code == "NotAuthenticated"
+    assert "signature=" not in refused.value.message.lower()
