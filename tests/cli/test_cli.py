@@ -9,6 +9,7 @@ import pty
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -315,25 +316,24 @@ def test_make_run_commands_work(tmp_path: Path) -> None:
     assert table.returncode == 0 and "Initech" in table.stdout and "Amalto" in table.stdout
 
 
-@pytest.mark.system
-def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
-    """Posting from stdin for over a second shows a progress bar on a terminal's stderr.
+def _slow_stdin_on_a_terminal(vault: Path, arguments: list[str], line: Callable[[int], str]) -> tuple[str, bytes, int]:
+    """Run the CLI with stderr on a terminal, feeding ``line(n)`` to stdin slowly until a progress bar
+    (``events/s``) shows or 30 s pass; return its stdout, what the terminal showed and the lines sent.
 
-    Lines keep arriving slowly until the bar shows (or 30 s pass), so a slow start of the
-    process on a busy machine cannot make the input finish before the bar is due.
+    Lines keep arriving slowly until the bar shows, so a slow start of the process on a busy
+    machine cannot make the input finish before the bar is due.
     """
     leader, follower = pty.openpty()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
-    env.update({"TRAILVAULT_VAULT": str(opened), "COLUMNS": "100", "TERM": "xterm"})
+    env.update({"TRAILVAULT_VAULT": str(vault), "COLUMNS": "100", "TERM": "xterm"})
     process = subprocess.Popen(
-        [str(CLI), "post", "myindex", "-", "--batch-size", "1"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
-    )  # fmt: skip
+        [str(CLI), *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower, env=env, text=True
+    )
     os.close(follower)
     assert process.stdin is not None
     shown, sent, deadline = b"", 0, time.monotonic() + 30
     while b"events/s" not in shown and time.monotonic() < deadline:
-        process.stdin.write(f'{{"company": "{sent}"}}\n')
+        process.stdin.write(line(sent) + "\n")
         process.stdin.flush()
         sent += 1
         ready, _, _ = select.select([leader], [], [], 0.3)
@@ -345,6 +345,15 @@ def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
         out = process.stdout.read()
     assert process.wait(timeout=60) == 0
     os.close(leader)
+    return out, shown, sent
+
+
+@pytest.mark.system
+def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
+    """Posting from stdin for over a second shows a progress bar on a terminal's stderr."""
+    out, shown, sent = _slow_stdin_on_a_terminal(
+        opened, ["post", "myindex", "-", "--batch-size", "1"], lambda n: f'{{"company": "{n}"}}'
+    )
     assert json.loads(out)["posted"] == sent
     assert b"events" in shown and b"events/s" in shown
 
@@ -353,31 +362,16 @@ def test_progress_bar_on_a_terminal_for_slow_stdin(opened: Path) -> None:
 def test_import_shows_a_progress_bar_on_a_terminal_for_slow_stdin(tmp_path: Path) -> None:
     """trailvault import datasafe - shows its progress bar on a terminal while records keep coming."""
     run_cli("init", vault=tmp_path / "vault")
-    leader, follower = pty.openpty()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILVAULT_")}
-    env.update({"TRAILVAULT_VAULT": str(tmp_path / "vault"), "COLUMNS": "100", "TERM": "xterm"})
-    process = subprocess.Popen(
-        [str(CLI), "import", "datasafe", "-", "--batch-size", "1"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
-    )  # fmt: skip
-    os.close(follower)
-    assert process.stdin is not None
-    shown, sent, deadline = b"", 0, time.monotonic() + 30
-    while b"events/s" not in shown and time.monotonic() < deadline:
-        record = {"id": f"ev{sent}", "targetId": "t", "targetName": "db", "databaseType": "AUTONOMOUS_DATABASE",
-                  "auditEventTime": "2023-01-16T18:40:26Z", "isAlerted": False}  # fmt: skip
-        process.stdin.write(json.dumps(record) + "\n")
-        process.stdin.flush()
-        sent += 1
-        ready, _, _ = select.select([leader], [], [], 0.3)
-        if ready:
-            shown += os.read(leader, 65536)
-    process.stdin.close()
-    assert process.stdout is not None
-    with process.stdout:
-        out = process.stdout.read()
-    assert process.wait(timeout=60) == 0
-    os.close(leader)
+
+    def record(n: int) -> str:
+        return json.dumps(
+            {"id": f"ev{n}", "targetId": "t", "targetName": "db", "databaseType": "AUTONOMOUS_DATABASE",
+             "auditEventTime": "2023-01-16T18:40:26Z", "isAlerted": False}
+        )  # fmt: skip
+
+    out, shown, sent = _slow_stdin_on_a_terminal(
+        tmp_path / "vault", ["import", "datasafe", "-", "--batch-size", "1"], record
+    )
     assert json.loads(out) == {"imported": sent, "duplicates": 0, "refused": 0}
     assert b"events/s" in shown
 
